@@ -1,0 +1,74 @@
+"""Window operations and the hall snapshot."""
+
+from __future__ import annotations
+
+from queue_core import validation as v
+from queue_core.models import Role, WindowStatus
+from queue_core.operations import Call, Handler, Operation, Reply, empty, ok
+from queue_core.wire import snapshot_body, ticket_body, window_body
+
+CLERK = frozenset({Role.CLERK, Role.ADMIN})
+SUPERVISOR = frozenset({Role.CLERK, Role.MANAGER, Role.ADMIN})
+READER = frozenset({Role.DISPLAY, Role.MANAGER, Role.ADMIN})
+
+
+def _set_status(status: WindowStatus) -> Handler:
+    async def handler(call: Call) -> Reply:
+        result = await call.hall.store.set_window(call.params["window"], status, call.idempotency)
+        return ok(window_body(result.value, call.hall.config))
+
+    return handler
+
+
+async def call_next(call: Call) -> Reply:
+    result = await call.hall.store.call_next(call.params["window"], call.idempotency)
+    if result.value is None:
+        return empty()
+    return ok(ticket_body(result.value, call.hall.config))
+
+
+async def call_number(call: Call) -> Reply:
+    v.only_fields(call.body, {"number"})
+    number = v.ticket_number(v.required_string(call.body, "number"))
+    result = await call.hall.store.call_number(call.params["window"], number, call.idempotency)
+    return ok(ticket_body(result.value, call.hall.config))
+
+
+async def recall(call: Call) -> Reply:
+    result = await call.hall.store.recall(call.params["window"], call.idempotency)
+    return ok(ticket_body(result.value, call.hall.config))
+
+
+async def complete(call: Call) -> Reply:
+    result = await call.hall.store.complete(call.params["window"], call.idempotency)
+    return ok(ticket_body(result.value, call.hall.config))
+
+
+async def no_show(call: Call) -> Reply:
+    result = await call.hall.store.no_show(call.params["window"], call.idempotency)
+    return ok(ticket_body(result.value, call.hall.config))
+
+
+async def transfer(call: Call) -> Reply:
+    v.only_fields(call.body, {"service"})
+    service = v.required_string(call.body, "service")
+    result = await call.hall.store.transfer(call.params["window"], service, call.idempotency)
+    return ok(ticket_body(result.value, call.hall.config))
+
+
+async def snapshot(call: Call) -> Reply:
+    return ok(snapshot_body(await call.hall.store.snapshot(), call.hall.config))
+
+
+OPERATIONS = (
+    Operation("POST", "/windows/{window}/open", _set_status(WindowStatus.OPEN), SUPERVISOR),
+    Operation("POST", "/windows/{window}/pause", _set_status(WindowStatus.PAUSED), SUPERVISOR),
+    Operation("POST", "/windows/{window}/close", _set_status(WindowStatus.CLOSED), SUPERVISOR),
+    Operation("POST", "/windows/{window}/call-next", call_next, CLERK),
+    Operation("POST", "/windows/{window}/call", call_number, CLERK, takes_body=True),
+    Operation("POST", "/windows/{window}/recall", recall, CLERK),
+    Operation("POST", "/windows/{window}/complete", complete, CLERK),
+    Operation("POST", "/windows/{window}/no-show", no_show, CLERK),
+    Operation("POST", "/windows/{window}/transfer", transfer, CLERK, takes_body=True),
+    Operation("GET", "/snapshot", snapshot, READER),
+)

@@ -1,0 +1,124 @@
+"""A simulated hall: visitors arrive, clerks call, serve and finish.
+
+It drives the real store, so the demo hall's screens, metrics and API show
+a living hall. Time runs `speed` times faster than life: an 8-minute
+service lasts 8/speed minutes. Arrivals are Poisson at about 90% of the
+open windows' capacity, so queues form and drain as in a real hall.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import signal
+import time
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from queue_core.config import HallConfig, Window
+from queue_core.errors import QmsError
+from queue_core.models import WindowStatus
+from queue_core.operations import Hall
+from queue_core.store import HallStore
+
+log = logging.getLogger("qms.simulator")
+
+T = TypeVar("T")
+
+ELDERLY_SHARE = 0.08
+DISABLED_SHARE = 0.02
+APPOINTMENT_SHARE = 0.06
+NO_SHOW_SHARE = 0.04
+TRANSFER_SHARE = 0.03
+OPEN_SHARE = 0.85
+UTILISATION = 0.9
+
+
+@dataclass
+class HallSimulator:
+    speed: float = 30.0
+    duration_s: float | None = None
+    seed: int | None = None
+    rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    async def run(self, halls: Mapping[str, Hall]) -> None:
+        """Simulate every hall until cancelled, or for `duration_s` then stop the server."""
+        jobs = [self._hall(h) for h in halls.values()]
+        if self.duration_s is None:
+            await asyncio.gather(*jobs)
+            return
+        try:
+            await asyncio.wait_for(asyncio.gather(*jobs), self.duration_s)
+        except TimeoutError:
+            log.info("simulated %.0f s; stopping", self.duration_s)
+            # The same path as Ctrl-C: uvicorn shuts down gracefully.
+            os.kill(os.getpid(), signal.SIGINT)
+
+    async def _hall(self, hall: Hall) -> None:
+        store, config = hall.store, hall.config
+        opened = [w for w in config.windows if self.rng.random() < OPEN_SHARE] or [
+            config.windows[0]
+        ]
+        for w in opened:
+            await self._safely(store.set_window(w.id, WindowStatus.OPEN))
+        clerks = [self._clerk(store, config, w) for w in opened]
+        await asyncio.gather(self._visitors(store, config, len(opened)), *clerks)
+
+    async def _visitors(self, store: HallStore, config: HallConfig, windows: int) -> None:
+        mean_minutes = sum(s.expected_minutes for s in config.services) / len(config.services)
+        per_second = UTILISATION * windows / (mean_minutes * 60 / self.speed)
+        kiosk = sorted(config.kiosk_classes() - {"normal"})
+        while True:
+            await asyncio.sleep(self.rng.expovariate(per_second))
+            service = self.rng.choice(config.services).id
+            roll = self.rng.random()
+            if roll < APPOINTMENT_SHARE and "appointment" in config.priority:
+                booked = await self._safely(store.book_appointment(service, _now_ms()))
+                if booked is not None:
+                    await self._safely(store.check_in(booked.value.code))
+                continue
+            priority = "normal"
+            if kiosk and roll < APPOINTMENT_SHARE + ELDERLY_SHARE + DISABLED_SHARE:
+                priority = self.rng.choice(kiosk)
+            await self._safely(store.issue(service, priority))
+
+    async def _clerk(self, store: HallStore, config: HallConfig, window: Window) -> None:
+        while True:
+            called = await self._safely(store.call_next(window.id))
+            if called is None or called.value is None:
+                await asyncio.sleep(self.rng.uniform(1.0, 3.0))
+                continue
+            service = config.service_by_id[called.value.ticket.service]
+            minutes = self.rng.expovariate(1 / service.expected_minutes)
+            roll = self.rng.random()
+            if roll < NO_SHOW_SHARE:
+                await asyncio.sleep(min(minutes, 1.0) * 60 / self.speed)
+                await self._safely(store.recall(window.id))
+                await asyncio.sleep(0.5 * 60 / self.speed)
+                await self._safely(store.no_show(window.id))
+            elif roll < NO_SHOW_SHARE + TRANSFER_SHARE:
+                await asyncio.sleep(minutes / 3 * 60 / self.speed)
+                other = self.rng.choice(config.services).id
+                await self._safely(store.transfer(window.id, other))
+            else:
+                await asyncio.sleep(minutes * 60 / self.speed)
+                # The next call-next completes this ticket, as a clerk's one button does.
+
+    async def _safely(self, op: Awaitable[T]) -> T | None:
+        try:
+            return await op
+        except QmsError as exc:
+            log.debug("simulator: %s", exc.message)
+            if exc.code == "redis_unavailable":
+                await asyncio.sleep(1.0)
+            return None
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,221 @@
+"""The `qms` command: serve, demo, check-config.
+
+Every failure a user can cause (bad config, unreachable Redis, port in use,
+data directory taken) ends as one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from importlib.resources import as_file, files
+from pathlib import Path
+
+import uvicorn
+
+from qms.app import BackgroundTask, create_app
+from qms.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+from qms.settings import Settings
+from queue_core.config import ConfigError, HallConfig, load_halls
+from queue_core.redis_client import create_redis, describe_url
+
+EXIT_FAILURE = 1
+EXIT_BAD_CONFIG = 2
+
+
+class CliError(Exception):
+    """A failure explained in one sentence; `main` prints it and exits non-zero."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="qms", description="Queue management for service halls.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def server_options(sp: argparse.ArgumentParser, port: int) -> None:
+        sp.add_argument("--host", default="127.0.0.1", help="address to listen on")
+        sp.add_argument("--port", type=int, default=port, help="port to listen on")
+        sp.add_argument("--data-dir", type=Path, default=Path(".qms-data"),
+                        help="embedded Redis data (when QMS_REDIS_URL is unset)")  # fmt: skip
+        sp.add_argument("--fsync", choices=["always", "everysec"], default="always",
+                        help="embedded Redis AOF fsync policy")  # fmt: skip
+
+    serve = sub.add_parser("serve", help="serve one or more halls")
+    serve.add_argument("--config", action="append", type=Path, required=True, metavar="HALL.toml")
+    server_options(serve, 8000)
+
+    demo = sub.add_parser("demo", help="run a bundled example hall with simulated visitors")
+    server_options(demo, 8000)
+    demo.add_argument("--speed", type=float, default=30.0,
+                      help="how many times faster than real life the simulated hall runs")  # fmt: skip
+    demo.add_argument("--duration", type=float, default=None,
+                      help="stop after this many seconds (default: run until interrupted)")  # fmt: skip
+
+    check = sub.add_parser("check-config", help="validate hall config files")
+    check.add_argument("configs", nargs="+", type=Path, metavar="HALL.toml")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "check-config":
+            return check_config(args.configs)
+        if args.command == "serve":
+            settings = Settings.from_env(
+                configs=tuple(args.config), host=args.host, port=args.port,
+                data_dir=args.data_dir, fsync=args.fsync,
+            )  # fmt: skip
+            return serve(settings, load_configs(settings.configs))
+        if args.command == "demo":
+            return demo(args)
+    except CliError as exc:
+        print(f"qms: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except ConfigError as exc:
+        print(f"qms: {_config_summary(exc)}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    except KeyboardInterrupt:
+        return 130
+    raise AssertionError(args.command)
+
+
+def check_config(paths: Sequence[Path]) -> int:
+    try:
+        halls = load_halls(paths)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    for hall in halls:
+        print(f"{hall.source}: ok: hall {hall.id} ({hall.name}), {len(hall.windows)} windows, "
+              f"{len(hall.services)} services")  # fmt: skip
+    return 0
+
+
+def load_configs(paths: Sequence[Path]) -> tuple[HallConfig, ...]:
+    return load_halls(paths)
+
+
+def _config_summary(exc: ConfigError) -> str:
+    first = exc.problems[0]
+    more = len(exc.problems) - 1
+    tail = f" (and {more} more; `qms check-config` lists them all)" if more else ""
+    return f"invalid config: {first}{tail}"
+
+
+def serve(
+    settings: Settings, configs: Sequence[HallConfig], background: Sequence[BackgroundTask] = ()
+) -> int:
+    sock = _bind(settings.host, settings.port)
+    embedded: EmbeddedRedis | None = None
+    try:
+        if settings.redis_url is None:
+            try:
+                embedded = EmbeddedRedis.start(settings.data_dir, fsync=settings.fsync)
+            except EmbeddedRedisError as exc:
+                raise CliError(str(exc)) from None
+            redis_url = embedded.url
+        else:
+            redis_url = settings.redis_url
+        _check_redis(redis_url)
+        app = create_app(
+            configs,
+            redis_url,
+            redis_max_connections=settings.redis_max_connections,
+            stream_maxlen=settings.stream_maxlen,
+            metrics_interval_s=settings.metrics_interval_s,
+            background=background,
+        )
+        host, port = sock.getsockname()[:2]
+        for c in configs:
+            print(f"qms: serving hall {c.id} ({c.name}) at http://{_url_host(host)}:{port}"
+                  f"/api/v1/halls/{c.id}", file=sys.stderr, flush=True)  # fmt: skip
+        _run_uvicorn(app, sock)
+    finally:
+        sock.close()
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def _run_uvicorn(app: object, sock: socket.socket) -> None:
+    config = uvicorn.Config(app, log_level="info", lifespan="on", timeout_graceful_shutdown=5)  # type: ignore[arg-type]
+    server = uvicorn.Server(config)
+    # uvicorn re-raises the signal it caught once it has shut down; make
+    # SIGTERM unwind through our `finally` (stopping Redis) rather than
+    # ending the process on the spot.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    asyncio.run(server.serve(sockets=[sock]))
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise CliError(f"port {port} on {host} is already in use") from None
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _check_redis(url: str) -> None:
+    async def ping() -> None:
+        client = create_redis(url, max_connections=1, pool_timeout=3.0, socket_timeout=3.0)
+        try:
+            await client.ping()
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(ping())
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CliError(f"cannot reach Redis at {describe_url(url)}: {reason}") from None
+
+
+def demo(args: argparse.Namespace) -> int:
+    from dispatcher.simulator import HallSimulator
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    source = files("qms") / "demo_hall.toml"
+    with as_file(source) as path:
+        configs = load_configs([path])
+    settings = Settings.from_env(
+        configs=(), host=args.host, port=args.port, data_dir=args.data_dir, fsync=args.fsync
+    )
+    hall = configs[0]
+    base = f"http://{_url_host(settings.host)}:{settings.port}"
+    api = f"{base}/api/v1/halls/{hall.id}"
+    print(
+        f"qms demo: {hall.name}, {len(hall.windows)} windows, simulated at {args.speed:g}x speed\n"
+        f"  hall snapshot:  curl -H 'Authorization: Bearer demo-display' {api}/snapshot\n"
+        f"  take a ticket:  curl -X POST -H 'Authorization: Bearer demo-kiosk' "
+        f'-d \'{{"service": "social-security"}}\' {api}/tickets\n'
+        f"  metrics:        {base}/metrics\n"
+        f"  health:         {base}/healthz\n"
+        "  stop with Ctrl-C",
+        file=sys.stderr,
+        flush=True,
+    )
+    simulator = HallSimulator(speed=args.speed, duration_s=args.duration)
+    return serve(settings, configs, background=[simulator.run])

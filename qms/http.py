@@ -1,0 +1,149 @@
+"""HTTP translation: requests in, operation calls, JSON out.
+
+Authentication, the body limit, idempotency scoping and error mapping are
+done here once for every operation; handlers never see a raw request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from queue_core import validation
+from queue_core.auth import authorize, idempotency_scope
+from queue_core.errors import ErrorKind, Invalid, Malformed, NotFound, QmsError, TooLarge
+from queue_core.operations import Call, Hall, Operation, Reply, ReplyKind
+
+log = logging.getLogger("qms.http")
+
+API_PREFIX = "/api/v1/halls/{hall}"
+MAX_BODY_BYTES = 16 * 1024
+
+STATUS = {
+    ErrorKind.MALFORMED: 400,
+    ErrorKind.UNAUTHORIZED: 401,
+    ErrorKind.FORBIDDEN: 403,
+    ErrorKind.NOT_FOUND: 404,
+    ErrorKind.CONFLICT: 409,
+    ErrorKind.TOO_LARGE: 413,
+    ErrorKind.INVALID: 422,
+    ErrorKind.UNAVAILABLE: 503,
+}
+
+_REPLY_STATUS = {ReplyKind.OK: 200, ReplyKind.CREATED: 201, ReplyKind.EMPTY: 204}
+
+
+class JSON(JSONResponse):
+    """UTF-8 JSON with CJK left readable."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def error_response(status: int, code: str, message: str) -> Response:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSON({"error": {"code": code, "message": message}}, status, headers=headers)
+
+
+def qms_error_response(exc: QmsError) -> Response:
+    return error_response(STATUS[exc.kind], exc.code, exc.message)
+
+
+def halls_of(request: Request) -> Mapping[str, Hall]:
+    return cast(Mapping[str, Hall], request.state.halls)
+
+
+def bearer_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def read_json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object; 413 past the limit (before parsing), 400 if not JSON."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise _too_large()
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY_BYTES:
+            raise _too_large()
+    try:
+        body = json.loads(bytes(raw), parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError):
+        raise Malformed("malformed_json", "The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise Invalid("invalid_body", "The request body must be a JSON object.")
+    return body
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _too_large() -> TooLarge:
+    return TooLarge("body_too_large", f"The request body is over {MAX_BODY_BYTES} bytes.")
+
+
+def _endpoint(op: Operation) -> Any:
+    async def endpoint(request: Request) -> Response:
+        try:
+            reply = await _handle(op, request)
+        except QmsError as exc:
+            return qms_error_response(exc)
+        if reply.kind is ReplyKind.EMPTY:
+            return Response(status_code=204)
+        return JSON(reply.body, _REPLY_STATUS[reply.kind])
+
+    endpoint.__name__ = op.handler.__name__
+    return endpoint
+
+
+async def _handle(op: Operation, request: Request) -> Reply:
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise _too_large()
+    params = dict(request.path_params)
+    hall_id = params.pop("hall")
+    hall = halls_of(request).get(hall_id)
+    if hall is None:
+        raise NotFound("hall_not_found", f"There is no hall {hall_id!r} here.")
+    window = params.get("window")
+    if window is not None and window not in hall.config.window_by_id:
+        raise NotFound("window_not_found", f"This hall has no window {window!r}.")
+    credential = hall.credentials.find(bearer_token(request))
+    if op.roles is not None:
+        authorize(credential, op.roles, clerk_window=window)
+    key = request.headers.get("idempotency-key")
+    scope = None
+    if key is not None:
+        who = credential.id if credential is not None else "anonymous"
+        scope = idempotency_scope(hall_id, who, request.url.path, validation.idempotency_key(key))
+    body = await read_json_object(request) if op.takes_body else {}
+    return await op.handler(Call(hall, credential, params, body, scope))
+
+
+def api_routes(operations: Iterable[Operation]) -> list[Route]:
+    return [Route(API_PREFIX + op.path, _endpoint(op), methods=[op.method]) for op in operations]
+
+
+async def http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 in the contract's shape."""
+    assert isinstance(exc, HTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    code = codes.get(exc.status_code, "http_error")
+    message = "No such resource." if exc.status_code == 404 else str(exc.detail)
+    return error_response(exc.status_code, code, message)
+
+
+async def unexpected(request: Request, exc: Exception) -> Response:
+    """The last resort: log the traceback here, show the user a sentence."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal_error", "Something went wrong on the server.")

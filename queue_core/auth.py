@@ -1,0 +1,63 @@
+"""Bearer credentials and who may do what (pure, no HTTP)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+
+from queue_core.config import Credential
+from queue_core.errors import Forbidden, Unauthorized
+from queue_core.models import Role
+
+
+class Credentials:
+    """Looks up a presented token among a hall's credentials.
+
+    Tokens are compared by their SHA-256 digest: the lookup is keyed on the
+    digest of what was presented, so its timing tells an attacker nothing
+    about any stored token, and a final `hmac.compare_digest` confirms the
+    match in constant time. Only digests are ever held in memory.
+    """
+
+    def __init__(self, credentials: Iterable[Credential]) -> None:
+        self._by_digest = {c.token_sha256: c for c in credentials}
+
+    def find(self, token: str | None) -> Credential | None:
+        if not token:
+            return None
+        digest = hashlib.sha256(token.encode("utf-8")).hexdigest()
+        found = self._by_digest.get(digest)
+        if found is None or not hmac.compare_digest(found.token_sha256, digest):
+            return None
+        return found
+
+
+def authorize(
+    credential: Credential | None,
+    roles: frozenset[Role],
+    *,
+    clerk_window: str | None = None,
+) -> Credential:
+    """Return the credential if it may act, else raise 401/403-kind errors.
+
+    A clerk acting on a window must have that window on its credential;
+    other roles in `roles` may act on any window."""
+    if credential is None:
+        raise Unauthorized("unauthorized", "A valid bearer token is required.")
+    if credential.role not in roles:
+        raise Forbidden("forbidden", f"The {credential.role.value} role may not do this.")
+    if (
+        clerk_window is not None
+        and credential.role is Role.CLERK
+        and clerk_window not in credential.windows
+    ):
+        raise Forbidden("window_forbidden", f"This clerk may not operate window {clerk_window}.")
+    return credential
+
+
+def idempotency_scope(hall: str, credential_id: str, path: str, key: str) -> str:
+    """The digest naming a retried request: a key is scoped to the hall, the
+    credential and the operation's path, so two kiosks cannot collide."""
+    raw = "\x00".join((hall, credential_id, path, key)).encode("utf-8")
+    return hashlib.sha256(raw).hexdigest()

@@ -1,0 +1,724 @@
+"""Hall configuration: TOML in, frozen typed objects out.
+
+`load_hall_config` reads and validates one file and raises `ConfigError`
+listing every problem found at once (file, key, what is wrong), so an
+operator fixes a config in one pass instead of one error per restart.
+`load_halls` does the same for several files and also catches two files
+claiming the same hall id.
+
+A problem's key is a dotted path into the file; arrays of tables are
+indexed from 0 in file order, so `service[2].group` is the `group` key of
+the third `[[service]]`. Messages never repeat a token: problem lists end
+up in logs and terminals.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import math
+import re
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, Generic, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from queue_core.models import NORMAL, Role
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    file: str
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.key}: {self.message}"
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; `problems` lists everything wrong with it."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    id: str
+    name: str
+    group: str
+    prefix: str
+    expected_minutes: float
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    id: str
+    name: str
+    groups: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A bearer credential. `token_sha256` is the lowercase hex digest; a plain
+    `token` in the file is hashed at load so only digests are kept."""
+
+    role: Role
+    token_sha256: str
+    windows: frozenset[str]
+
+    @property
+    def id(self) -> str:
+        """A stable, non-secret name for this credential (idempotency scope, logs)."""
+        return f"{self.role.value}:{self.token_sha256[:16]}"
+
+
+@dataclass(frozen=True, slots=True)
+class AppointmentRules:
+    early_minutes: float = 30.0
+    grace_minutes: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class HallConfig:
+    id: str
+    name: str
+    timezone: ZoneInfo
+    priority: dict[str, float]  # class -> credit in minutes; math.inf = strict
+    appointments: AppointmentRules
+    groups: tuple[Group, ...]
+    services: tuple[Service, ...]
+    windows: tuple[Window, ...]
+    credentials: tuple[Credential, ...]
+    source: str = ""
+    group_by_id: dict[str, Group] = field(init=False, repr=False, compare=False)
+    service_by_id: dict[str, Service] = field(init=False, repr=False, compare=False)
+    window_by_id: dict[str, Window] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "group_by_id", {g.id: g for g in self.groups})
+        object.__setattr__(self, "service_by_id", {s.id: s for s in self.services})
+        object.__setattr__(self, "window_by_id", {w.id: w for w in self.windows})
+
+    def credit_minutes(self, priority: str) -> float:
+        """The time credit of a class: 0 when absent, `math.inf` for strict priority."""
+        return self.priority.get(priority, 0.0)
+
+    def kiosk_classes(self) -> frozenset[str]:
+        """Classes a kiosk may ask for: those configured, plus normal, minus appointment."""
+        return frozenset({"normal", *self.priority}) - {"appointment"}
+
+    def windows_serving(self, group: str) -> tuple[Window, ...]:
+        return tuple(w for w in self.windows if group in w.groups)
+
+
+def load_hall_config(path: str | Path) -> HallConfig:
+    """Read and validate one hall file; raise `ConfigError` with every problem."""
+    checked = _check_file(path)
+    if checked.config is None:
+        raise ConfigError(checked.problems)
+    return checked.config
+
+
+def load_halls(paths: Iterable[str | Path]) -> tuple[HallConfig, ...]:
+    """Load several hall files, in order; raise `ConfigError` with the problems
+    of every file, and one more for each hall id already used by an earlier file."""
+    problems: list[Problem] = []
+    halls: list[HallConfig] = []
+    file_of_hall: dict[str, str] = {}
+    for path in paths:
+        checked = _check_file(path)
+        problems.extend(checked.problems)
+        hall_id = checked.hall_id
+        if hall_id is not None and hall_id in file_of_hall:
+            problems.append(
+                Problem(
+                    str(path),
+                    "hall.id",
+                    f"hall id {hall_id!r} is also used by {file_of_hall[hall_id]}; "
+                    "every hall needs its own id",
+                )
+            )
+        elif hall_id is not None:
+            file_of_hall[hall_id] = str(path)
+        if checked.config is not None:
+            halls.append(checked.config)
+    if problems:
+        raise ConfigError(problems)
+    return tuple(halls)
+
+
+# --- rules ------------------------------------------------------------------
+
+_ID: Final = re.compile(r"[a-z0-9-]{1,32}")
+_ID_RULE: Final = "use 1 to 32 lowercase letters a-z, digits or '-'"
+_WINDOW_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,32}")
+_WINDOW_ID_RULE: Final = "use 1 to 32 letters, digits, '_' or '-'"
+_CLASS_NAME: Final = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_CLASS_NAME_RULE: Final = "use a lowercase letter, then up to 31 lowercase letters, digits or '_'"
+_PREFIX: Final = re.compile(r"[A-Z]{1,2}")
+_PREFIX_RULE: Final = "use 1 or 2 uppercase letters A-Z"
+_SHA256_HEX: Final = re.compile(r"[0-9a-fA-F]{64}")
+_MIN_TOKEN_CHARS: Final = 8
+
+_SECTIONS: Final = ("hall", "priority", "appointments", "group", "service", "window", "credential")
+_FILE_KEY: Final = "(file)"
+_MISSING: Final = object()
+
+_T = TypeVar("_T")
+
+
+# --- reading ----------------------------------------------------------------
+
+
+class _Report:
+    """The problems found so far in one file."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[Problem] = []
+
+    def add(self, key: str, message: str) -> None:
+        self.problems.append(Problem(self.file, key, message))
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    config: HallConfig | None
+    problems: list[Problem]
+    hall_id: str | None  # known even for a broken file, so load_halls can spot duplicates
+
+
+def _check_file(path: str | Path) -> _Checked:
+    report = _Report(str(path))
+    doc = _read_toml(report, path)
+    if doc is None:
+        return _Checked(None, report.problems, None)
+    _reject_unknown(report, "", doc, _SECTIONS, "section")
+    hall_id, name, timezone = _hall(report, doc)
+    priority = _priority(report, doc)
+    appointments = _appointments(report, doc)
+    groups = _groups(report, doc)
+    group_ids = None if groups is None else set(groups.ids)
+    services = _services(report, doc, group_ids)
+    windows = _windows(report, doc, group_ids)
+    credentials = _credentials(report, doc, None if windows is None else set(windows.ids))
+    if groups is not None:
+        _check_group_coverage(report, groups, services, windows)
+    if report.problems:
+        return _Checked(None, report.problems, hall_id)
+    # Every part below was reported as a problem if it were missing.
+    assert hall_id is not None and name is not None and timezone is not None
+    assert groups is not None and services is not None and windows is not None
+    config = HallConfig(
+        id=hall_id,
+        name=name,
+        timezone=timezone,
+        priority=priority,
+        appointments=appointments,
+        groups=tuple(groups.built),
+        services=tuple(services.built),
+        windows=tuple(windows.built),
+        credentials=tuple(credentials.built),
+        source=str(path),
+    )
+    return _Checked(config, [], hall_id)
+
+
+def _read_toml(report: _Report, path: str | Path) -> dict[str, object] | None:
+    try:
+        # utf-8-sig: hall staff edit these files on Windows, whose editors may add a BOM.
+        return tomllib.loads(Path(path).read_bytes().decode("utf-8-sig"))
+    except FileNotFoundError:
+        report.add(_FILE_KEY, "file not found")
+    except OSError as e:
+        report.add(_FILE_KEY, f"cannot read the file: {e.strerror or e}")
+    except UnicodeDecodeError:
+        report.add(_FILE_KEY, "the file is not UTF-8 text")
+    except tomllib.TOMLDecodeError as e:
+        report.add(_FILE_KEY, f"not valid TOML: {e}")
+    return None
+
+
+def _kind(value: object) -> str:
+    """The TOML name of a value's type, for 'must be X, not Y' messages."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return "a date or time"
+
+
+def _to_float(value: object) -> float | None:
+    """A TOML integer or float as a float, else None (TOML booleans are not numbers)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return float(value)
+    except OverflowError:  # an integer too large for a float
+        return math.inf
+
+
+def _raw_id(data: dict[str, object]) -> str | None:
+    """An entry's id as written, valid or not, so references to an entry whose
+    id breaks a rule are not reported a second time. An integer counts as its
+    digits: `id = 1` for window "1" is a likely slip, reported once."""
+    value = data.get("id")
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _reject_unknown(
+    report: _Report, where: str, data: dict[str, object], allowed: Sequence[str], what: str
+) -> None:
+    for name in data:
+        if name in allowed:
+            continue
+        close = difflib.get_close_matches(name, allowed, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"expected one of: {', '.join(allowed)}"
+        report.add(f"{where}.{name}" if where else name, f"unknown {what}; {hint}")
+
+
+def _table(report: _Report, doc: dict[str, object], name: str) -> dict[str, object] | None:
+    """The top-level table `[name]`, or None when absent or not a table."""
+    value = doc.get(name, _MISSING)
+    if value is _MISSING:
+        return None
+    if isinstance(value, dict):
+        return value
+    report.add(name, f"must be a table [{name}], not {_kind(value)}")
+    return None
+
+
+def _array_of_tables(
+    report: _Report, doc: dict[str, object], name: str, *, required: bool
+) -> list[tuple[str, dict[str, object]]] | None:
+    """The entries of `[[name]]` with their keys `name[i]`; None when the
+    section is missing or unusable (reported when required)."""
+    value = doc.get(name, _MISSING)
+    if value is _MISSING or value == []:
+        if required:
+            report.add(name, f"at least one [[{name}]] is required")
+            return None
+        return []
+    if isinstance(value, dict):
+        report.add(name, f"must be an array of tables: write [[{name}]], not [{name}]")
+        return None
+    if not isinstance(value, list):
+        report.add(name, f"must be an array of tables [[{name}]], not {_kind(value)}")
+        return None
+    entries: list[tuple[str, dict[str, object]]] = []
+    for i, item in enumerate(value):
+        if isinstance(item, dict):
+            entries.append((f"{name}[{i}]", item))
+        else:
+            report.add(f"{name}[{i}]", f"must be a table, not {_kind(item)}")
+    return entries
+
+
+class _Table:
+    """One TOML table under check. Each accessor returns the value when it is
+    valid and None otherwise, having reported why under the table's key."""
+
+    def __init__(
+        self, report: _Report, where: str, data: dict[str, object], allowed: Sequence[str]
+    ) -> None:
+        self.report = report
+        self.where = where
+        self.data = data
+        _reject_unknown(report, where, data, allowed, "key")
+
+    def key(self, name: str) -> str:
+        return f"{self.where}.{name}"
+
+    def _get(self, name: str, *, required: bool) -> object:
+        value = self.data.get(name, _MISSING)
+        if value is _MISSING and required:
+            self.report.add(self.key(name), "is required but missing")
+        return value
+
+    def text(
+        self,
+        name: str,
+        pattern: re.Pattern[str] | None = None,
+        rule: str = "",
+        *,
+        secret: bool = False,
+    ) -> str | None:
+        value = self._get(name, required=True)
+        if value is _MISSING:
+            return None
+        if not isinstance(value, str):
+            hint = ""
+            if isinstance(value, int) and not isinstance(value, bool) and not secret:
+                hint = f' (put it in quotes: "{value}")'
+            self.report.add(self.key(name), f"must be a string, not {_kind(value)}{hint}")
+            return None
+        if not value.strip():
+            self.report.add(self.key(name), "must not be empty")
+            return None
+        if pattern is not None and not pattern.fullmatch(value):
+            shown = "the value" if secret else repr(value)
+            self.report.add(self.key(name), f"{shown} is not valid: {rule}")
+            return None
+        return value
+
+    def minutes(self, name: str, *, positive: bool, default: float | None = None) -> float | None:
+        value = self._get(name, required=default is None)
+        if value is _MISSING:
+            return default
+        number = _to_float(value)
+        if number is None:
+            hint = (
+                " (remove the quotes)" if isinstance(value, str) and _looks_numeric(value) else ""
+            )
+            self.report.add(
+                self.key(name), f"must be a number of minutes, not {_kind(value)}{hint}"
+            )
+        elif not math.isfinite(number):
+            self.report.add(self.key(name), "must be a finite number of minutes")
+        elif positive and number <= 0:
+            self.report.add(self.key(name), f"must be greater than 0, not {value}")
+        elif number < 0:
+            self.report.add(self.key(name), f"must be 0 or more, not {value}")
+        else:
+            return number
+        return None
+
+    def text_list(self, name: str, *, required: bool) -> list[str] | None:
+        """A list of strings, each at most once; the strings of a list with
+        problems are still returned so references in them can be checked."""
+        value = self._get(name, required=required)
+        if value is _MISSING:
+            return None
+        if not isinstance(value, list):
+            self.report.add(
+                self.key(name), f'must be an array such as ["a", "b"], not {_kind(value)}'
+            )
+            return None
+        items: list[str] = []
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                self.report.add(f"{self.key(name)}[{i}]", f"must be a string, not {_kind(item)}")
+            elif item in items:
+                self.report.add(f"{self.key(name)}[{i}]", f"{item!r} is listed twice")
+            else:
+                items.append(item)
+        return items
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(slots=True)
+class _Entries(Generic[_T]):
+    """What one `[[...]]` section yielded. `ids` and `groups_named` record what
+    the file declares and references, valid or not, for cross-checks."""
+
+    built: list[_T] = field(default_factory=list)
+    ids: dict[str, str] = field(default_factory=dict)  # id -> key of the entry declaring it
+    groups_named: set[str] = field(default_factory=set)
+
+    def declare(self, report: _Report, key: str, data: dict[str, object], kind: str) -> None:
+        ident = _raw_id(data)
+        if ident is None:
+            return
+        if ident in self.ids:
+            report.add(f"{key}.id", f"duplicate {kind} id {ident!r}: {self.ids[ident]} has it too")
+        else:
+            self.ids[ident] = key
+
+
+# --- sections ---------------------------------------------------------------
+
+
+def _hall(
+    report: _Report, doc: dict[str, object]
+) -> tuple[str | None, str | None, ZoneInfo | None]:
+    data = _table(report, doc, "hall")
+    if data is None:
+        if "hall" not in doc:
+            report.add("hall", "the [hall] table is required")
+        return None, None, None
+    t = _Table(report, "hall", data, ("id", "name", "timezone"))
+    hall_id = t.text("id", _ID, _ID_RULE)
+    name = t.text("name")
+    zone_name = t.text("timezone")
+    return hall_id, name, _zone(t, zone_name)
+
+
+def _zone(t: _Table, name: str | None) -> ZoneInfo | None:
+    if name is None:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        t.report.add(
+            t.key("timezone"), f"{name!r} is not an IANA time zone name such as 'Asia/Shanghai'"
+        )
+        return None
+
+
+def _priority(report: _Report, doc: dict[str, object]) -> dict[str, float]:
+    credits: dict[str, float] = {}
+    for name, value in (_table(report, doc, "priority") or {}).items():
+        key = f"priority.{name}"
+        if not _CLASS_NAME.fullmatch(name):
+            report.add(key, f"{name!r} is not a valid class name: {_CLASS_NAME_RULE}")
+        credit = _credit(report, key, value)
+        if credit is None:
+            continue
+        if name == NORMAL and credit != 0:
+            report.add(key, "normal is the class without credit; it can only be 0")
+            continue
+        credits[name] = credit
+    return credits
+
+
+def _credit(report: _Report, key: str, value: object) -> float | None:
+    """Minutes of credit; TOML `inf` or the string "inf" for strict priority."""
+    if isinstance(value, str) and value.strip().lower() == "inf":
+        return math.inf
+    number = _to_float(value)
+    if number is None:
+        report.add(key, f"must be a number of minutes or inf, not {_kind(value)}")
+    elif math.isnan(number) or number < 0:
+        report.add(key, f"must be 0 or more minutes, or inf, not {value}")
+    else:
+        return number
+    return None
+
+
+def _appointments(report: _Report, doc: dict[str, object]) -> AppointmentRules:
+    defaults = AppointmentRules()
+    data = _table(report, doc, "appointments")
+    if data is None:
+        return defaults
+    t = _Table(report, "appointments", data, ("early_minutes", "grace_minutes"))
+    early = t.minutes("early_minutes", positive=False, default=defaults.early_minutes)
+    grace = t.minutes("grace_minutes", positive=False, default=defaults.grace_minutes)
+    return AppointmentRules(
+        early_minutes=defaults.early_minutes if early is None else early,
+        grace_minutes=defaults.grace_minutes if grace is None else grace,
+    )
+
+
+def _groups(report: _Report, doc: dict[str, object]) -> _Entries[Group] | None:
+    entries = _array_of_tables(report, doc, "group", required=True)
+    if entries is None:
+        return None
+    groups: _Entries[Group] = _Entries()
+    for key, data in entries:
+        t = _Table(report, key, data, ("id", "name"))
+        groups.declare(report, key, data, "group")
+        group_id = t.text("id", _ID, _ID_RULE)
+        name = t.text("name")
+        if group_id is not None and name is not None:
+            groups.built.append(Group(group_id, name))
+    return groups
+
+
+def _services(
+    report: _Report, doc: dict[str, object], group_ids: set[str] | None
+) -> _Entries[Service] | None:
+    entries = _array_of_tables(report, doc, "service", required=True)
+    if entries is None:
+        return None
+    services: _Entries[Service] = _Entries()
+    for key, data in entries:
+        t = _Table(report, key, data, ("id", "name", "group", "prefix", "expected_minutes"))
+        services.declare(report, key, data, "service")
+        service_id = t.text("id", _ID, _ID_RULE)
+        name = t.text("name")
+        group = t.text("group")
+        if group is not None:
+            services.groups_named.add(group)
+            _check_group_exists(report, t.key("group"), group, group_ids)
+        prefix = t.text("prefix", _PREFIX, _PREFIX_RULE)
+        minutes = t.minutes("expected_minutes", positive=True)
+        if (
+            service_id is not None
+            and name is not None
+            and group is not None
+            and prefix is not None
+            and minutes is not None
+        ):
+            services.built.append(Service(service_id, name, group, prefix, minutes))
+    _check_prefixes(report, entries)
+    return services
+
+
+def _check_prefixes(report: _Report, entries: list[tuple[str, dict[str, object]]]) -> None:
+    """Tickets of one prefix share one daily counter and a number like A023
+    must say where to queue, so one prefix may only serve one group."""
+    first_use: dict[str, tuple[str, str]] = {}  # prefix -> (group, key of first service)
+    for key, data in entries:
+        prefix, group = data.get("prefix"), data.get("group")
+        if not isinstance(prefix, str) or not isinstance(group, str):
+            continue
+        first_group, first_key = first_use.setdefault(prefix, (group, key))
+        if first_group != group:
+            report.add(
+                f"{key}.prefix",
+                f"prefix {prefix!r} is already used by {first_key} in group {first_group!r}; "
+                "services of different groups need different prefixes",
+            )
+
+
+def _windows(
+    report: _Report, doc: dict[str, object], group_ids: set[str] | None
+) -> _Entries[Window] | None:
+    entries = _array_of_tables(report, doc, "window", required=True)
+    if entries is None:
+        return None
+    windows: _Entries[Window] = _Entries()
+    for key, data in entries:
+        t = _Table(report, key, data, ("id", "name", "groups"))
+        windows.declare(report, key, data, "window")
+        window_id = t.text("id", _WINDOW_ID, _WINDOW_ID_RULE)
+        name = t.text("name")
+        served = t.text_list("groups", required=True)
+        if served is not None:
+            windows.groups_named.update(served)
+            for group in served:
+                _check_group_exists(report, t.key("groups"), group, group_ids)
+            if not data["groups"]:
+                report.add(
+                    t.key("groups"),
+                    "must name at least one group: a window serving no group calls nobody",
+                )
+        if window_id is not None and name is not None and served:
+            windows.built.append(Window(window_id, name, tuple(served)))
+    return windows
+
+
+def _check_group_exists(report: _Report, key: str, group: str, group_ids: set[str] | None) -> None:
+    if group_ids is None or group in group_ids:
+        return  # without a usable [[group]] section that section's problem says it all
+    known = ", ".join(repr(g) for g in sorted(group_ids)) or "none"
+    report.add(key, f"there is no group {group!r}; the groups are: {known}")
+
+
+def _credentials(
+    report: _Report, doc: dict[str, object], window_ids: set[str] | None
+) -> _Entries[Credential]:
+    credentials: _Entries[Credential] = _Entries()
+    entries = _array_of_tables(report, doc, "credential", required=False)
+    key_of_digest: dict[str, str] = {}
+    for key, data in entries or []:
+        t = _Table(report, key, data, ("role", "token", "token_sha256", "windows"))
+        role = _role(t)
+        digest = _digest(t)
+        windows = _credential_windows(t, role, window_ids)
+        if digest is not None:
+            token_key = t.key("token" if "token" in data else "token_sha256")
+            other = key_of_digest.setdefault(digest, key)
+            if other != key:
+                report.add(token_key, f"same token as {other}; every credential needs its own")
+        if role is not None and digest is not None and windows is not None:
+            credentials.built.append(Credential(role, digest, windows))
+    return credentials
+
+
+def _role(t: _Table) -> Role | None:
+    name = t.text("role")
+    if name is None:
+        return None
+    try:
+        return Role(name)
+    except ValueError:
+        roles = ", ".join(r.value for r in Role)
+        t.report.add(t.key("role"), f"{name!r} is not a role; use one of {roles}")
+        return None
+
+
+def _digest(t: _Table) -> str | None:
+    """The lowercase sha256 hex digest of the credential's token: a plain
+    token is hashed here so that only digests stay in memory."""
+    has_token, has_digest = "token" in t.data, "token_sha256" in t.data
+    if has_token and has_digest:
+        t.report.add(t.where, "has both token and token_sha256; give exactly one")
+        return None
+    if not has_token and not has_digest:
+        t.report.add(t.where, "needs a token or a token_sha256")
+        return None
+    if has_digest:
+        digest = t.text("token_sha256", _SHA256_HEX, "use 64 hexadecimal digits", secret=True)
+        return None if digest is None else digest.lower()
+    token = t.text("token", secret=True)
+    if token is None:
+        return None
+    if len(token) < _MIN_TOKEN_CHARS:
+        t.report.add(t.key("token"), f"must be at least {_MIN_TOKEN_CHARS} characters long")
+        return None
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _credential_windows(
+    t: _Table, role: Role | None, window_ids: set[str] | None
+) -> frozenset[str] | None:
+    """The windows a clerk operates; other roles name none (managers and
+    admins reach every window, the rest reach none)."""
+    if role is None:
+        return None  # which rule applies depends on the role, already reported as wrong
+    if role is not Role.CLERK:
+        if "windows" in t.data:
+            t.report.add(
+                t.key("windows"), f"only a clerk credential names windows, not a {role.value}"
+            )
+            return None
+        return frozenset()
+    if "windows" not in t.data:
+        t.report.add(t.key("windows"), "is required: name the windows this clerk operates")
+        return None
+    windows = t.text_list("windows", required=True)
+    if windows is None:
+        return None
+    if not t.data["windows"]:
+        t.report.add(t.key("windows"), "must name at least one window the clerk operates")
+        return None
+    unknown = [w for w in windows if window_ids is not None and w not in window_ids]
+    for window in unknown:
+        t.report.add(t.key("windows"), f"there is no window {window!r}")
+    return None if unknown else frozenset(windows)
+
+
+def _check_group_coverage(
+    report: _Report,
+    groups: _Entries[Group],
+    services: _Entries[Service] | None,
+    windows: _Entries[Window] | None,
+) -> None:
+    """A group without services is dead config; a group no window serves
+    would take tickets that nobody can ever call."""
+    for group, key in groups.ids.items():
+        if services is not None and group not in services.groups_named:
+            report.add(key, f"no service belongs to group {group!r}")
+        if windows is not None and group not in windows.groups_named:
+            report.add(key, f"no window serves group {group!r}; its tickets could never be called")

@@ -1,0 +1,59 @@
+"""Domain errors. Each carries a kind (what went wrong, in the contract's
+terms), a snake_case code and a human sentence; the web layer maps the kind
+to a status code, so nothing here knows about HTTP."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorKind(StrEnum):
+    MALFORMED = "malformed"  # not JSON at all
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    TOO_LARGE = "too_large"
+    INVALID = "invalid"  # well-formed but fails validation
+    UNAVAILABLE = "unavailable"  # Redis unreachable
+
+
+class QmsError(Exception):
+    kind: ErrorKind = ErrorKind.INVALID
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Malformed(QmsError):
+    kind = ErrorKind.MALFORMED
+
+
+class Unauthorized(QmsError):
+    kind = ErrorKind.UNAUTHORIZED
+
+
+class Forbidden(QmsError):
+    kind = ErrorKind.FORBIDDEN
+
+
+class NotFound(QmsError):
+    kind = ErrorKind.NOT_FOUND
+
+
+class Conflict(QmsError):
+    kind = ErrorKind.CONFLICT
+
+
+class TooLarge(QmsError):
+    kind = ErrorKind.TOO_LARGE
+
+
+class Invalid(QmsError):
+    kind = ErrorKind.INVALID
+
+
+class Unavailable(QmsError):
+    kind = ErrorKind.UNAVAILABLE

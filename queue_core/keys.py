@@ -1,0 +1,82 @@
+"""Every Redis key qms uses, in one place.
+
+All keys of a hall share the hash tag `{hall}`, so every script touches a
+single Redis Cluster slot and a province's halls shard across a cluster
+with no code change. Entities (tickets, windows, appointments) are fields
+of a few fixed hashes rather than a key each: a script then never has to
+build a key name from data it read, which Cluster routing forbids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PREFIX = "qms"
+
+
+@dataclass(frozen=True, slots=True)
+class HallKeys:
+    hall: str
+
+    def _k(self, suffix: str) -> str:
+        return f"{PREFIX}:{{{self.hall}}}:{suffix}"
+
+    @property
+    def seq(self) -> str:
+        """INCR counter: the hall's event number."""
+        return self._k("seq")
+
+    @property
+    def events(self) -> str:
+        """Stream of events, entry id `<seq>-0`, capped."""
+        return self._k("events")
+
+    @property
+    def tickets(self) -> str:
+        """Hash ticket id -> ticket JSON."""
+        return self._k("tickets")
+
+    @property
+    def windows(self) -> str:
+        """Hash window id -> window JSON (absent = closed and empty)."""
+        return self._k("windows")
+
+    @property
+    def open_windows(self) -> str:
+        """Set of ids of open windows, for cheap ETA inputs."""
+        return self._k("open")
+
+    @property
+    def waiting_by_service(self) -> str:
+        """Hash service id -> number of waiting tickets."""
+        return self._k("waiting-by-service")
+
+    @property
+    def recent_calls(self) -> str:
+        """List of the latest calls (JSON), newest first."""
+        return self._k("recent")
+
+    @property
+    def appointments(self) -> str:
+        """Hash appointment code -> appointment JSON."""
+        return self._k("appointments")
+
+    def queue(self, group: str) -> str:
+        """Sorted set of waiting tickets of a group, scored by effective time."""
+        return self._k(f"queue:{group}")
+
+    def counter(self, day: str, prefix: str) -> str:
+        """INCR counter of ticket numbers for one prefix on one local day."""
+        return self._k(f"counter:{day}:{prefix}")
+
+    def numbers(self, day: str) -> str:
+        """Hash printed number -> ticket id, for one local day."""
+        return self._k(f"numbers:{day}")
+
+    def idempotency(self, scope_digest: str) -> str:
+        """String holding a reference to the first answer of a retried request."""
+        return self._k(f"idem:{scope_digest}")
+
+    def match_all(self) -> str:
+        """A SCAN pattern for every key of this hall."""
+        return f"{PREFIX}:{{{self.hall}}}:*"

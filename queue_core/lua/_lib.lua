@@ -1,0 +1,199 @@
+-- _lib.lua: prepended to every script that changes state (not a script itself).
+--
+-- Common KEYS, in this order, then the script's own KEYS, then one queue per group:
+--   KEYS[1] seq          INCR counter, the hall's event number
+--   KEYS[2] events       stream, entry id <seq>-0, capped
+--   KEYS[3] idem         idempotency reference of this request (untouched when ARGV[2] = 0)
+--   KEYS[4] tickets      hash id -> ticket JSON
+--   KEYS[5] windows      hash id -> window JSON
+--   KEYS[6] open         set of open window ids
+--   KEYS[7] by_service   hash service -> waiting count
+--   KEYS[8] recent       list of recent calls, newest first
+--   KEYS[#KEYS-NG+1 ..]  queue:<group>, one per group of the hall, same order as the group ids
+-- Common ARGV, then the script's own ARGV, then the group ids:
+--   ARGV[1] now in epoch ms
+--   ARGV[2] idempotency TTL in seconds (0 = no idempotency key)
+--   ARGV[3] stream cap (approximate MAXLEN)
+--   ARGV[4] NG, the number of groups
+--   ARGV[#ARGV-NG+1 ..] group ids
+--
+-- Every script returns one JSON string:
+--   {"t": ticket, "pos": n, "open": [...], "replayed": bool, "out": [...]} a ticket
+--   {"w": window, "wt": ticket-or-absent, ...}                            a window
+--   {"a": appointment, ...}                                               an appointment
+--   {"none": true, ...}                                                   nothing to call
+--   {"err": code}                                                         refused; nothing written
+-- "out" lists what happened, for the caller's metrics.
+
+local NOW = tonumber(ARGV[1])
+local IDEM_TTL = tonumber(ARGV[2])
+local MAXLEN = ARGV[3]
+local NG = tonumber(ARGV[4])
+local K_SEQ, K_EVENTS, K_IDEM = KEYS[1], KEYS[2], KEYS[3]
+local K_TICKETS, K_WINDOWS, K_OPEN = KEYS[4], KEYS[5], KEYS[6]
+local K_BYSVC, K_RECENT = KEYS[7], KEYS[8]
+local RECENT_KEEP = 20
+
+local GROUP_IDS = {}
+local QUEUE = {}
+for i = 1, NG do
+  local gid = ARGV[#ARGV - NG + i]
+  GROUP_IDS[i] = gid
+  QUEUE[gid] = KEYS[#KEYS - NG + i]
+end
+
+local OUT = {}
+
+local function load_ticket(id)
+  local raw = redis.call('HGET', K_TICKETS, id)
+  if not raw then return nil end
+  return cjson.decode(raw)
+end
+
+local function save_ticket(t)
+  redis.call('HSET', K_TICKETS, t.id, cjson.encode(t))
+end
+
+local function load_window(id)
+  local raw = redis.call('HGET', K_WINDOWS, id)
+  if not raw then return {id = id, status = 'closed'} end
+  return cjson.decode(raw)
+end
+
+local function save_window(w)
+  redis.call('HSET', K_WINDOWS, w.id, cjson.encode(w))
+end
+
+local function waiting_counts()
+  local counts = {}
+  for _, gid in ipairs(GROUP_IDS) do
+    counts[gid] = redis.call('ZCARD', QUEUE[gid])
+  end
+  return counts
+end
+
+-- Append one event to the stream and note it for the caller's metrics.
+-- t may be nil (a window event); extra holds additional stream fields.
+local function emit(etype, t, window, extra)
+  local seq = redis.call('INCR', K_SEQ)
+  local fields = {
+    'type', etype, 'at', tostring(NOW),
+    'number', t and t.number or '', 'window', window or '',
+    'service', t and t.service or '',
+    'waiting', cjson.encode(waiting_counts()),
+  }
+  if extra then
+    for k, v in pairs(extra) do
+      fields[#fields + 1] = k
+      fields[#fields + 1] = v
+    end
+  end
+  redis.call('XADD', K_EVENTS, 'MAXLEN', '~', MAXLEN, seq .. '-0', unpack(fields))
+  local o = {type = etype}
+  if t then
+    o.service = t.service
+    o.priority = t.priority
+    o.group = t.group
+    if etype == 'called' then o.wait = NOW - t.issued end
+  end
+  OUT[#OUT + 1] = o
+end
+
+local function is_waiting(t)
+  return t and t.status == 'waiting'
+end
+
+local function ticket_reply(t, replayed)
+  local reply = {t = t, replayed = replayed, out = OUT}
+  if is_waiting(t) then
+    reply.pos = redis.call('ZRANK', QUEUE[t.group], t.m)
+    reply.open = redis.call('SMEMBERS', K_OPEN)
+  end
+  return cjson.encode(reply)
+end
+
+local function window_reply(w, replayed)
+  local reply = {w = w, replayed = replayed, out = OUT}
+  if w.ticket then reply.wt = load_ticket(w.ticket) end
+  return cjson.encode(reply)
+end
+
+local function err(code)
+  return cjson.encode({err = code})
+end
+
+-- A retried request answers with the current state of what it first returned.
+local function replay()
+  if IDEM_TTL <= 0 then return nil end
+  local ref = redis.call('GET', K_IDEM)
+  if not ref then return nil end
+  local kind, id = string.sub(ref, 1, 1), string.sub(ref, 3)
+  if kind == 'T' then return ticket_reply(load_ticket(id), true) end
+  if kind == 'W' then return window_reply(load_window(id), true) end
+  if kind == 'A' then
+    return cjson.encode({a = cjson.decode(redis.call('HGET', KEYS[9], id)), replayed = true, out = OUT})
+  end
+  return cjson.encode({none = true, replayed = true, out = OUT})
+end
+
+local function remember(ref)
+  if IDEM_TTL > 0 then redis.call('SET', K_IDEM, ref, 'EX', IDEM_TTL) end
+end
+
+-- The window's current ticket, if it still holds one.
+local function current_ticket(w)
+  if not w.ticket then return nil end
+  local t = load_ticket(w.ticket)
+  if t and t.status == 'called' and t.window == w.id then return t end
+  return nil
+end
+
+-- End the window's current ticket with a final status and free the window.
+local function finish(w, t, status)
+  t.status = status
+  t.done = NOW
+  save_ticket(t)
+  w.ticket = nil
+  emit(status, t, w.id)
+end
+
+local function call_ticket(t, w, queue_key)
+  redis.call('ZREM', queue_key, t.m)
+  redis.call('HINCRBY', K_BYSVC, t.service, -1)
+  t.status = 'called'
+  t.called = NOW
+  t.window = w.id
+  save_ticket(t)
+  w.ticket = t.id
+  save_window(w)
+  redis.call('LPUSH', K_RECENT, cjson.encode({number = t.number, window = w.id, at = NOW}))
+  redis.call('LTRIM', K_RECENT, 0, RECENT_KEEP - 1)
+  emit('called', t, w.id)
+end
+
+-- Issue a new waiting ticket: next number of its prefix today, queued by effective time.
+local function create_ticket(k_counter, k_numbers, id, service, group, prefix, priority, e, member, appt)
+  local n = redis.call('INCR', k_counter)
+  redis.call('EXPIRE', k_counter, 172800)
+  local t = {
+    id = id, number = string.format('%s%03d', prefix, n), service = service, group = group,
+    priority = priority, status = 'waiting', issued = NOW, e = tonumber(e), m = member,
+  }
+  if appt and appt ~= '' then t.appt = appt end
+  save_ticket(t)
+  redis.call('HSET', k_numbers, t.number, id)
+  redis.call('EXPIRE', k_numbers, 172800)
+  redis.call('ZADD', QUEUE[group], t.e, member)
+  redis.call('HINCRBY', K_BYSVC, service, 1)
+  emit('issued', t, '')
+  return t
+end
+
+-- Splits a comma-separated list of group ids into a set.
+local function group_set(csv)
+  local set = {}
+  for gid in string.gmatch(csv, '[^,]+') do set[gid] = true end
+  return set
+end
+
+-- ---------------------------------------------------------------- script body

@@ -1,0 +1,33 @@
+-- call_next.lua: a window calls the next person, completing its current ticket first.
+-- Takes, over the window's groups, the waiting ticket with the smallest
+-- effective time (ties: the earlier issue, encoded in the member).
+-- KEYS: common (see _lib.lua), then the group queues
+-- ARGV: common, then
+--   ARGV[5] window id   ARGV[6] the window's group ids, comma-separated
+--   then the group ids
+local r = replay()
+if r then return r end
+local w = load_window(ARGV[5])
+if w.status ~= 'open' then return err('window_not_open') end
+local cur = current_ticket(w)
+if cur then finish(w, cur, 'completed') end
+local best_member, best_score, best_queue
+for gid in pairs(group_set(ARGV[6])) do
+  local head = redis.call('ZRANGE', QUEUE[gid], 0, 0, 'WITHSCORES')
+  if head[1] then
+    local score = tonumber(head[2])
+    if best_score == nil or score < best_score or (score == best_score and head[1] < best_member) then
+      best_member, best_score, best_queue = head[1], score, QUEUE[gid]
+    end
+  end
+end
+if not best_member then
+  w.ticket = nil
+  save_window(w)
+  remember('N:')
+  return cjson.encode({none = true, replayed = false, out = OUT})
+end
+local t = load_ticket(string.match(best_member, '^%d+:(.+)$'))
+call_ticket(t, w, best_queue)
+remember('T:' .. t.id)
+return ticket_reply(t, false)

@@ -1,0 +1,16 @@
+-- cancel.lua: the visitor gives up a waiting ticket.
+-- KEYS: common (see _lib.lua), then the group queues
+-- ARGV: common, then ARGV[5] ticket id, then the group ids
+local r = replay()
+if r then return r end
+local t = load_ticket(ARGV[5])
+if not t then return err('ticket_not_found') end
+if t.status ~= 'waiting' then return err('ticket_not_waiting') end
+redis.call('ZREM', QUEUE[t.group], t.m)
+redis.call('HINCRBY', K_BYSVC, t.service, -1)
+t.status = 'cancelled'
+t.done = NOW
+save_ticket(t)
+emit('cancelled', t, '')
+remember('T:' .. t.id)
+return ticket_reply(t, false)

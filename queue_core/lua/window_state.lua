@@ -1,0 +1,27 @@
+-- window_state.lua: open, pause or close a window.
+-- Closing completes a ticket still at the window; pausing keeps it (the
+-- person is served, nobody new is called). Setting the state a window
+-- already has changes nothing and appends no event.
+-- KEYS: common (see _lib.lua), then the group queues
+-- ARGV: common, then ARGV[5] window id, ARGV[6] 'open' | 'paused' | 'closed', then the group ids
+local r = replay()
+if r then return r end
+local w = load_window(ARGV[5])
+local status = ARGV[6]
+if w.status ~= status then
+  if status == 'closed' then
+    local t = current_ticket(w)
+    if t then finish(w, t, 'completed') end
+  end
+  w.status = status
+  w.since = NOW
+  save_window(w)
+  if status == 'open' then
+    redis.call('SADD', K_OPEN, w.id)
+  else
+    redis.call('SREM', K_OPEN, w.id)
+  end
+  emit('window', nil, w.id, {status = status})
+end
+remember('W:' .. w.id)
+return window_reply(w, false)

@@ -1,0 +1,122 @@
+"""Enums and value objects that cross the wire.
+
+Statuses are `StrEnum`s so they serialise as their plain value in JSON,
+msgpack and Redis alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class TicketStatus(StrEnum):
+    WAITING = "waiting"
+    CALLED = "called"
+    COMPLETED = "completed"
+    NO_SHOW = "no_show"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class WindowStatus(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    PAUSED = "paused"
+
+
+class Role(StrEnum):
+    KIOSK = "kiosk"
+    CLERK = "clerk"
+    MANAGER = "manager"
+    ADMIN = "admin"
+    DISPLAY = "display"
+
+
+class EventType(StrEnum):
+    ISSUED = "issued"
+    CALLED = "called"
+    RECALLED = "recalled"
+    COMPLETED = "completed"
+    NO_SHOW = "no_show"
+    TRANSFERRED = "transferred"
+    CANCELLED = "cancelled"
+    WINDOW = "window"
+
+
+NORMAL = "normal"
+"""The priority class every hall has, with no credit."""
+
+APPOINTMENT = "appointment"
+"""The class a punctual appointment check-in gets; kiosks cannot ask for it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """One visit, as the store holds it (times in epoch milliseconds)."""
+
+    id: str
+    number: str
+    service: str
+    group: str
+    priority: str
+    status: TicketStatus
+    issued_ms: int
+    effective_ms: float
+    called_ms: int | None
+    window: str | None
+    finished_ms: int | None
+    appointment: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TicketView:
+    """A ticket with its live place in line (`position` is None once called)."""
+
+    ticket: Ticket
+    position: int | None
+    open_windows: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class WindowState:
+    id: str
+    status: WindowStatus
+    ticket: Ticket | None
+
+
+@dataclass(frozen=True, slots=True)
+class Appointment:
+    code: str
+    service: str
+    start_ms: int
+    ticket: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecentCall:
+    number: str
+    window: str
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The hall at one event number: what a screen needs to draw itself."""
+
+    seq: int
+    windows: tuple[WindowState, ...]
+    waiting_by_group: dict[str, int]
+    waiting_by_service: dict[str, int]
+    recent_calls: tuple[RecentCall, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeEvent:
+    """What a script did, for metrics: one per event it appended."""
+
+    type: EventType
+    service: str
+    priority: str
+    group: str
+    wait_ms: int | None

@@ -1,0 +1,78 @@
+"""Operations as declarations: what a request may do, free of any web framework.
+
+`ticketing` and `dispatcher` each export a tuple of `Operation`s; the
+assembly (`qms`) turns them into HTTP routes, doing authentication, body
+limits and error mapping once for all of them. A handler receives a `Call`
+(already authenticated and parsed) and returns a `Reply`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Literal
+
+from queue_core.auth import Credentials
+from queue_core.config import Credential, HallConfig
+from queue_core.models import Role
+from queue_core.store import HallStore
+
+
+@dataclass(frozen=True, slots=True)
+class Hall:
+    """Everything a request needs about one hall."""
+
+    config: HallConfig
+    store: HallStore
+    credentials: Credentials
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    hall: Hall
+    credential: Credential | None
+    params: Mapping[str, str]
+    body: Mapping[str, Any]
+    idempotency: str | None
+    """The scoped digest of the request's Idempotency-Key, if it sent one."""
+
+
+class ReplyKind(StrEnum):
+    OK = "ok"
+    CREATED = "created"
+    EMPTY = "empty"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    kind: ReplyKind
+    body: dict[str, Any] | None = None
+
+
+Handler = Callable[[Call], Awaitable[Reply]]
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One endpoint. `path` is relative to the hall; `roles` None means anyone
+    holding the path's secret (a ticket id). A `{window}` in the path limits
+    clerks to the windows on their credential."""
+
+    method: Literal["GET", "POST"]
+    path: str
+    handler: Handler
+    roles: frozenset[Role] | None
+    takes_body: bool = False
+
+
+def ok(body: dict[str, Any]) -> Reply:
+    return Reply(ReplyKind.OK, body)
+
+
+def created(body: dict[str, Any]) -> Reply:
+    return Reply(ReplyKind.CREATED, body)
+
+
+def empty() -> Reply:
+    return Reply(ReplyKind.EMPTY)

@@ -1,0 +1,62 @@
+"""The dispatch rule and its companions, as pure functions (no I/O).
+
+A ticket's effective time is `issued_at - credit(class)`; a window calling
+next takes the smallest effective time among the groups it serves. Times
+are epoch milliseconds.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from queue_core.config import AppointmentRules
+
+MINUTE_MS = 60_000
+
+STRICT_OFFSET_MS = 10**13
+"""What an infinite credit subtracts: about 317 years, far more than any
+finite credit, yet small enough that a double still holds every millisecond
+exactly. Strict-priority tickets thus precede everyone else and keep their
+arrival order among themselves."""
+
+
+def effective_ms(issued_ms: int, credit_minutes: float) -> float:
+    """The score a waiting ticket is ordered by (smaller is called first)."""
+    if credit_minutes < 0 or math.isnan(credit_minutes):
+        raise ValueError(f"a credit cannot be {credit_minutes}")
+    if math.isinf(credit_minutes):
+        return float(issued_ms - STRICT_OFFSET_MS)
+    return float(issued_ms - round(credit_minutes * MINUTE_MS))
+
+
+def appointment_on_time(checkin_ms: int, start_ms: int, rules: AppointmentRules) -> bool:
+    """Whether a check-in falls in [start - early, start + grace]."""
+    earliest = start_ms - round(rules.early_minutes * MINUTE_MS)
+    latest = start_ms + round(rules.grace_minutes * MINUTE_MS)
+    return earliest <= checkin_ms <= latest
+
+
+def checkin_effective_ms(
+    checkin_ms: int, start_ms: int, on_time: bool, appointment_credit_minutes: float
+) -> float:
+    """An on-time appointment counts from the earlier of arrival and slot start;
+    a late or very early one is an ordinary arrival."""
+    if not on_time:
+        return effective_ms(checkin_ms, 0.0)
+    return effective_ms(min(checkin_ms, start_ms), appointment_credit_minutes)
+
+
+def queue_member(issued_ms: int, ticket_id: str) -> str:
+    """The sorted-set member of a waiting ticket.
+
+    Redis breaks score ties by member bytes; leading with the zero-padded
+    issue time makes a tie go to the earlier issue, as the rule says.
+    """
+    return f"{issued_ms:015d}:{ticket_id}"
+
+
+def local_day(now_ms: int, tz: ZoneInfo) -> str:
+    """The hall's calendar day (YYYYMMDD): numbering restarts at local midnight."""
+    return datetime.fromtimestamp(now_ms / 1000, tz).strftime("%Y%m%d")

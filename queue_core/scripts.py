@@ -1,0 +1,54 @@
+"""Loads the Lua scripts shipped beside this module.
+
+Scripts that change state get `_lib.lua` prepended (their shared KEYS/ARGV
+layout and helpers); Redis has no script includes, and one source per
+operation keeps each EVALSHA a single atomic step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.resources import files
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+_LUA = files("queue_core") / "lua"
+_LIB = "_lib.lua"
+
+MUTATING = (
+    "issue",
+    "checkin",
+    "appointment",
+    "call_next",
+    "call_number",
+    "recall",
+    "finish",
+    "transfer",
+    "cancel",
+    "window_state",
+)
+READING = ("snapshot", "ticket")
+
+
+def source(name: str) -> str:
+    """The full source Redis runs for a script."""
+    body = (_LUA / f"{name}.lua").read_text(encoding="utf-8")
+    if name in MUTATING:
+        return (_LUA / _LIB).read_text(encoding="utf-8") + "\n" + body
+    return body
+
+
+@dataclass(frozen=True, slots=True)
+class Scripts:
+    """One registered script per operation (EVALSHA, reloaded on NOSCRIPT)."""
+
+    by_name: dict[str, AsyncScript]
+
+    @classmethod
+    def register(cls, redis: Redis) -> Scripts:
+        names = MUTATING + READING
+        return cls({n: redis.register_script(source(n)) for n in names})
+
+    def __getitem__(self, name: str) -> AsyncScript:
+        return self.by_name[name]

@@ -1,0 +1,400 @@
+"""The async store: the only code that talks to Redis.
+
+Each state change is one Lua script that checks, mutates and appends its
+event in one atomic step; each has one typed coroutine here that builds its
+KEYS/ARGV and parses its reply, so nothing above sees a raw Redis reply.
+Times come from the store's clock (replicas are expected to be NTP-synced);
+tests pass their own clock to travel in time.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from queue_core import policy
+from queue_core.config import HallConfig
+from queue_core.errors import Conflict, Invalid, NotFound, QmsError, Unavailable
+from queue_core.keys import HallKeys
+from queue_core.models import (
+    APPOINTMENT,
+    NORMAL,
+    Appointment,
+    EventType,
+    OutcomeEvent,
+    RecentCall,
+    Snapshot,
+    Ticket,
+    TicketStatus,
+    TicketView,
+    WindowState,
+    WindowStatus,
+)
+from queue_core.scripts import Scripts
+
+T = TypeVar("T")
+
+Observer = Callable[[str, Sequence[OutcomeEvent]], None]
+"""Told (hall id, what happened) after each state change that was not a replay."""
+
+APPOINTMENT_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+APPOINTMENT_CODE_LENGTH = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Result(Generic[T]):
+    """What an operation returned; `replayed` when an idempotency key matched."""
+
+    value: T
+    replayed: bool
+    outcomes: tuple[OutcomeEvent, ...]
+
+
+def new_ticket_id() -> str:
+    """128 random bits, URL-safe: the visitor's only credential for its ticket."""
+    return secrets.token_urlsafe(16)
+
+
+def new_appointment_code() -> str:
+    return "".join(
+        secrets.choice(APPOINTMENT_CODE_ALPHABET) for _ in range(APPOINTMENT_CODE_LENGTH)
+    )
+
+
+class HallStore:
+    """One hall's state in Redis."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        scripts: Scripts,
+        config: HallConfig,
+        *,
+        stream_maxlen: int = 10_000,
+        idempotency_ttl_s: int = 86_400,
+        clock: Callable[[], float] = time.time,
+        observer: Observer | None = None,
+    ) -> None:
+        self.redis = redis
+        self.config = config
+        self.keys = HallKeys(config.id)
+        self._scripts = scripts
+        self._maxlen = stream_maxlen
+        self._idem_ttl = idempotency_ttl_s
+        self._clock = clock
+        self._observer = observer
+        self._group_ids = [g.id for g in config.groups]
+        self._queue_keys = [self.keys.queue(g) for g in self._group_ids]
+
+    # ------------------------------------------------------------ visitors
+
+    async def issue(
+        self, service: str, priority: str = NORMAL, idempotency: str | None = None
+    ) -> Result[TicketView]:
+        """Issue a ticket for a service in a priority class a kiosk may set."""
+        svc = self._service(service)
+        if priority not in self.config.kiosk_classes():
+            raise Invalid("unknown_priority", f"Priority class {priority!r} is not offered here.")
+        now = self._now_ms()
+        tid = new_ticket_id()
+        e = policy.effective_ms(now, self.config.credit_minutes(priority))
+        day = policy.local_day(now, self.config.timezone)
+        keys = [self.keys.counter(day, svc.prefix), self.keys.numbers(day)]
+        args: list[str | int | float] = [
+            tid, svc.id, svc.group, svc.prefix, priority, e, policy.queue_member(now, tid)
+        ]  # fmt: skip
+        reply = await self._mutate("issue", now, idempotency, keys, args)
+        return self._result(reply, self._ticket_view(reply))
+
+    async def book_appointment(
+        self, service: str, start_ms: int, idempotency: str | None = None
+    ) -> Result[Appointment]:
+        svc = self._service(service)
+        now = self._now_ms()
+        for _ in range(5):
+            code = new_appointment_code()
+            args: list[str | int | float] = [code, svc.id, start_ms]
+            try:
+                reply = await self._mutate(
+                    "appointment", now, idempotency, [self.keys.appointments], args
+                )
+            except _CodeTaken:
+                continue
+            a = reply["a"]
+            return self._result(reply, Appointment(a["code"], a["service"], int(a["start"]), None))
+        raise Conflict("code_taken", "Could not find a free appointment code; try again.")
+
+    async def check_in(self, code: str, idempotency: str | None = None) -> Result[TicketView]:
+        """Check in an appointment: on time gets the appointment credit, else normal."""
+        raw = await self._call(self.redis.hget(self.keys.appointments, code))
+        if raw is None:
+            raise NotFound("appointment_not_found", f"No appointment has code {code}.")
+        booked = json.loads(raw)
+        if booked.get("ticket"):
+            raise Conflict("already_checked_in", f"Appointment {code} is already checked in.")
+        svc = self._service(booked["service"])
+        now = self._now_ms()
+        start = int(booked["start"])
+        on_time = policy.appointment_on_time(now, start, self.config.appointments)
+        priority = APPOINTMENT if on_time else NORMAL
+        e = policy.checkin_effective_ms(
+            now, start, on_time, self.config.credit_minutes(APPOINTMENT)
+        )
+        tid = new_ticket_id()
+        day = policy.local_day(now, self.config.timezone)
+        keys = [
+            self.keys.appointments,
+            self.keys.counter(day, svc.prefix),
+            self.keys.numbers(day),
+        ]
+        args: list[str | int | float] = [
+            code, start, tid, svc.id, svc.group, svc.prefix, priority, e,
+            policy.queue_member(now, tid),
+        ]  # fmt: skip
+        reply = await self._mutate("checkin", now, idempotency, keys, args)
+        return self._result(reply, self._ticket_view(reply))
+
+    async def cancel(self, ticket_id: str, idempotency: str | None = None) -> Result[TicketView]:
+        reply = await self._mutate("cancel", self._now_ms(), idempotency, [], [ticket_id])
+        return self._result(reply, self._ticket_view(reply))
+
+    async def ticket(self, ticket_id: str) -> TicketView:
+        """A ticket with its live position; `NotFound` for an unknown id."""
+        keys = [self.keys.tickets, self.keys.open_windows, *self._queue_keys]
+        raw = await self._call(
+            self._scripts["ticket"](keys=keys, args=[ticket_id, *self._group_ids])
+        )
+        reply = self._parse(raw)
+        return self._ticket_view(reply)
+
+    # ------------------------------------------------------------- windows
+
+    async def call_next(
+        self, window: str, idempotency: str | None = None
+    ) -> Result[TicketView | None]:
+        """Complete the window's current ticket, then call the next by the dispatch rule.
+
+        The value is None when nobody is waiting in the window's groups."""
+        w = self._window(window)
+        reply = await self._mutate(
+            "call_next", self._now_ms(), idempotency, [], [w.id, ",".join(w.groups)]
+        )
+        value = None if reply.get("none") else self._ticket_view(reply)
+        return self._result(reply, value)
+
+    async def call_number(
+        self, window: str, number: str, idempotency: str | None = None
+    ) -> Result[TicketView]:
+        """Call one waiting number out of turn (it must be of a group the window serves)."""
+        w = self._window(window)
+        now = self._now_ms()
+        day = policy.local_day(now, self.config.timezone)
+        args: list[str | int | float] = [w.id, ",".join(w.groups), number]
+        reply = await self._mutate("call_number", now, idempotency, [self.keys.numbers(day)], args)
+        return self._result(reply, self._ticket_view(reply))
+
+    async def recall(self, window: str, idempotency: str | None = None) -> Result[TicketView]:
+        w = self._window(window)
+        reply = await self._mutate("recall", self._now_ms(), idempotency, [], [w.id])
+        return self._result(reply, self._ticket_view(reply))
+
+    async def complete(self, window: str, idempotency: str | None = None) -> Result[TicketView]:
+        return await self._finish(window, TicketStatus.COMPLETED, idempotency)
+
+    async def no_show(self, window: str, idempotency: str | None = None) -> Result[TicketView]:
+        return await self._finish(window, TicketStatus.NO_SHOW, idempotency)
+
+    async def transfer(
+        self, window: str, service: str, idempotency: str | None = None
+    ) -> Result[TicketView]:
+        """Send the window's current ticket to another service, keeping its place."""
+        w = self._window(window)
+        svc = self._service(service)
+        args: list[str | int | float] = [w.id, svc.id, svc.group]
+        reply = await self._mutate("transfer", self._now_ms(), idempotency, [], args)
+        return self._result(reply, self._ticket_view(reply))
+
+    async def set_window(
+        self, window: str, status: WindowStatus, idempotency: str | None = None
+    ) -> Result[WindowState]:
+        w = self._window(window)
+        args: list[str | int | float] = [w.id, status.value]
+        reply = await self._mutate("window_state", self._now_ms(), idempotency, [], args)
+        ticket = _ticket(reply["wt"]) if reply.get("wt") else None
+        return self._result(reply, WindowState(w.id, WindowStatus(reply["w"]["status"]), ticket))
+
+    # --------------------------------------------------------------- reads
+
+    async def snapshot(self) -> Snapshot:
+        """The hall at one event number, read in one atomic script."""
+        k = self.keys
+        keys = [
+            k.seq,
+            k.tickets,
+            k.windows,
+            k.waiting_by_service,
+            k.recent_calls,
+            *self._queue_keys,
+        ]
+        raw = await self._call(self._scripts["snapshot"](keys=keys, args=self._group_ids))
+        data = json.loads(raw)
+        windows_raw: dict[str, Any] = data["windows"] or {}
+        tickets_raw: dict[str, Any] = data["tickets"] or {}
+        windows = []
+        for w in self.config.windows:
+            state = windows_raw.get(w.id) or {}
+            tid = state.get("ticket")
+            ticket = _ticket(tickets_raw[tid]) if tid and tid in tickets_raw else None
+            windows.append(WindowState(w.id, WindowStatus(state.get("status", "closed")), ticket))
+        services_raw: dict[str, Any] = data["services"] or {}
+        groups_raw: dict[str, Any] = data["groups"] or {}
+        recent = []
+        for item in data["recent"] or []:
+            call = json.loads(item)
+            recent.append(RecentCall(call["number"], call["window"], int(call["at"])))
+        return Snapshot(
+            seq=int(data["seq"]),
+            windows=tuple(windows),
+            waiting_by_group={g: int(groups_raw.get(g, 0)) for g in self._group_ids},
+            waiting_by_service={s.id: int(services_raw.get(s.id, 0)) for s in self.config.services},
+            recent_calls=tuple(recent),
+        )
+
+    async def ping(self) -> None:
+        await self._call(self.redis.ping())
+
+    # ------------------------------------------------------------ plumbing
+
+    async def _finish(
+        self, window: str, status: TicketStatus, idempotency: str | None
+    ) -> Result[TicketView]:
+        w = self._window(window)
+        args: list[str | int | float] = [w.id, status.value]
+        reply = await self._mutate("finish", self._now_ms(), idempotency, [], args)
+        return self._result(reply, self._ticket_view(reply))
+
+    async def _mutate(
+        self,
+        name: str,
+        now_ms: int,
+        idempotency: str | None,
+        own_keys: list[str],
+        own_args: list[str | int | float],
+    ) -> dict[str, Any]:
+        k = self.keys
+        idem_key = k.idempotency(idempotency or "unused")
+        keys = [
+            k.seq, k.events, idem_key, k.tickets, k.windows, k.open_windows,
+            k.waiting_by_service, k.recent_calls, *own_keys, *self._queue_keys,
+        ]  # fmt: skip
+        ttl = self._idem_ttl if idempotency else 0
+        args = [now_ms, ttl, self._maxlen, len(self._group_ids), *own_args, *self._group_ids]
+        raw = await self._call(self._scripts[name](keys=keys, args=args))
+        return self._parse(raw)
+
+    def _parse(self, raw: str) -> dict[str, Any]:
+        reply: dict[str, Any] = json.loads(raw)
+        if "err" in reply:
+            raise _refusal(reply["err"])
+        return reply
+
+    def _result(self, reply: dict[str, Any], value: T) -> Result[T]:
+        replayed = bool(reply.get("replayed"))
+        outcomes = () if replayed else tuple(_outcome(o) for o in (reply.get("out") or []))
+        if outcomes and self._observer is not None:
+            self._observer(self.config.id, outcomes)
+        return Result(value, replayed, outcomes)
+
+    def _ticket_view(self, reply: dict[str, Any]) -> TicketView:
+        pos = reply.get("pos")
+        open_ids = reply.get("open") or []
+        return TicketView(
+            _ticket(reply["t"]),
+            int(pos) if isinstance(pos, int | float) else None,
+            frozenset(open_ids),
+        )
+
+    async def _call(self, awaitable: Any) -> Any:
+        try:
+            return await awaitable
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise Unavailable(
+                "redis_unavailable", "The queue store cannot be reached right now; try again."
+            ) from exc
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def _service(self, service: str) -> Any:
+        svc = self.config.service_by_id.get(service)
+        if svc is None:
+            raise NotFound("service_not_found", f"This hall has no service {service!r}.")
+        return svc
+
+    def _window(self, window: str) -> Any:
+        w = self.config.window_by_id.get(window)
+        if w is None:
+            raise NotFound("window_not_found", f"This hall has no window {window!r}.")
+        return w
+
+
+class _CodeTaken(QmsError):
+    pass
+
+
+_REFUSALS: dict[str, tuple[type[QmsError], str]] = {
+    "window_not_open": (Conflict, "The window is not open: open it before calling."),
+    "no_current_ticket": (Conflict, "The window has no called ticket right now."),
+    "number_not_waiting": (NotFound, "No ticket with that number is waiting."),
+    "group_not_served": (Conflict, "That ticket belongs to a group this window does not serve."),
+    "ticket_not_found": (NotFound, "There is no such ticket."),
+    "ticket_not_waiting": (Conflict, "The ticket is no longer waiting, so it cannot be cancelled."),
+    "appointment_not_found": (NotFound, "There is no appointment with that code."),
+    "already_checked_in": (Conflict, "This appointment is already checked in."),
+    "appointment_changed": (Conflict, "The appointment changed during check-in; try again."),
+    "code_taken": (_CodeTaken, "That appointment code is taken."),
+}
+
+
+def _refusal(code: str) -> QmsError:
+    cls, message = _REFUSALS.get(code, (Conflict, "The operation was refused."))
+    return cls(code, message)
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _ticket(d: dict[str, Any]) -> Ticket:
+    return Ticket(
+        id=d["id"],
+        number=d["number"],
+        service=d["service"],
+        group=d["group"],
+        priority=d["priority"],
+        status=TicketStatus(d["status"]),
+        issued_ms=int(d["issued"]),
+        effective_ms=float(d["e"]),
+        called_ms=_opt_int(d.get("called")),
+        window=d.get("window"),
+        finished_ms=_opt_int(d.get("done")),
+        appointment=d.get("appt"),
+    )
+
+
+def _outcome(o: dict[str, Any]) -> OutcomeEvent:
+    return OutcomeEvent(
+        type=EventType(o["type"]),
+        service=o.get("service", ""),
+        priority=o.get("priority", ""),
+        group=o.get("group", ""),
+        wait_ms=_opt_int(o.get("wait")),
+    )

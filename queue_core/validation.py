@@ -1,0 +1,82 @@
+"""Request-body validation helpers (pure). Each failure is an `Invalid`
+naming the field, so a kiosk developer sees exactly what to fix."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from queue_core.errors import Invalid, NotFound
+
+TICKET_ID = re.compile(r"[A-Za-z0-9_-]{22}")
+APPOINTMENT_CODE = re.compile(r"[2-9A-HJ-NP-Z]{8}")
+TICKET_NUMBER = re.compile(r"[A-Z]{1,2}[0-9]{3,9}")
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
+
+
+def only_fields(body: Mapping[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise Invalid("unknown_field", f"Unknown field {unknown[0]!r}; allowed: {sorted(allowed)}.")
+
+
+def string_field(body: Mapping[str, Any], name: str, *, required: bool = True) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise Invalid("missing_field", f"Field {name!r} is required.")
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid("invalid_field", f"Field {name!r} must be a non-empty string.")
+    return value.strip()
+
+
+def required_string(body: Mapping[str, Any], name: str) -> str:
+    value = string_field(body, name)
+    assert value is not None  # required=True never returns None
+    return value
+
+
+def local_time_ms(value: str, tz: ZoneInfo, field: str) -> int:
+    """An ISO 8601 time as epoch ms; without an offset it is the hall's local time."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise Invalid(
+            "invalid_field", f"Field {field!r} must be an ISO 8601 time, e.g. 2026-11-21T09:30."
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=tz)
+    return round(parsed.timestamp() * 1000)
+
+
+def ticket_id(value: str) -> str:
+    if not TICKET_ID.fullmatch(value):
+        raise NotFound("ticket_not_found", "There is no such ticket.")
+    return value
+
+
+def appointment_code(value: str) -> str:
+    code = value.strip().upper()
+    if not APPOINTMENT_CODE.fullmatch(code):
+        raise NotFound("appointment_not_found", "There is no appointment with that code.")
+    return code
+
+
+def ticket_number(value: str) -> str:
+    number = value.strip().upper()
+    if not TICKET_NUMBER.fullmatch(number):
+        raise Invalid("invalid_field", f"{value!r} is not a ticket number such as A023.")
+    return number
+
+
+def idempotency_key(value: str) -> str:
+    if not IDEMPOTENCY_KEY.fullmatch(value):
+        raise Invalid(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1 to 128 printable ASCII characters without spaces.",
+        )
+    return value

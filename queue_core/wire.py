@@ -1,0 +1,88 @@
+"""The contract's JSON shapes, built from store values (pure functions).
+
+Times are ISO 8601 in the hall's own time zone with its offset.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from queue_core.config import HallConfig
+from queue_core.estimate import eta_seconds
+from queue_core.models import Appointment, Snapshot, TicketStatus, TicketView, WindowState
+
+
+def iso(ms: int | None, tz: ZoneInfo) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz).isoformat(timespec="seconds")
+
+
+def ticket_body(view: TicketView, config: HallConfig) -> dict[str, Any]:
+    t = view.ticket
+    waiting = t.status is TicketStatus.WAITING and view.position is not None
+    position = view.position if waiting else None
+    eta = (
+        eta_seconds(config, t.group, view.position, view.open_windows)
+        if waiting and view.position is not None
+        else None
+    )
+    called = t.status is TicketStatus.CALLED or t.called_ms is not None
+    return {
+        "id": t.id,
+        "number": t.number,
+        "service": t.service,
+        "group": t.group,
+        "priority": t.priority,
+        "status": t.status.value,
+        "issued_at": iso(t.issued_ms, config.timezone),
+        "called_at": iso(t.called_ms, config.timezone) if called else None,
+        "window": t.window if called else None,
+        "position": position,
+        "eta_seconds": eta,
+    }
+
+
+def window_body(state: WindowState, config: HallConfig) -> dict[str, Any]:
+    t = state.ticket
+    return {
+        "id": state.id,
+        "name": config.window_by_id[state.id].name,
+        "status": state.status.value,
+        "ticket": None
+        if t is None
+        else {
+            "number": t.number,
+            "service": t.service,
+            "called_at": iso(t.called_ms, config.timezone),
+        },
+    }
+
+
+def appointment_body(a: Appointment, config: HallConfig) -> dict[str, Any]:
+    return {"code": a.code, "service": a.service, "start": iso(a.start_ms, config.timezone)}
+
+
+def snapshot_body(snap: Snapshot, config: HallConfig) -> dict[str, Any]:
+    open_ids = {w.id for w in snap.windows if w.status.value == "open"}
+    return {
+        "seq": snap.seq,
+        "windows": [window_body(w, config) for w in snap.windows],
+        "groups": [{"id": g, "waiting": n} for g, n in snap.waiting_by_group.items()],
+        "services": [
+            {
+                "id": s.id,
+                "waiting": snap.waiting_by_service.get(s.id, 0),
+                "eta_seconds": eta_seconds(
+                    config, s.group, snap.waiting_by_group.get(s.group, 0), open_ids
+                ),
+            }
+            for s in config.services
+        ],
+        "recent_calls": [
+            {"number": c.number, "window": c.window, "at": iso(c.at_ms, config.timezone)}
+            for c in snap.recent_calls
+        ],
+    }

@@ -1,0 +1,162 @@
+"""Test helpers: a small hall config written as TOML, and a clock tests move by hand."""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from queue_core.config import HallConfig, load_hall_config
+
+RUN = secrets.token_hex(3)
+"""Every hall of a test session starts with this, so runs never share keys."""
+_counter = itertools.count(1)
+
+# 2026-11-21 09:00 Asia/Shanghai.
+START_S = 1_795_222_800.0
+
+HALL_TOML = """
+[hall]
+id = "{hall}"
+name = "测试政务服务中心"
+timezone = "Asia/Shanghai"
+
+[priority]
+appointment = 30
+elderly = 20
+disabled = 20
+{extra_priority}
+
+[appointments]
+early_minutes = 30
+grace_minutes = 10
+
+[[group]]
+id = "natural"
+name = "自然人综合窗口"
+
+[[group]]
+id = "legal"
+name = "法人综合窗口"
+
+[[group]]
+id = "police"
+name = "公安专区"
+
+[[service]]
+id = "social-security"
+name = "社保医保"
+group = "natural"
+prefix = "A"
+expected_minutes = 8
+
+[[service]]
+id = "housing-fund"
+name = "公积金"
+group = "natural"
+prefix = "A"
+expected_minutes = 6
+
+[[service]]
+id = "business-licence"
+name = "营业执照"
+group = "legal"
+prefix = "C"
+expected_minutes = 12
+
+[[service]]
+id = "household"
+name = "户籍办理"
+group = "police"
+prefix = "D"
+expected_minutes = 10
+
+[[window]]
+id = "1"
+name = "1号窗口"
+groups = ["natural", "legal"]
+
+[[window]]
+id = "2"
+name = "2号窗口"
+groups = ["natural"]
+
+[[window]]
+id = "3"
+name = "3号窗口"
+groups = ["legal"]
+
+[[window]]
+id = "9"
+name = "9号窗口"
+groups = ["police"]
+
+[[credential]]
+role = "kiosk"
+token = "kiosk-token"
+
+[[credential]]
+role = "clerk"
+token = "clerk-1-token"
+windows = ["1"]
+
+[[credential]]
+role = "clerk"
+token = "clerk-2-token"
+windows = ["2", "3"]
+
+[[credential]]
+role = "clerk"
+token = "clerk-9-token"
+windows = ["9"]
+
+[[credential]]
+role = "manager"
+token = "manager-token"
+
+[[credential]]
+role = "admin"
+token = "admin-token"
+
+[[credential]]
+role = "display"
+token = "display-token"
+"""
+
+TOKENS = {
+    "kiosk": "kiosk-token",
+    "clerk": "clerk-1-token",
+    "clerk2": "clerk-2-token",
+    "manager": "manager-token",
+    "admin": "admin-token",
+    "display": "display-token",
+}
+
+
+def new_hall_id() -> str:
+    return f"t{RUN}-{next(_counter)}"
+
+
+def write_hall(directory: Path, hall: str | None = None, extra_priority: str = "") -> Path:
+    hall = hall or new_hall_id()
+    path = directory / f"{hall}.toml"
+    path.write_text(HALL_TOML.format(hall=hall, extra_priority=extra_priority), encoding="utf-8")
+    return path
+
+
+def make_config(directory: Path, extra_priority: str = "") -> HallConfig:
+    return load_hall_config(write_hall(directory, extra_priority=extra_priority))
+
+
+@dataclass
+class Clock:
+    """Seconds since the epoch, moved by the test."""
+
+    now: float = START_S
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, minutes: float = 0.0, seconds: float = 0.0) -> None:
+        self.now += minutes * 60 + seconds

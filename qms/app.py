@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -30,7 +30,7 @@ from ticketing.operations import OPERATIONS as TICKET_OPERATIONS
 
 log = logging.getLogger("qms")
 
-BackgroundTask = Callable[[Mapping[str, Hall]], Awaitable[None]]
+BackgroundTask = Callable[[Mapping[str, Hall]], Coroutine[Any, Any, None]]
 """A coroutine the app runs for its lifetime (the demo's simulated hall)."""
 
 

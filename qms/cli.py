@@ -40,10 +40,18 @@ def _parser() -> argparse.ArgumentParser:
     def server_options(sp: argparse.ArgumentParser, port: int) -> None:
         sp.add_argument("--host", default="127.0.0.1", help="address to listen on")
         sp.add_argument("--port", type=int, default=port, help="port to listen on")
-        sp.add_argument("--data-dir", type=Path, default=Path(".qms-data"),
-                        help="embedded Redis data (when QMS_REDIS_URL is unset)")  # fmt: skip
-        sp.add_argument("--fsync", choices=["always", "everysec"], default="always",
-                        help="embedded Redis AOF fsync policy")  # fmt: skip
+        sp.add_argument(
+            "--data-dir",
+            type=Path,
+            default=Path(".qms-data"),
+            help="embedded Redis data (when QMS_REDIS_URL is unset)",
+        )
+        sp.add_argument(
+            "--fsync",
+            choices=["always", "everysec"],
+            default="always",
+            help="embedded Redis AOF fsync policy",
+        )
 
     serve = sub.add_parser("serve", help="serve one or more halls")
     serve.add_argument("--config", action="append", type=Path, required=True, metavar="HALL.toml")

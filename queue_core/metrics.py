@@ -11,7 +11,7 @@ from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 from queue_core.models import EventType, OutcomeEvent, Snapshot, WindowStatus
 
 # `_created` series double the output and no dashboard of ours reads them.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 _LABELS = ["hall", "service", "priority"]
 

@@ -48,15 +48,6 @@ def checkin_effective_ms(
     return effective_ms(min(checkin_ms, start_ms), appointment_credit_minutes)
 
 
-def queue_member(issued_ms: int, ticket_id: str) -> str:
-    """The sorted-set member of a waiting ticket.
-
-    Redis breaks score ties by member bytes; leading with the zero-padded
-    issue time makes a tie go to the earlier issue, as the rule says.
-    """
-    return f"{issued_ms:015d}:{ticket_id}"
-
-
 def local_day(now_ms: int, tz: ZoneInfo) -> str:
     """The hall's calendar day (YYYYMMDD): numbering restarts at local midnight."""
     return datetime.fromtimestamp(now_ms / 1000, tz).strftime("%Y%m%d")

@@ -109,7 +109,7 @@ class HallStore:
         day = policy.local_day(now, self.config.timezone)
         keys = [self.keys.counter(day, svc.prefix), self.keys.numbers(day)]
         args: list[str | int | float] = [
-            tid, svc.id, svc.group, svc.prefix, priority, e, policy.queue_member(now, tid)
+            tid, svc.id, svc.group, svc.prefix, priority, e
         ]  # fmt: skip
         reply = await self._mutate("issue", now, idempotency, keys, args)
         return self._result(reply, self._ticket_view(reply))
@@ -156,8 +156,7 @@ class HallStore:
             self.keys.numbers(day),
         ]
         args: list[str | int | float] = [
-            code, start, tid, svc.id, svc.group, svc.prefix, priority, e,
-            policy.queue_member(now, tid),
+            code, start, tid, svc.id, svc.group, svc.prefix, priority, e
         ]  # fmt: skip
         reply = await self._mutate("checkin", now, idempotency, keys, args)
         return self._result(reply, self._ticket_view(reply))

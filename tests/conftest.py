@@ -10,23 +10,25 @@ made unique with ``uuid4``, and deletes what it must.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from redis.asyncio import Redis
 
-# The project is not installed in the test venv, and pytest puts only tests/
-# on sys.path: make the project root importable (pyproject's pytest
-# ``pythonpath = ["."]`` or ``pip install -e .`` would make this a no-op).
-_ROOT = str(Path(__file__).resolve().parent.parent)
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from qms.embedded_redis import EmbeddedRedis  # noqa: E402
-from queue_core.redis_client import create_redis  # noqa: E402
+from qms.app import create_app
+from qms.embedded_redis import EmbeddedRedis
+from queue_core.config import HallConfig
+from queue_core.keys import HallKeys
+from queue_core.redis_client import create_redis
+from queue_core.scripts import Scripts
+from queue_core.store import HallStore
+from tests.support import Clock, make_config
 
 
 @pytest.fixture(scope="session")
@@ -58,3 +60,95 @@ async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+@dataclass
+class HallKit:
+    """One fresh hall in the test Redis, with a clock the test moves."""
+
+    store: HallStore
+    clock: Clock
+    config: HallConfig
+    redis: Redis
+    keys: HallKeys = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.keys = self.store.keys
+
+    def store_time_ms(self, minutes: float) -> int:
+        """The store's time `minutes` after the test day's 09:00 start."""
+        return round((Clock().now + minutes * 60) * 1000)
+
+
+HallFactory = Callable[..., Awaitable[HallKit]]
+
+
+@pytest.fixture
+async def hall_factory(redis: Redis, tmp_path: Path) -> AsyncIterator[HallFactory]:
+    """Makes halls of their own (unique ids); deletes their keys afterwards."""
+    made: list[HallKit] = []
+    scripts = Scripts.register(redis)
+
+    async def make(extra_priority: str = "", **store_options: Any) -> HallKit:
+        config = make_config(tmp_path, extra_priority=extra_priority)
+        clock = Clock()
+        store = HallStore(redis, scripts, config, clock=clock, **store_options)
+        made.append(HallKit(store, clock, config, redis))
+        return made[-1]
+
+    yield make
+    for kit in made:
+        await delete_hall(redis, kit.keys)
+
+
+@pytest.fixture
+async def hall(hall_factory: HallFactory) -> HallKit:
+    return await hall_factory()
+
+
+async def delete_hall(redis: Redis, keys: HallKeys) -> None:
+    doomed = [k async for k in redis.scan_iter(match=keys.match_all(), count=1000)]
+    if doomed:
+        await redis.delete(*doomed)
+
+
+@contextlib.asynccontextmanager
+async def api_client(
+    configs: list[HallConfig], redis_url: str, clock: Clock | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The whole app in-process: lifespan run, state handed to each request
+    the way uvicorn does it, requests over httpx's ASGI transport."""
+    app = create_app(configs, redis_url, clock=clock, metrics_interval_s=3600)
+    async with app.router.lifespan_context(app) as state:
+
+        async def with_state(scope: Any, receive: Any, send: Any) -> None:
+            scope["state"] = dict(state or {})
+            await app(scope, receive, send)
+
+        transport = httpx.ASGITransport(app=with_state, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://qms.test") as client:
+            yield client
+
+
+@dataclass
+class ApiKit:
+    client: httpx.AsyncClient
+    config: HallConfig
+    clock: Clock
+    redis: Redis
+    keys: HallKeys
+
+    @property
+    def base(self) -> str:
+        return f"/api/v1/halls/{self.config.id}"
+
+
+@pytest.fixture
+async def api(redis_url: str, redis: Redis, tmp_path: Path) -> AsyncIterator[ApiKit]:
+    """A fresh hall served by the whole app (see tests/support.py for its tokens)."""
+    config = make_config(tmp_path)
+    clock = Clock()
+    keys = HallKeys(config.id)
+    async with api_client([config], redis_url, clock) as client:
+        yield ApiKit(client, config, clock, redis, keys)
+    await delete_hall(redis, keys)

@@ -8,7 +8,7 @@ import pytest
 
 from queue_core.errors import Conflict, Invalid, NotFound
 from queue_core.models import TicketStatus, WindowStatus
-from tests.conftest import HallKit
+from tests.conftest import HallFactory, HallKit
 
 pytestmark = pytest.mark.redis
 
@@ -63,8 +63,10 @@ async def test_disabled_credit_and_ties_go_to_the_earlier_issue(hall: HallKit) -
     assert await numbers_called(hall, "2", 2) == ["A001", "A002"]
 
 
-async def test_strict_priority_class_goes_first_in_arrival_order(hall_factory: object) -> None:
-    kit = await hall_factory(extra_priority="veteran = inf")  # type: ignore[operator]
+async def test_strict_priority_class_goes_first_in_arrival_order(
+    hall_factory: HallFactory,
+) -> None:
+    kit = await hall_factory(extra_priority="veteran = inf")
     await kit.store.issue("social-security")  # A001
     kit.clock.advance(minutes=300)
     await kit.store.issue("social-security", "veteran")  # A002

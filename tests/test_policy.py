@@ -67,12 +67,6 @@ def test_checkin_effective_time() -> None:
     assert policy.checkin_effective_ms(T0 + 60 * MIN, T0, False, 30) == T0 + 60 * MIN
 
 
-def test_queue_member_orders_ties_by_issue_time() -> None:
-    earlier = policy.queue_member(T0, "zzzzzzzzzzzzzzzzzzzzzz")
-    later = policy.queue_member(T0 + 1, "AAAAAAAAAAAAAAAAAAAAAA")
-    assert earlier < later
-
-
 def test_local_day_follows_the_hall_time_zone() -> None:
     shanghai = ZoneInfo("Asia/Shanghai")
     # 2026-11-21 15:59:59 UTC is 23:59:59 in Shanghai; a second later it is the 22nd.

@@ -172,9 +172,14 @@ local function call_ticket(t, w, queue_key)
 end
 
 -- Issue a new waiting ticket: next number of its prefix today, queued by effective time.
-local function create_ticket(k_counter, k_numbers, id, service, group, prefix, priority, e, member, appt)
+-- Redis breaks score ties by member bytes: the member leads with the issue
+-- time, then the hall's next event number, so a tie goes to the earlier
+-- issue even within one millisecond.
+local function create_ticket(k_counter, k_numbers, id, service, group, prefix, priority, e, appt)
   local n = redis.call('INCR', k_counter)
   redis.call('EXPIRE', k_counter, 172800)
+  local next_seq = tonumber(redis.call('GET', K_SEQ) or '0') + 1
+  local member = string.format('%015d:%012d:%s', NOW, next_seq, id)
   local t = {
     id = id, number = string.format('%s%03d', prefix, n), service = service, group = group,
     priority = priority, status = 'waiting', issued = NOW, e = tonumber(e), m = member,

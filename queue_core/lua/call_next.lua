@@ -27,7 +27,7 @@ if not best_member then
   remember('N:')
   return cjson.encode({none = true, replayed = false, out = OUT})
 end
-local t = load_ticket(string.match(best_member, '^%d+:(.+)$'))
+local t = load_ticket(string.match(best_member, '^%d+:%d+:(.+)$'))
 call_ticket(t, w, best_queue)
 remember('T:' .. t.id)
 return ticket_reply(t, false)

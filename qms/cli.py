@@ -59,10 +59,18 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run a bundled example hall with simulated visitors")
     server_options(demo, 8000)
-    demo.add_argument("--speed", type=float, default=30.0,
-                      help="how many times faster than real life the simulated hall runs")  # fmt: skip
-    demo.add_argument("--duration", type=float, default=None,
-                      help="stop after this many seconds (default: run until interrupted)")  # fmt: skip
+    demo.add_argument(
+        "--speed",
+        type=float,
+        default=30.0,
+        help="how many times faster than real life the simulated hall runs",
+    )
+    demo.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="stop after this many seconds (default: run until interrupted)",
+    )
 
     check = sub.add_parser("check-config", help="validate hall config files")
     check.add_argument("configs", nargs="+", type=Path, metavar="HALL.toml")

@@ -21,7 +21,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from queue_core import policy
-from queue_core.config import HallConfig
+from queue_core.config import HallConfig, Service, Window
 from queue_core.errors import Conflict, Invalid, NotFound, QmsError, Unavailable
 from queue_core.keys import HallKeys
 from queue_core.models import (
@@ -332,13 +332,13 @@ class HallStore:
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
-    def _service(self, service: str) -> Any:
+    def _service(self, service: str) -> Service:
         svc = self.config.service_by_id.get(service)
         if svc is None:
             raise NotFound("service_not_found", f"This hall has no service {service!r}.")
         return svc
 
-    def _window(self, window: str) -> Any:
+    def _window(self, window: str) -> Window:
         w = self.config.window_by_id.get(window)
         if w is None:
             raise NotFound("window_not_found", f"This hall has no window {window!r}.")

@@ -89,8 +89,10 @@ async def hall_factory(redis: Redis, tmp_path: Path) -> AsyncIterator[HallFactor
     made: list[HallKit] = []
     scripts = Scripts.register(redis)
 
-    async def make(extra_priority: str = "", **store_options: Any) -> HallKit:
-        config = make_config(tmp_path, extra_priority=extra_priority)
+    async def make(
+        extra_priority: str = "", extra_windows: int = 0, **store_options: Any
+    ) -> HallKit:
+        config = make_config(tmp_path, extra_priority=extra_priority, extra_windows=extra_windows)
         clock = Clock()
         store = HallStore(redis, scripts, config, clock=clock, **store_options)
         made.append(HallKit(store, clock, config, redis))
@@ -152,3 +154,9 @@ async def api(redis_url: str, redis: Redis, tmp_path: Path) -> AsyncIterator[Api
     async with api_client([config], redis_url, clock) as client:
         yield ApiKit(client, config, clock, redis, keys)
     await delete_hall(redis, keys)
+
+
+async def stream_events(redis: Redis, keys: HallKeys) -> list[tuple[str, dict[str, str]]]:
+    """Every event still in the hall's stream, oldest first."""
+    entries = await redis.xrange(keys.events)
+    return [(str(eid), {str(k): str(v) for k, v in fields.items()}) for eid, fields in entries]

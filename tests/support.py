@@ -138,15 +138,24 @@ def new_hall_id() -> str:
     return f"t{RUN}-{next(_counter)}"
 
 
-def write_hall(directory: Path, hall: str | None = None, extra_priority: str = "") -> Path:
+def write_hall(
+    directory: Path, hall: str | None = None, extra_priority: str = "", extra_windows: int = 0
+) -> Path:
+    """Write the test hall; `extra_windows` adds windows w1..wN serving natural and legal."""
     hall = hall or new_hall_id()
     path = directory / f"{hall}.toml"
-    path.write_text(HALL_TOML.format(hall=hall, extra_priority=extra_priority), encoding="utf-8")
+    text = HALL_TOML.format(hall=hall, extra_priority=extra_priority)
+    for i in range(1, extra_windows + 1):
+        text += f'\n[[window]]\nid = "w{i}"\nname = "综合{i}号窗口"\n'
+        text += 'groups = ["natural", "legal"]\n'
+    path.write_text(text, encoding="utf-8")
     return path
 
 
-def make_config(directory: Path, extra_priority: str = "") -> HallConfig:
-    return load_hall_config(write_hall(directory, extra_priority=extra_priority))
+def make_config(directory: Path, extra_priority: str = "", extra_windows: int = 0) -> HallConfig:
+    return load_hall_config(
+        write_hall(directory, extra_priority=extra_priority, extra_windows=extra_windows)
+    )
 
 
 @dataclass

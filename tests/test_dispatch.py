@@ -8,7 +8,7 @@ import pytest
 
 from queue_core.errors import Conflict, Invalid, NotFound
 from queue_core.models import TicketStatus, WindowStatus
-from tests.conftest import HallFactory, HallKit
+from tests.conftest import HallFactory, HallKit, stream_events
 
 pytestmark = pytest.mark.redis
 
@@ -248,7 +248,7 @@ async def test_events_carry_seq_and_waiting_for_every_group(hall: HallKit) -> No
     await hall.store.issue("social-security")
     await hall.store.set_window("2", WindowStatus.OPEN)
     await hall.store.call_next("2")
-    events = await hall.redis.xrange(hall.store.keys.events)
+    events = await stream_events(hall.redis, hall.keys)
     assert [eid for eid, _ in events] == ["1-0", "2-0", "3-0"]
     types = [fields["type"] for _, fields in events]
     assert types == ["issued", "window", "called"]

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
-import signal
 import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
@@ -40,7 +38,6 @@ UTILISATION = 0.9
 @dataclass
 class HallSimulator:
     speed: float = 30.0
-    duration_s: float | None = None
     seed: int | None = None
     rng: random.Random = field(init=False)
 
@@ -48,25 +45,18 @@ class HallSimulator:
         self.rng = random.Random(self.seed)
 
     async def run(self, halls: Mapping[str, Hall]) -> None:
-        """Simulate every hall until cancelled, or for `duration_s` then stop the server."""
-        jobs = [self._hall(h) for h in halls.values()]
-        if self.duration_s is None:
-            await asyncio.gather(*jobs)
-            return
-        try:
-            await asyncio.wait_for(asyncio.gather(*jobs), self.duration_s)
-        except TimeoutError:
-            log.info("simulated %.0f s; stopping", self.duration_s)
-            # The same path as Ctrl-C: uvicorn shuts down gracefully.
-            os.kill(os.getpid(), signal.SIGINT)
+        """Simulate every hall until cancelled."""
+        await asyncio.gather(*(self._hall(h) for h in halls.values()))
 
     async def _hall(self, hall: Hall) -> None:
         store, config = hall.store, hall.config
         opened = [w for w in config.windows if self.rng.random() < OPEN_SHARE] or [
             config.windows[0]
         ]
-        for w in opened:
-            await self._safely(store.set_window(w.id, WindowStatus.OPEN))
+        # A restarted demo finds the windows as it left them: set every one.
+        for w in config.windows:
+            status = WindowStatus.OPEN if w in opened else WindowStatus.CLOSED
+            await self._safely(store.set_window(w.id, status))
         clerks = [self._clerk(store, config, w) for w in opened]
         await asyncio.gather(self._visitors(store, config, len(opened)), *clerks)
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import errno
 import logging
+import os
 import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib.resources import as_file, files
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from qms.app import BackgroundTask, create_app
 from qms.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from qms.settings import Settings
 from queue_core.config import ConfigError, HallConfig, load_halls
+from queue_core.operations import Hall
 from queue_core.redis_client import create_redis, describe_url
 
 EXIT_FAILURE = 1
@@ -233,5 +236,15 @@ def demo(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    simulator = HallSimulator(speed=args.speed, duration_s=args.duration)
-    return serve(settings, configs, background=[simulator.run])
+    simulator = HallSimulator(speed=args.speed)
+
+    async def simulate(halls: Mapping[str, Hall]) -> None:
+        if args.duration is None:
+            await simulator.run(halls)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(simulator.run(halls), args.duration)
+        # The same path as Ctrl-C: uvicorn shuts down gracefully.
+        os.kill(os.getpid(), signal.SIGINT)
+
+    return serve(settings, configs, background=[simulate])

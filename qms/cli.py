@@ -244,7 +244,8 @@ def demo(args: argparse.Namespace) -> int:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(simulator.run(halls), args.duration)
-        # The same path as Ctrl-C: uvicorn shuts down gracefully.
-        os.kill(os.getpid(), signal.SIGINT)
+        # The path of `kill`: uvicorn shuts down gracefully, then re-raises
+        # SIGTERM, which `_run_uvicorn` turns into a normal exit (0).
+        os.kill(os.getpid(), signal.SIGTERM)
 
     return serve(settings, configs, background=[simulate])

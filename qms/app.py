@@ -63,6 +63,19 @@ async def refresh_gauges(halls: Mapping[str, Hall], interval_s: float) -> None:
         await asyncio.sleep(interval_s)
 
 
+async def cancel_all(tasks: Sequence[asyncio.Task[None]]) -> None:
+    """Cancel until every task has ended.
+
+    One cancel is not always enough: on Python 3.11, redis-py awaits through
+    `asyncio.wait_for`, which can swallow a cancellation that lands as the
+    command completes, and the task would then sleep on."""
+    pending = set(tasks)
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=1.0)
+
+
 def create_app(
     configs: Sequence[HallConfig],
     redis_url: str,
@@ -98,9 +111,7 @@ def create_app(
         try:
             yield {"halls": halls}
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_all(tasks)
             await redis.aclose()
 
     routes = [

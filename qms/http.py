@@ -47,8 +47,11 @@ class JSON(JSONResponse):
         return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def error_response(status: int, code: str, message: str) -> Response:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+def error_response(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    if status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
     return JSON({"error": {"code": code, "message": message}}, status, headers=headers)
 
 
@@ -65,19 +68,27 @@ def bearer_token(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-async def read_json_object(request: Request) -> dict[str, Any]:
-    """The body as a JSON object; 413 past the limit (before parsing), 400 if not JSON."""
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+async def read_body(request: Request) -> bytes:
+    """The raw body, refused with 413 past the limit: by its Content-Length
+    before reading, or while reading a body streamed without one."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY_BYTES:
         raise _too_large()
     raw = bytearray()
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > MAX_BODY_BYTES:
             raise _too_large()
+    return bytes(raw)
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """A body as a JSON object: 400 if it is not JSON, 422 if not an object."""
     try:
-        body = json.loads(bytes(raw), parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError):
+        body = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: 16 KiB of nested brackets is valid JSON deeper than
+        # the parser goes; to the client it is simply not a usable body.
         raise Malformed("malformed_json", "The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise Invalid("invalid_body", "The request body must be a JSON object.")
@@ -126,7 +137,9 @@ async def _handle(op: Operation, request: Request) -> Reply:
     if key is not None:
         who = credential.id if credential is not None else "anonymous"
         scope = idempotency_scope(hall_id, who, request.url.path, validation.idempotency_key(key))
-    body = await read_json_object(request) if op.takes_body else {}
+    # Read even where no body is expected, so the limit holds for every request.
+    raw = await read_body(request)
+    body = parse_json_object(raw) if op.takes_body else {}
     return await op.handler(Call(hall, credential, params, body, scope))
 
 
@@ -140,7 +153,8 @@ async def http_exception(request: Request, exc: Exception) -> Response:
     codes = {404: "not_found", 405: "method_not_allowed"}
     code = codes.get(exc.status_code, "http_error")
     message = "No such resource." if exc.status_code == 404 else str(exc.detail)
-    return error_response(exc.status_code, code, message)
+    # exc.headers carries the Allow header a 405 must have.
+    return error_response(exc.status_code, code, message, exc.headers)
 
 
 async def unexpected(request: Request, exc: Exception) -> Response:

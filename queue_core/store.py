@@ -138,7 +138,9 @@ class HallStore:
         if raw is None:
             raise NotFound("appointment_not_found", f"No appointment has code {code}.")
         booked = json.loads(raw)
-        if booked.get("ticket"):
+        # With a key, a retry of a check-in that worked must reach the script,
+        # which answers it with the first ticket; without one, refuse here.
+        if booked.get("ticket") and idempotency is None:
             raise Conflict("already_checked_in", f"Appointment {code} is already checked in.")
         svc = self._service(booked["service"])
         now = self._now_ms()

@@ -44,13 +44,17 @@ def local_time_ms(value: str, tz: ZoneInfo, field: str) -> int:
     """An ISO 8601 time as epoch ms; without an offset it is the hall's local time."""
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=tz)
+        ms = round(parsed.timestamp() * 1000)
+        # A time the hall's clock cannot show (year 1, year 9999 with an
+        # offset) would be stored and then fail to render: refuse it here.
+        datetime.fromtimestamp(ms / 1000, tz).isoformat()
+    except (ValueError, OverflowError, OSError):
         raise Invalid(
             "invalid_field", f"Field {field!r} must be an ISO 8601 time, e.g. 2026-11-21T09:30."
         ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=tz)
-    return round(parsed.timestamp() * 1000)
+    return ms
 
 
 def ticket_id(value: str) -> str:

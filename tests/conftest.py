@@ -158,5 +158,7 @@ async def api(redis_url: str, redis: Redis, tmp_path: Path) -> AsyncIterator[Api
 
 async def stream_events(redis: Redis, keys: HallKeys) -> list[tuple[str, dict[str, str]]]:
     """Every event still in the hall's stream, oldest first."""
-    entries = await redis.xrange(keys.events)
-    return [(str(eid), {str(k): str(v) for k, v in fields.items()}) for eid, fields in entries]
+    entries = await redis.xrange(keys.events) or []
+    return [
+        (str(eid), {str(k): str(v) for k, v in (fields or {}).items()}) for eid, fields in entries
+    ]

@@ -539,3 +539,16 @@ def test_demo_runs_a_simulated_hall_then_exits_cleanly(tmp_path: Path) -> None:
     assert "Traceback" not in stderr
     assert_no_embedded_redis(data_dir)
     assert returncode == 0, stderr
+
+
+def test_the_listening_socket_names_tcp_so_asyncio_sets_nodelay() -> None:
+    """asyncio turns on TCP_NODELAY for accepted connections only when the
+    listening socket's protocol is IPPROTO_TCP; with 0, every response waited
+    ~40 ms on the client's delayed ACK (found by loadtests/http_bench.py)."""
+    from qms.cli import _bind
+
+    sock = _bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()

@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 configs=tuple(args.config), host=args.host, port=args.port,
                 data_dir=args.data_dir, fsync=args.fsync,
             )  # fmt: skip
-            return serve(settings, load_configs(settings.configs))
+            return serve(settings, load_halls(settings.configs))
         if args.command == "demo":
             return demo(args)
     except CliError as exc:
@@ -115,10 +115,6 @@ def check_config(paths: Sequence[Path]) -> int:
         print(f"{hall.source}: ok: hall {hall.id} ({hall.name}), {len(hall.windows)} windows, "
               f"{len(hall.services)} services")  # fmt: skip
     return 0
-
-
-def load_configs(paths: Sequence[Path]) -> tuple[HallConfig, ...]:
-    return load_halls(paths)
 
 
 def _config_summary(exc: ConfigError) -> str:
@@ -228,7 +224,7 @@ def demo(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     source = files("qms") / "demo_hall.toml"
     with as_file(source) as path:
-        configs = load_configs([path])
+        configs = load_halls([path])
     settings = Settings.from_env(
         configs=(), host=args.host, port=args.port, data_dir=args.data_dir, fsync=args.fsync
     )

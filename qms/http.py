@@ -68,12 +68,16 @@ def bearer_token(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-async def read_body(request: Request) -> bytes:
-    """The raw body, refused with 413 past the limit: by its Content-Length
-    before reading, or while reading a body streamed without one."""
+def refuse_declared_oversize(request: Request) -> None:
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > MAX_BODY_BYTES:
         raise _too_large()
+
+
+async def read_body(request: Request) -> bytes:
+    """The raw body, refused with 413 past the limit: by its Content-Length
+    before reading, or while reading a body streamed without one."""
+    refuse_declared_oversize(request)
     raw = bytearray()
     async for chunk in request.stream():
         raw += chunk
@@ -118,9 +122,7 @@ def _endpoint(op: Operation) -> Any:
 
 
 async def _handle(op: Operation, request: Request) -> Reply:
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_BODY_BYTES:
-        raise _too_large()
+    refuse_declared_oversize(request)  # before any other work
     params = dict(request.path_params)
     hall_id = params.pop("hall")
     hall = halls_of(request).get(hall_id)

@@ -116,11 +116,14 @@ async def delete_hall(redis: Redis, keys: HallKeys) -> None:
 
 @contextlib.asynccontextmanager
 async def api_client(
-    configs: list[HallConfig], redis_url: str, clock: Clock | None = None
+    configs: list[HallConfig],
+    redis_url: str,
+    clock: Clock | None = None,
+    metrics_interval_s: float = 3600,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The whole app in-process: lifespan run, state handed to each request
     the way uvicorn does it, requests over httpx's ASGI transport."""
-    app = create_app(configs, redis_url, clock=clock, metrics_interval_s=3600)
+    app = create_app(configs, redis_url, clock=clock, metrics_interval_s=metrics_interval_s)
     async with app.router.lifespan_context(app) as state:
 
         async def with_state(scope: Any, receive: Any, send: Any) -> None:

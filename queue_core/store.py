@@ -316,10 +316,12 @@ class HallStore:
 
     def _ticket_view(self, reply: dict[str, Any]) -> TicketView:
         pos = reply.get("pos")
+        # ZRANK's nil arrives as JSON false, and a bool is an int: test exactly.
+        position = int(pos) if type(pos) is int else None
         open_ids = reply.get("open") or []
         return TicketView(
             _ticket(reply["t"]),
-            int(pos) if isinstance(pos, int | float) else None,
+            position,
             frozenset(open_ids),
         )
 

@@ -130,7 +130,7 @@ local function replay()
   local kind, id = string.sub(ref, 1, 1), string.sub(ref, 3)
   if kind == 'T' then return ticket_reply(load_ticket(id), true) end
   if kind == 'W' then return window_reply(load_window(id), true) end
-  if kind == 'A' then
+  if kind == 'A' then  -- only appointment.lua stores 'A:', and it passes the appointments hash as KEYS[9]
     return cjson.encode({a = cjson.decode(redis.call('HGET', KEYS[9], id)), replayed = true, out = OUT})
   end
   return cjson.encode({none = true, replayed = true, out = OUT})

@@ -137,11 +137,9 @@ class HallStore:
         raw = await self._call(self.redis.hget(self.keys.appointments, code))
         if raw is None:
             raise NotFound("appointment_not_found", f"No appointment has code {code}.")
+        # An appointment already checked in is refused by the script, after it
+        # has answered a retry (same Idempotency-Key) with the first ticket.
         booked = json.loads(raw)
-        # With a key, a retry of a check-in that worked must reach the script,
-        # which answers it with the first ticket; without one, refuse here.
-        if booked.get("ticket") and idempotency is None:
-            raise Conflict("already_checked_in", f"Appointment {code} is already checked in.")
         svc = self._service(booked["service"])
         now = self._now_ms()
         start = int(booked["start"])

@@ -1,3 +1,2 @@
-"""displays: the hall screens' event gateway (WebSocket fan-out) and pages.
-
-Empty until the real-time issue; screens can poll GET /snapshot meanwhile."""
+"""Screens: the WebSocket gateway that fans the hall's events out, and the
+pages (LED hall screen, window strip) that show and speak them."""

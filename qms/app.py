@@ -7,23 +7,35 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
+from starlette.websockets import WebSocket
 
 from dispatcher.operations import OPERATIONS as WINDOW_OPERATIONS
-from qms.http import JSON, api_routes, error_response, halls_of, http_exception, unexpected
+from displays.gateway import Gateway, GatewaySettings, gateway_routes
+from displays.pages import page_routes
+from qms.http import (
+    JSON,
+    api_routes,
+    bearer_token,
+    deny_websocket,
+    error_response,
+    halls_of,
+    http_exception,
+    unexpected,
+)
 from queue_core import metrics
 from queue_core.auth import Credentials
 from queue_core.config import HallConfig
 from queue_core.errors import QmsError
 from queue_core.operations import Hall
-from queue_core.redis_client import create_redis
+from queue_core.redis_client import create_blocking_reader, create_redis
 from queue_core.scripts import Scripts
 from queue_core.store import HallStore
 from ticketing.operations import OPERATIONS as TICKET_OPERATIONS
@@ -76,6 +88,10 @@ async def cancel_all(tasks: Sequence[asyncio.Task[None]]) -> None:
         _, pending = await asyncio.wait(pending, timeout=1.0)
 
 
+def _gateway_of(ws: WebSocket) -> Gateway:
+    return cast(Gateway, ws.state.gateway)
+
+
 def create_app(
     configs: Sequence[HallConfig],
     redis_url: str,
@@ -85,7 +101,12 @@ def create_app(
     metrics_interval_s: float = 5.0,
     background: Sequence[BackgroundTask] = (),
     clock: Callable[[], float] | None = None,
+    gateway_settings: GatewaySettings | None = None,
 ) -> Starlette:
+    """The whole qms app. `app.state.gateway` holds the screen gateway while
+    the lifespan runs (the server closes its sockets with 1001 on shutdown)."""
+    screens = gateway_settings or GatewaySettings()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         redis = create_redis(redis_url, max_connections=redis_max_connections)
@@ -106,19 +127,32 @@ def create_app(
             )
             for c in configs
         }
+        block_s = screens.hub.heartbeat_s
+        gateway = Gateway(
+            halls,
+            redis,
+            scripts,
+            lambda: create_blocking_reader(redis_url, block_timeout_s=block_s),
+            screens,
+        )
+        gateway.start()
+        app.state.gateway = gateway
         tasks = [asyncio.create_task(refresh_gauges(halls, metrics_interval_s))]
         tasks += [asyncio.create_task(run(halls)) for run in background]
         try:
-            yield {"halls": halls}
+            yield {"halls": halls, "gateway": gateway}
         finally:
+            await gateway.aclose()
             await cancel_all(tasks)
             await redis.aclose()
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
         *api_routes(TICKET_OPERATIONS + WINDOW_OPERATIONS),
+        *gateway_routes(_gateway_of, deny_websocket, bearer_token),
+        *page_routes(),
     ]
     return Starlette(
         routes=routes,

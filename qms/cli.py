@@ -12,6 +12,7 @@ import contextlib
 import errno
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -19,11 +20,14 @@ from collections.abc import Mapping, Sequence
 from importlib.resources import as_file, files
 from pathlib import Path
 
-import uvicorn
+from starlette.applications import Starlette
 
+from displays.gateway import GatewaySettings
+from displays.hub import HubSettings
 from qms.app import BackgroundTask, create_app
 from qms.embedded_redis import EmbeddedRedis, EmbeddedRedisError
-from qms.settings import Settings
+from qms.server import QmsServer, server_config, tune_gc
+from qms.settings import Settings, SettingsError
 from queue_core.config import ConfigError, HallConfig, load_halls
 from queue_core.operations import Hall
 from queue_core.redis_client import create_redis, describe_url
@@ -93,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(settings, load_halls(settings.configs))
         if args.command == "demo":
             return demo(args)
-    except CliError as exc:
+    except (CliError, SettingsError) as exc:
         print(f"qms: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except ConfigError as exc:
@@ -127,6 +131,7 @@ def _config_summary(exc: ConfigError) -> str:
 def serve(
     settings: Settings, configs: Sequence[HallConfig], background: Sequence[BackgroundTask] = ()
 ) -> int:
+    _raise_open_files_limit()
     sock = _bind(settings.host, settings.port)
     embedded: EmbeddedRedis | None = None
     try:
@@ -145,6 +150,11 @@ def serve(
             redis_max_connections=settings.redis_max_connections,
             stream_maxlen=settings.stream_maxlen,
             metrics_interval_s=settings.metrics_interval_s,
+            gateway_settings=GatewaySettings(
+                hub=HubSettings(
+                    queue_frames=settings.ws_queue_frames, heartbeat_s=settings.ws_heartbeat_s
+                )
+            ),
             background=background,
         )
         host, port = sock.getsockname()[:2]
@@ -159,21 +169,23 @@ def serve(
     return 0
 
 
-def _run_uvicorn(app: object, sock: socket.socket, access_log: bool) -> None:
-    config = uvicorn.Config(
-        app,  # type: ignore[arg-type]
-        log_level="info",
-        access_log=access_log,
-        lifespan="on",
-        timeout_graceful_shutdown=5,
-    )
-    server = uvicorn.Server(config)
+def _run_uvicorn(app: Starlette, sock: socket.socket, access_log: bool) -> None:
+    server = QmsServer(server_config(app, access_log=access_log), app)
     # uvicorn re-raises the signal it caught once it has shut down; make
     # SIGTERM unwind through our `finally` (stopping Redis) rather than
     # ending the process on the spot.
     signal.signal(signal.SIGTERM, _exit_on_signal)
+    tune_gc()
     # server.run picks the fastest loop installed (uvloop) and httptools.
     server.run(sockets=[sock])
+
+
+def _raise_open_files_limit() -> None:
+    """Every screen holds a socket: lift the soft limit (often 1,024) to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:
@@ -194,7 +206,9 @@ def _bind(host: str, port: int) -> socket.socket:
         if exc.errno == errno.EADDRINUSE:
             raise CliError(f"port {port} on {host} is already in use") from None
         raise CliError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.listen(2048)
+    # Room for every screen of a replica reconnecting at once (the kernel
+    # caps it at net.core.somaxconn).
+    sock.listen(8192)
     sock.set_inheritable(True)
     return sock
 
@@ -233,6 +247,10 @@ def demo(args: argparse.Namespace) -> int:
     api = f"{base}/api/v1/halls/{hall.id}"
     print(
         f"qms demo: {hall.name}, {len(hall.windows)} windows, simulated at {args.speed:g}x speed\n"
+        f"  hall screen:    {base}/halls/{hall.id}/display?token=demo-display\n"
+        f"  window strip:   {base}/halls/{hall.id}/windows/1/strip?token=demo-display\n"
+        f"  live events:    ws://{_url_host(settings.host)}:{settings.port}"
+        f"/ws/halls/{hall.id}/display?token=demo-display\n"
         f"  hall snapshot:  curl -H 'Authorization: Bearer demo-display' {api}/snapshot\n"
         f"  take a ticket:  curl -X POST -H 'Authorization: Bearer demo-kiosk' "
         f'-d \'{{"service": "social-security"}}\' {api}/tickets\n'

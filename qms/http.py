@@ -12,9 +12,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.websockets import WebSocket
 
 from queue_core import validation
 from queue_core.auth import authorize, idempotency_scope
@@ -63,8 +64,8 @@ def halls_of(request: Request) -> Mapping[str, Hall]:
     return cast(Mapping[str, Hall], request.state.halls)
 
 
-def bearer_token(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+def bearer_token(conn: HTTPConnection) -> str | None:
+    scheme, _, token = conn.headers.get("authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
@@ -163,3 +164,13 @@ async def unexpected(request: Request, exc: Exception) -> Response:
     """The last resort: log the traceback here, show the user a sentence."""
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal_error", "Something went wrong on the server.")
+
+
+async def deny_websocket(ws: WebSocket, exc: QmsError) -> None:
+    """Refuse a handshake with the contract's error body and status."""
+    response = qms_error_response(exc)
+    try:
+        await ws.send_denial_response(response)
+    except RuntimeError:
+        # A server without the denial-response extension: a bare refusal (403).
+        await ws.close(1008)

@@ -61,6 +61,16 @@ class HallKeys:
         """Hash appointment code -> appointment JSON."""
         return self._k("appointments")
 
+    def screen(self, screen: str) -> str:
+        """String (JSON presence) of one connected screen, with a TTL: gone = offline."""
+        return self._k(f"screen:{screen}")
+
+    @property
+    def screens(self) -> str:
+        """Sorted set screen id -> last seen (epoch ms): every screen seen lately,
+        so an expired presence key can be told from a screen that never existed."""
+        return self._k("screens")
+
     def queue(self, group: str) -> str:
         """Sorted set of waiting tickets of a group, scored by effective time."""
         return self._k(f"queue:{group}")

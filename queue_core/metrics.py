@@ -39,6 +39,19 @@ WAIT = Histogram(
 
 WAITING = Gauge("qms_waiting_tickets", "Tickets waiting, by group.", ["hall", "group"])
 WINDOWS = Gauge("qms_windows", "Windows by state.", ["hall", "status"])
+SCREENS = Gauge(
+    "qms_screens_connected", "Screens connected to this replica's gateway.", ["hall", "page"]
+)
+SCREENS_CLOSED = Counter(
+    "qms_screens_closed_total",
+    "Screen sockets ended, by why: client, too_slow, shutdown, redis_unavailable.",
+    ["hall", "reason"],
+)
+EVENT_LAG = Histogram(
+    "qms_event_fanout_lag_seconds",
+    "From an event's time in Redis to its fan-out to this replica's screens.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 REDIS_UP = Gauge("qms_redis_up", "1 when the last periodic read of Redis worked.", ["hall"])
 
 

@@ -112,6 +112,44 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class Event:
+    """One entry of the hall's event log, as the store parsed it.
+
+    `number`, `window` and `service` are None where the event has none (a
+    window event names no ticket; an issue names no window); `status` is
+    the window's new state on a `window` event only.
+    """
+
+    seq: int
+    type: EventType
+    at_ms: int
+    number: str | None
+    window: str | None
+    service: str | None
+    waiting: dict[str, int]
+    status: WindowStatus | None = None
+
+
+class ScreenPage(StrEnum):
+    DISPLAY = "display"
+    STRIP = "strip"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenPresence:
+    """A connected screen as presence records it: which page of which hall,
+    on which replica, since when."""
+
+    screen: str
+    page: ScreenPage
+    window: str | None
+    replica: str
+    connected_ms: int
+    last_seen_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class OutcomeEvent:
     """What a script did, for metrics: one per event it appended."""
 

@@ -21,13 +21,21 @@ checks it against a real server.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import redis.asyncio
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["create_blocking_reader", "create_redis", "describe_url"]
+from queue_core.errors import Unavailable
+
+__all__ = ["create_blocking_reader", "create_redis", "describe_url", "guarded"]
+
+T = TypeVar("T")
 
 # PING an idle connection before reuse when it has been idle this long, so a
 # connection dropped by a proxy or a Redis restart fails there, not mid-command.
@@ -129,3 +137,13 @@ def describe_url(url: str) -> str:
         return described
     except ValueError:
         return "<unparseable Redis URL>"
+
+
+async def guarded(awaitable: Awaitable[T]) -> T:
+    """Await a Redis call; a lost or timed-out connection becomes `Unavailable`."""
+    try:
+        return await awaitable
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        raise Unavailable(
+            "redis_unavailable", "The queue store cannot be reached right now; try again."
+        ) from exc

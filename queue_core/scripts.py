@@ -28,7 +28,8 @@ MUTATING = (
     "cancel",
     "window_state",
 )
-READING = ("snapshot", "ticket")
+# Scripts that stand alone: they read, or write what is not hall state (presence).
+STANDALONE = ("snapshot", "ticket", "presence")
 
 
 def source(name: str) -> str:
@@ -47,7 +48,7 @@ class Scripts:
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:
-        names = MUTATING + READING
+        names = MUTATING + STANDALONE
         return cls({n: redis.register_script(source(n)) for n in names})
 
     def __getitem__(self, name: str) -> AsyncScript:

@@ -17,12 +17,10 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from queue_core import policy
 from queue_core.config import HallConfig, Service, Window
-from queue_core.errors import Conflict, Invalid, NotFound, QmsError, Unavailable
+from queue_core.errors import Conflict, Invalid, NotFound, QmsError
 from queue_core.keys import HallKeys
 from queue_core.models import (
     APPOINTMENT,
@@ -38,6 +36,7 @@ from queue_core.models import (
     WindowState,
     WindowStatus,
 )
+from queue_core.redis_client import guarded
 from queue_core.scripts import Scripts
 
 T = TypeVar("T")
@@ -324,12 +323,7 @@ class HallStore:
         )
 
     async def _call(self, awaitable: Any) -> Any:
-        try:
-            return await awaitable
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise Unavailable(
-                "redis_unavailable", "The queue store cannot be reached right now; try again."
-            ) from exc
+        return await guarded(awaitable)
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)

@@ -11,13 +11,26 @@ from zoneinfo import ZoneInfo
 
 from queue_core.config import HallConfig
 from queue_core.estimate import eta_seconds
-from queue_core.models import Appointment, Snapshot, TicketStatus, TicketView, WindowState
+from queue_core.models import (
+    Appointment,
+    Event,
+    EventType,
+    Snapshot,
+    TicketStatus,
+    TicketView,
+    WindowState,
+)
 
 
 def iso(ms: int | None, tz: ZoneInfo) -> str | None:
     if ms is None:
         return None
     return datetime.fromtimestamp(ms / 1000, tz).isoformat(timespec="seconds")
+
+
+def iso_ms(ms: int, tz: ZoneInfo) -> str:
+    """An event's time, to the millisecond: screens measure their lag with it."""
+    return datetime.fromtimestamp(ms / 1000, tz).isoformat(timespec="milliseconds")
 
 
 def ticket_body(view: TicketView, config: HallConfig) -> dict[str, Any]:
@@ -86,3 +99,21 @@ def snapshot_body(snap: Snapshot, config: HallConfig) -> dict[str, Any]:
             for c in snap.recent_calls
         ],
     }
+
+
+def event_body(event: Event, config: HallConfig) -> dict[str, Any]:
+    """The contract's event frame (without the frame's own `type` wrapper:
+    the event's type is the frame's)."""
+    body: dict[str, Any] = {
+        "type": event.type.value,
+        "seq": event.seq,
+        "at": iso_ms(event.at_ms, config.timezone),
+        "number": event.number,
+        "window": event.window,
+        "service": event.service,
+        "waiting": {g.id: event.waiting.get(g.id, 0) for g in config.groups},
+    }
+    if event.type is EventType.WINDOW:
+        body["number"] = body["service"] = None
+        body["status"] = event.status.value if event.status else None
+    return body

@@ -552,3 +552,20 @@ def test_the_listening_socket_names_tcp_so_asyncio_sets_nodelay() -> None:
         assert sock.proto == socket.IPPROTO_TCP
     finally:
         sock.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("QMS_WS_QUEUE", "abc", "QMS_WS_QUEUE='abc' is not a number"),
+        ("QMS_STREAM_MAXLEN", "5", "QMS_STREAM_MAXLEN='5' must be at least 100"),
+        ("QMS_WS_HEARTBEAT", "nan", "QMS_WS_HEARTBEAT='nan' must be at least 0.1"),
+    ],
+)
+def test_a_bad_setting_in_the_environment_is_one_clean_line(
+    tmp_path: Path, name: str, value: str, says: str
+) -> None:
+    env = qms_env() | {name: value}
+    result = run_qms("serve", "--config", write_hall(tmp_path), cwd=tmp_path, env=env)
+    assert assert_one_clean_line(result) == f"qms: {says}"
+    assert result.returncode == 1

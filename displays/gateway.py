@@ -1,0 +1,320 @@
+"""The WebSocket gateway: `/ws/halls/{hall}/display`.
+
+Each socket gets the hall's snapshot (or the events it missed, with
+`since=`), then one frame per event: JSON text frames, or msgpack binary
+frames with `format=msgpack`. Sockets are written by their own task from a
+bounded queue; a screen that falls `queue_frames` behind is closed with 1013
+and expected to reconnect with `since`. Shutdown closes every socket with
+1001 so screens move to another replica.
+
+Presence: every connected screen is written to Redis with a TTL when it
+joins and every `presence_interval_s` after, whichever replica it is on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import secrets
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from redis.asyncio import Redis
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from displays.codec import Format
+from displays.frames import Frame
+from displays.hub import HallHub, HubSettings, Subscriber
+from queue_core import metrics
+from queue_core.auth import authorize
+from queue_core.errors import Invalid, NotFound, QmsError, Unavailable
+from queue_core.models import Event, Role, ScreenPage, ScreenPresence
+from queue_core.operations import Hall
+from queue_core.presence import PresenceStore
+from queue_core.scripts import Scripts
+
+__all__ = ["SCREEN_ROLES", "Gateway", "GatewaySettings", "gateway_routes"]
+
+log = logging.getLogger("qms.displays")
+
+SCREEN_ROLES = frozenset({Role.DISPLAY, Role.MANAGER, Role.ADMIN})
+GOING_AWAY = 1001
+TRY_AGAIN_LATER = 1013
+_SCREEN_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+Denial = Callable[[WebSocket, QmsError], Any]
+"""Sends the contract's error body as the handshake's HTTP answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    hub: HubSettings = field(default_factory=HubSettings)
+    presence_interval_s: float = 15.0
+    presence_ttl_s: int = 45
+    replica: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenRequest:
+    """A validated handshake."""
+
+    hall: Hall
+    fmt: Format
+    since: int | None
+    presence: ScreenPresence
+
+
+class Gateway:
+    """Every hall's hub in this process, and the sockets they feed."""
+
+    def __init__(
+        self,
+        halls: Mapping[str, Hall],
+        redis: Redis,
+        scripts: Scripts,
+        reader_factory: Callable[[], Redis],
+        settings: GatewaySettings,
+    ) -> None:
+        self.halls = halls
+        self.settings = settings
+        self.closing = False
+        self._redis = redis
+        self._scripts = scripts
+        self._reader_factory = reader_factory
+        self._hubs: dict[str, HallHub] = {}
+        self._presence = {
+            hid: PresenceStore(redis, scripts, hid, ttl_s=settings.presence_ttl_s) for hid in halls
+        }
+        self._sessions = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._presence_task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._presence_task = asyncio.create_task(self._refresh_presence(), name="presence")
+
+    def hub(self, hall: str) -> HallHub:
+        found = self._hubs.get(hall)
+        if found is None:
+            found = self._hubs[hall] = HallHub(
+                self.halls[hall],
+                self._redis,
+                self._reader_factory,
+                self.settings.hub,
+                on_publish=_observe_lag,
+            )
+        return found
+
+    def screens(self, hall: str) -> int:
+        hub = self._hubs.get(hall)
+        return len(hub.subscribers) if hub else 0
+
+    async def close_all(self, code: int = GOING_AWAY, timeout_s: float = 5.0) -> None:
+        """Refuse new screens and close every socket with `code`."""
+        self.closing = True
+        for hub in self._hubs.values():
+            hub.stop_all(code, "server shutting down; reconnect")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+
+    async def aclose(self) -> None:
+        await self.close_all()
+        if self._presence_task is not None:
+            self._presence_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._presence_task
+        for hub in self._hubs.values():
+            await hub.aclose()
+
+    # ------------------------------------------------------------ sockets
+
+    async def serve(self, ws: WebSocket, req: ScreenRequest) -> None:
+        """Run one accepted screen until it leaves or is stopped."""
+        hall_id = req.hall.config.id
+        hub = self.hub(hall_id)
+        sub = Subscriber(req.fmt, req.presence, self.settings.hub.queue_frames)
+        gauge = metrics.SCREENS.labels(hall_id, req.presence.page.value)
+        gauge.inc()
+        self._sessions += 1
+        self._idle.clear()
+        reason = "client"
+        try:
+            try:
+                await self._presence[hall_id].record([req.presence], _now_ms())
+                first = await hub.join(sub, req.since)
+            except Unavailable:
+                sub.stop(TRY_AGAIN_LATER, "events unavailable; reconnect later")
+                reason = "redis_unavailable"
+            else:
+                await _run_session(ws, sub, first)
+                if sub.stop_code is not None:
+                    reason = _reason(sub.stop_code)
+        finally:
+            hub.leave(sub)
+            gauge.dec()
+            self._sessions -= 1
+            if self._sessions == 0:
+                self._idle.set()
+            metrics.SCREENS_CLOSED.labels(hall_id, reason).inc()
+        if sub.stop_code is not None:
+            await _close(ws, sub.stop_code, sub.stop_reason)
+
+    async def _refresh_presence(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.presence_interval_s)
+            for hall_id, hub in list(self._hubs.items()):
+                screens = [s.presence for s in hub.subscribers]
+                if not screens:
+                    continue
+                try:
+                    await self._presence[hall_id].record(screens, _now_ms())
+                except Unavailable:
+                    log.warning("hall %s: cannot record screen presence", hall_id)
+
+
+async def _run_session(ws: WebSocket, sub: Subscriber, first: list[Frame]) -> None:
+    """Send until the screen leaves, a send fails or the hub stops `sub`."""
+    receiver = asyncio.create_task(_drain(ws))
+    stopped = asyncio.create_task(sub.stopped())
+    tasks = (receiver, stopped)
+    try:
+        text = sub.fmt is Format.JSON
+        try:
+            for frame in first:
+                await _write(ws, frame, sub.fmt, text)
+        except _GONE:
+            return
+        first.clear()  # a snapshot is large; do not keep it for the session
+
+        async def sink(frame: Frame) -> None:
+            await _write(ws, frame, sub.fmt, text)
+
+        sub.start(sink)
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await sub.aclose()
+    # A screen that vanished mid-send is routine; anything else is a bug.
+    if sub.lost is not None and not isinstance(sub.lost, _GONE):
+        log.error("screen session failed", exc_info=sub.lost)
+
+
+async def _write(ws: WebSocket, frame: Frame, fmt: Format, text: bool) -> None:
+    data = frame.encoded(fmt)
+    if text:
+        await ws.send_text(cast(str, data))
+    else:
+        await ws.send_bytes(cast(bytes, data))
+
+
+async def _drain(ws: WebSocket) -> None:
+    """Read until the screen goes; screens have nothing to say."""
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+
+
+async def _close(ws: WebSocket, code: int, reason: str) -> None:
+    with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
+        await ws.close(code, reason)
+
+
+# What sending to a socket that is already gone raises, depending on when
+# (uvicorn's ClientDisconnected is an OSError).
+_GONE = (WebSocketDisconnect, OSError, RuntimeError)
+
+
+def _reason(code: int) -> str:
+    return {GOING_AWAY: "shutdown", TRY_AGAIN_LATER: "too_slow"}.get(code, str(code))
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _observe_lag(event: Event) -> None:
+    metrics.EVENT_LAG.observe(max(0.0, time.time() - event.at_ms / 1000))
+
+
+# --------------------------------------------------------------- handshake
+
+
+def parse_request(
+    halls: Mapping[str, Hall],
+    hall_id: str,
+    query: Mapping[str, str],
+    bearer: str | None,
+    replica: str,
+) -> ScreenRequest:
+    """Validate a handshake (pure): the hall, the credential, the options.
+
+    Raises the contract's errors: 404 unknown hall or window, 401/403 for
+    the token, 422 for a bad option.
+    """
+    hall = halls.get(hall_id)
+    if hall is None:
+        raise NotFound("hall_not_found", f"There is no hall {hall_id!r} here.")
+    authorize(hall.credentials.find(query.get("token") or bearer), SCREEN_ROLES)
+    try:
+        fmt = Format(query.get("format", Format.JSON.value))
+    except ValueError:
+        raise Invalid("invalid_format", "format must be json or msgpack.") from None
+    since: int | None = None
+    raw_since = query.get("since")
+    if raw_since is not None and raw_since != "":
+        if not raw_since.isascii() or not raw_since.isdigit() or len(raw_since) > 18:
+            raise Invalid("invalid_since", "since must be an event number (0 or more).")
+        since = int(raw_since)
+    try:
+        page = ScreenPage(query.get("page", ScreenPage.OTHER.value))
+    except ValueError:
+        raise Invalid("invalid_page", "page must be display, strip or other.") from None
+    window = query.get("window") or None
+    if window is not None and window not in hall.config.window_by_id:
+        raise NotFound("window_not_found", f"This hall has no window {window!r}.")
+    screen = query.get("screen") or f"anon-{secrets.token_hex(6)}"
+    if not _SCREEN_ID.fullmatch(screen):
+        raise Invalid("invalid_screen", "screen must be 1-64 of A-Z a-z 0-9 . _ : -")
+    now = _now_ms()
+    presence = ScreenPresence(screen, page, window, replica, now, now)
+    return ScreenRequest(hall, fmt, since, presence)
+
+
+def gateway_routes(
+    gateway_of: Callable[[WebSocket], Gateway],
+    deny: Denial,
+    bearer_of: Callable[[WebSocket], str | None],
+) -> list[WebSocketRoute]:
+    """The WebSocket route. The web layer supplies how to find the gateway
+    in the app's state and how to answer a refused handshake."""
+
+    async def endpoint(ws: WebSocket) -> None:
+        gateway = gateway_of(ws)
+        if gateway.closing:
+            await deny(ws, Unavailable("shutting_down", "This replica is shutting down."))
+            return
+        try:
+            req = parse_request(
+                gateway.halls,
+                ws.path_params["hall"],
+                ws.query_params,
+                bearer_of(ws),
+                gateway.settings.replica,
+            )
+        except QmsError as exc:
+            await deny(ws, exc)
+            return
+        await ws.accept()
+        await gateway.serve(ws, req)
+
+    return [WebSocketRoute("/ws/halls/{hall}/display", endpoint)]

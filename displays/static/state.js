@@ -1,0 +1,65 @@
+// The hall as a screen sees it, rebuilt from a snapshot and moved by events.
+// No DOM and no sockets here: the pages render it, connection.js feeds it.
+
+const RECENT_KEEP = 20; // as many as the server keeps, so a snapshot matches
+
+export class HallState {
+  constructor(config) {
+    this.windowNames = new Map(config.windows.map((w) => [w.id, w.name]));
+    this.reset({ windows: [], groups: [], recent_calls: [] });
+  }
+
+  // A snapshot replaces everything: state may have changed in any way since.
+  reset(snapshot) {
+    this.windows = new Map();
+    for (const id of this.windowNames.keys()) {
+      this.windows.set(id, { status: "closed", number: null });
+    }
+    for (const w of snapshot.windows) {
+      this.windows.set(w.id, { status: w.status, number: w.ticket ? w.ticket.number : null });
+    }
+    this.waiting = Object.fromEntries(snapshot.groups.map((g) => [g.id, g.waiting]));
+    this.recent = snapshot.recent_calls.map((c) => ({ number: c.number, window: c.window, at: c.at }));
+  }
+
+  // Applies one event; returns the call it announces, if any.
+  apply(event) {
+    if (event.waiting) this.waiting = { ...event.waiting };
+    const w = event.window ? this.#window(event.window) : null;
+    switch (event.type) {
+      case "called":
+      case "recalled": {
+        w.number = event.number;
+        const call = { number: event.number, window: event.window, at: event.at };
+        this.recent.unshift(call);
+        this.recent.length = Math.min(this.recent.length, RECENT_KEEP);
+        return { ...call, recall: event.type === "recalled" };
+      }
+      case "completed":
+      case "no_show":
+      case "transferred":
+        if (w && w.number === event.number) w.number = null;
+        return null;
+      case "window":
+        w.status = event.status;
+        // Closing ends the ticket at the window; pausing keeps it.
+        if (event.status === "closed") w.number = null;
+        return null;
+      default:
+        return null;
+    }
+  }
+
+  windowName(id) {
+    return this.windowNames.get(id) ?? id;
+  }
+
+  #window(id) {
+    let w = this.windows.get(id);
+    if (!w) {
+      w = { status: "closed", number: null };
+      this.windows.set(id, w);
+    }
+    return w;
+  }
+}

@@ -1,0 +1,94 @@
+"""A real qms server in the test's own event loop: uvicorn on a loopback
+port, for tests that need real sockets (WebSockets, browsers)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+import httpx
+from starlette.applications import Starlette
+
+from displays.gateway import Gateway, GatewaySettings
+from qms.app import create_app
+from qms.server import WS_SEND_BUFFER_BYTES, QmsServer, server_config
+from queue_core.config import HallConfig
+
+
+@dataclass
+class LiveServer:
+    app: Starlette
+    server: QmsServer
+    port: int
+    api: httpx.AsyncClient
+    """One keep-alive client for the test's requests (a client per request
+    would build an SSL context each time, ~100 ms)."""
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def gateway(self) -> Gateway:
+        gateway = self.app.state.gateway
+        assert isinstance(gateway, Gateway)
+        return gateway
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.http, timeout=10)
+
+
+def listening_socket(port: int = 0) -> socket.socket:
+    # IPPROTO_TCP, as the CLI does, so accepted sockets get TCP_NODELAY.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(1024)
+    return sock
+
+
+@contextlib.asynccontextmanager
+async def live_server(
+    configs: Sequence[HallConfig],
+    redis_url: str,
+    *,
+    port: int = 0,
+    clock: Callable[[], float] | None = None,
+    gateway_settings: GatewaySettings | None = None,
+    ws_send_buffer: int = WS_SEND_BUFFER_BYTES,
+) -> AsyncIterator[LiveServer]:
+    """Serve `configs` until the block ends, then shut down as SIGTERM would
+    (screens are closed with 1001)."""
+    app = create_app(
+        configs,
+        redis_url,
+        clock=clock,
+        metrics_interval_s=3600,
+        gateway_settings=gateway_settings,
+    )
+    sock = listening_socket(port)
+    server = QmsServer(server_config(app, log_level="warning", ws_send_buffer=ws_send_buffer), app)
+    # uvicorn installs signal handlers only in the main thread; it is
+    # stopped here through should_exit, as its own handler would.
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(20):
+            while not server.started:
+                if task.done():
+                    task.result()
+                    raise RuntimeError("the server stopped before it started")
+                await asyncio.sleep(0.01)
+        port = sock.getsockname()[1]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as api:
+            yield LiveServer(app, server, port, api)
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()

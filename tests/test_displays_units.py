@@ -1,0 +1,279 @@
+"""The gateway's pure parts: codec, frames, event bodies, handshake
+validation and a subscriber's queue (no Redis, no sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from displays.codec import Format, decode, encode
+from displays.frames import Frame, FrameKind, event_frame, heartbeat_frame, snapshot_frame
+from displays.gateway import parse_request
+from displays.hub import SLOW_SCREEN, Subscriber
+from queue_core.auth import Credentials
+from queue_core.config import HallConfig
+from queue_core.errors import Forbidden, Invalid, NotFound, Unauthorized
+from queue_core.event_log import parse_event
+from queue_core.models import EventType, ScreenPage, ScreenPresence, WindowStatus
+from queue_core.operations import Hall
+from queue_core.wire import event_body
+from tests.support import make_config
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> HallConfig:
+    return make_config(tmp_path)
+
+
+def presence() -> ScreenPresence:
+    return ScreenPresence("s1", ScreenPage.DISPLAY, None, "r1", 0, 0)
+
+
+# ----------------------------------------------------------------- codec
+
+
+@pytest.mark.parametrize("fmt", list(Format))
+def test_codec_round_trips_cjk_and_nulls(fmt: Format) -> None:
+    doc = {"type": "called", "number": "A023", "window": "综合5号窗口", "service": None, "n": 3}
+    data = encode(doc, fmt)
+    assert isinstance(data, bytes if fmt is Format.MSGPACK else str)
+    assert decode(data) == doc
+
+
+def test_json_frames_keep_cjk_readable() -> None:
+    assert encode({"w": "窗口"}, Format.JSON) == '{"w":"窗口"}'
+
+
+def test_decode_refuses_a_frame_that_is_not_an_object() -> None:
+    with pytest.raises(ValueError, match="object"):
+        decode("[1, 2]")
+
+
+# ---------------------------------------------------------------- frames
+
+
+def test_a_frame_is_encoded_once_per_format() -> None:
+    f = event_frame({"type": "issued", "seq": 7})
+    first = f.encoded(Format.JSON)
+    assert f.encoded(Format.JSON) is first
+    assert decode(f.encoded(Format.MSGPACK)) == {"type": "issued", "seq": 7}
+    assert f.kind is FrameKind.EVENT and f.seq == 7
+
+
+def test_snapshot_and_heartbeat_frames_carry_their_type_and_seq() -> None:
+    snap = snapshot_frame({"seq": 4, "windows": []})
+    assert snap.document == {"type": "snapshot", "seq": 4, "windows": []}
+    assert snap.kind is FrameKind.SNAPSHOT and snap.seq == 4
+    beat = heartbeat_frame(9, "2026-11-21T09:00:00.000+08:00")
+    assert beat.document == {"type": "heartbeat", "seq": 9, "at": "2026-11-21T09:00:00.000+08:00"}
+
+
+# ---------------------------------------------------------------- events
+
+
+def test_parse_event_reads_a_stream_entry() -> None:
+    e = parse_event(
+        "42-0",
+        {
+            "type": "called",
+            "at": "1795222800123",
+            "number": "A001",
+            "window": "1",
+            "service": "social-security",
+            "waiting": '{"natural":2,"legal":0}',
+        },
+    )
+    assert (e.seq, e.type, e.at_ms, e.number, e.window) == (
+        42,
+        EventType.CALLED,
+        1795222800123,
+        "A001",
+        "1",
+    )
+    assert e.waiting == {"natural": 2, "legal": 0} and e.status is None
+
+
+def test_event_body_matches_the_contract(config: HallConfig) -> None:
+    e = parse_event(
+        "3-0",
+        {"type": "issued", "at": "1795222800123", "number": "A001", "window": "",
+         "service": "social-security", "waiting": '{"natural":1}'},
+    )  # fmt: skip
+    assert event_body(e, config) == {
+        "type": "issued",
+        "seq": 3,
+        "at": "2026-11-21T09:00:00.123+08:00",
+        "number": "A001",
+        "window": None,
+        "service": "social-security",
+        # Every group of the hall, even one the event did not mention.
+        "waiting": {"natural": 1, "legal": 0, "police": 0},
+    }
+
+
+def test_window_event_body_has_a_status_and_no_ticket(config: HallConfig) -> None:
+    e = parse_event(
+        "5-0",
+        {"type": "window", "at": "1795222800000", "number": "", "window": "2",
+         "service": "", "waiting": "{}", "status": "paused"},
+    )  # fmt: skip
+    body = event_body(e, config)
+    assert e.status is WindowStatus.PAUSED
+    assert body["status"] == "paused" and body["window"] == "2"
+    assert body["number"] is None and body["service"] is None
+
+
+# ------------------------------------------------------------- handshake
+
+
+def halls(config: HallConfig) -> dict[str, Hall]:
+    # The store is never touched by parse_request.
+    return {config.id: Hall(config, None, Credentials(config.credentials))}  # type: ignore[arg-type]
+
+
+def test_handshake_with_a_display_token_and_options(config: HallConfig) -> None:
+    req = parse_request(
+        halls(config),
+        config.id,
+        {"token": "display-token", "format": "msgpack", "since": "12", "screen": "hall-1",
+         "page": "strip", "window": "2"},
+        None,
+        "replica-a",
+    )  # fmt: skip
+    assert req.fmt is Format.MSGPACK and req.since == 12
+    p = req.presence
+    assert (p.screen, p.page, p.window, p.replica) == ("hall-1", ScreenPage.STRIP, "2", "replica-a")
+
+
+def test_handshake_defaults(config: HallConfig) -> None:
+    req = parse_request(halls(config), config.id, {}, "manager-token", "r")
+    assert req.fmt is Format.JSON and req.since is None
+    assert req.presence.screen.startswith("anon-") and req.presence.page is ScreenPage.OTHER
+
+
+@pytest.mark.parametrize(
+    ("hall", "query", "bearer", "error", "code"),
+    [
+        ("nope", {"token": "display-token"}, None, NotFound, "hall_not_found"),
+        (None, {}, None, Unauthorized, "unauthorized"),
+        (None, {"token": "wrong"}, None, Unauthorized, "unauthorized"),
+        (None, {"token": "kiosk-token"}, None, Forbidden, "forbidden"),
+        (None, {}, "clerk-1-token", Forbidden, "forbidden"),
+        (None, {"token": "display-token", "format": "JSON"}, None, Invalid, "invalid_format"),
+        (None, {"token": "display-token", "since": "1e3"}, None, Invalid, "invalid_since"),
+        (None, {"token": "display-token", "since": "٣"}, None, Invalid, "invalid_since"),
+        (None, {"token": "display-token", "since": "9" * 19}, None, Invalid, "invalid_since"),
+        (None, {"token": "display-token", "screen": "x" * 65}, None, Invalid, "invalid_screen"),
+        (None, {"token": "display-token", "page": "kiosk"}, None, Invalid, "invalid_page"),
+        (None, {"token": "display-token", "window": "99"}, None, NotFound, "window_not_found"),
+    ],
+)
+def test_bad_handshakes(
+    config: HallConfig,
+    hall: str | None,
+    query: dict[str, str],
+    bearer: str | None,
+    error: type[Exception],
+    code: str,
+) -> None:
+    with pytest.raises(error) as raised:
+        parse_request(halls(config), hall or config.id, query, bearer, "r")
+    assert getattr(raised.value, "code", None) == code
+
+
+# ------------------------------------------------------------ subscriber
+
+
+async def test_a_full_queue_stops_the_subscriber_as_too_slow() -> None:
+    sub = Subscriber(Format.JSON, presence(), queue_frames=2)
+    for seq in (1, 2):
+        sub.offer(event_frame({"type": "issued", "seq": seq}))
+    assert sub.stop_code is None
+    sub.offer(event_frame({"type": "issued", "seq": 3}))
+    assert sub.stop_code == SLOW_SCREEN
+    await asyncio.wait_for(sub.stopped(), 1)
+    # A stopped subscriber takes nothing more: its memory stays bounded.
+    sub.offer(event_frame({"type": "issued", "seq": 4}))
+    assert sub.pending == 2
+
+
+def test_the_first_stop_wins() -> None:
+    sub = Subscriber(Format.JSON, presence(), queue_frames=2)
+    sub.stop(1001, "shutdown")
+    sub.stop(SLOW_SCREEN, "slow")
+    assert (sub.stop_code, sub.stop_reason) == (1001, "shutdown")
+
+
+def test_events_covered_by_the_first_frames_are_not_sent_twice() -> None:
+    sub = Subscriber(Format.JSON, presence(), queue_frames=8)
+    sub.floor = 5
+    assert not sub.should_send(event_frame({"type": "issued", "seq": 5}))
+    assert sub.should_send(event_frame({"type": "issued", "seq": 6}))
+    # A heartbeat queued while it joined is older than its first frames.
+    assert not sub.should_send(heartbeat_frame(3, "t"))
+    assert sub.should_send(heartbeat_frame(5, "t"))
+    # A resync snapshot resets the floor, even backwards (Redis lost data).
+    assert sub.should_send(snapshot_frame({"seq": 2}))
+    assert sub.floor == 2
+    assert sub.should_send(event_frame({"type": "issued", "seq": 3}))
+
+
+async def test_frames_are_written_in_order_and_an_idle_screen_holds_no_task() -> None:
+    sub = Subscriber(Format.JSON, presence(), queue_frames=8)
+    written: list[int] = []
+    done = asyncio.Event()
+
+    async def sink(frame: Frame) -> None:
+        written.append(frame.seq)
+        if frame.seq == 3:
+            done.set()
+
+    sub.offer(event_frame({"type": "issued", "seq": 1}))  # queued before start
+    sub.start(sink)
+    sub.offer(event_frame({"type": "issued", "seq": 2}))
+    sub.offer(event_frame({"type": "issued", "seq": 3}))
+    await asyncio.wait_for(done.wait(), 1)
+    await asyncio.sleep(0)  # let the drainer return
+    assert written == [1, 2, 3]
+    assert not sub.draining and sub.pending == 0
+    sub.offer(event_frame({"type": "issued", "seq": 4}))
+    assert sub.draining
+    await sub.aclose()
+    assert not sub.draining
+
+
+async def test_a_screen_that_stops_reading_is_stopped_once_its_queue_is_full() -> None:
+    sub = Subscriber(Format.JSON, presence(), queue_frames=3)
+    blocked = asyncio.Event()
+
+    async def stuck(frame: Frame) -> None:
+        blocked.set()
+        await asyncio.Event().wait()  # the socket's buffers are full
+
+    sub.start(stuck)
+    sub.offer(event_frame({"type": "issued", "seq": 1}))
+    await asyncio.wait_for(blocked.wait(), 1)
+    for seq in (2, 3, 4):
+        sub.offer(event_frame({"type": "issued", "seq": seq}))
+    assert sub.stop_code is None and sub.pending == 3
+    sub.offer(event_frame({"type": "issued", "seq": 5}))
+    assert sub.stop_code == SLOW_SCREEN
+    await sub.aclose()
+    assert sub.pending == 0 and not sub.draining
+
+
+async def test_a_failed_write_marks_the_subscriber_lost() -> None:
+    sub = Subscriber(Format.JSON, presence(), queue_frames=3)
+    gone = ConnectionResetError("peer went away")
+
+    async def broken(frame: Frame) -> None:
+        raise gone
+
+    sub.start(broken)
+    sub.offer(event_frame({"type": "issued", "seq": 1}))
+    await asyncio.wait_for(sub.stopped(), 1)
+    assert sub.lost is gone and sub.stop_code is None
+    sub.offer(event_frame({"type": "issued", "seq": 2}))
+    assert sub.pending == 0  # nothing more is queued for a lost screen

@@ -5,7 +5,7 @@ from __future__ import annotations
 from queue_core import validation as v
 from queue_core.models import Role, WindowStatus
 from queue_core.operations import Call, Handler, Operation, Reply, empty, ok
-from queue_core.wire import snapshot_body, ticket_body, window_body
+from queue_core.wire import snapshot_body, ticket_body, window_body, window_view_body
 
 CLERK = frozenset({Role.CLERK, Role.ADMIN})
 SUPERVISOR = frozenset({Role.CLERK, Role.MANAGER, Role.ADMIN})
@@ -56,6 +56,12 @@ async def transfer(call: Call) -> Reply:
     return ok(ticket_body(result.value, call.hall.config))
 
 
+async def window_view(call: Call) -> Reply:
+    limit = v.limit(call.query.get("limit"), default=50, maximum=500)
+    view = await call.hall.store.window_view(call.params["window"], limit)
+    return ok(window_view_body(view, call.hall.config))
+
+
 async def snapshot(call: Call) -> Reply:
     return ok(snapshot_body(await call.hall.store.snapshot(), call.hall.config))
 
@@ -70,5 +76,6 @@ OPERATIONS = (
     Operation("POST", "/windows/{window}/complete", complete, CLERK),
     Operation("POST", "/windows/{window}/no-show", no_show, CLERK),
     Operation("POST", "/windows/{window}/transfer", transfer, CLERK, takes_body=True),
+    Operation("GET", "/windows/{window}", window_view, SUPERVISOR),
     Operation("GET", "/snapshot", snapshot, READER),
 )

@@ -44,7 +44,9 @@ __all__ = ["SCREEN_ROLES", "Gateway", "GatewaySettings", "gateway_routes"]
 
 log = logging.getLogger("qms.displays")
 
-SCREEN_ROLES = frozenset({Role.DISPLAY, Role.MANAGER, Role.ADMIN})
+# Clerks too: the console follows its hall live. Events carry nothing a
+# hall's wall screens do not already show.
+SCREEN_ROLES = frozenset({Role.DISPLAY, Role.CLERK, Role.MANAGER, Role.ADMIN})
 GOING_AWAY = 1001
 TRY_AGAIN_LATER = 1013
 _SCREEN_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -278,7 +280,9 @@ def parse_request(
     try:
         page = ScreenPage(query.get("page", ScreenPage.OTHER.value))
     except ValueError:
-        raise Invalid("invalid_page", "page must be display, strip or other.") from None
+        raise Invalid(
+            "invalid_page", "page must be display, strip, console, kiosk or other."
+        ) from None
     window = query.get("window") or None
     if window is not None and window not in hall.config.window_by_id:
         raise NotFound("window_not_found", f"This hall has no window {window!r}.")

@@ -25,7 +25,16 @@ from displays.hub import HubSettings
 from queue_core.config import HallConfig
 from queue_core.operations import Hall
 
-__all__ = ["ASSET_VERSION", "STATIC_PATH", "page_config", "page_routes"]
+__all__ = [
+    "ASSET_VERSION",
+    "STATIC_PATH",
+    "hall_of",
+    "heartbeat_s",
+    "not_found",
+    "page_config",
+    "page_routes",
+    "render",
+]
 
 _env = Environment(
     loader=PackageLoader("displays", "templates"),
@@ -78,57 +87,63 @@ def page_config(
     }
 
 
-def _render(name: str, status: int = 200, **context: Any) -> Response:
+def render(name: str, status: int = 200, **context: Any) -> Response:
     html = _env.get_template(name).render(static=STATIC_PATH, **context)
     return HTMLResponse(html, status, headers=_HEADERS)
 
 
-def _not_found(message: str) -> Response:
-    return _render("not_found.html", 404, message=message)
+def not_found(message: str) -> Response:
+    return render("not_found.html", 404, message=message)
 
 
-def _heartbeat_s(request: Request) -> float:
+def heartbeat_s(request: Request) -> float:
     gateway = getattr(request.state, "gateway", None)
     if isinstance(gateway, Gateway):
         return gateway.settings.hub.heartbeat_s
     return HubSettings().heartbeat_s
 
 
-def _hall(request: Request) -> Hall | None:
+def hall_of(request: Request) -> Hall | None:
     halls = cast(Mapping[str, Hall], request.state.halls)
     return halls.get(request.path_params["hall"])
 
 
 async def display_page(request: Request) -> Response:
-    hall = _hall(request)
+    hall = hall_of(request)
     if hall is None:
-        return _not_found("没有这个大厅 / no such hall")
+        return not_found("没有这个大厅 / no such hall")
     config = hall.config
-    return _render(
+    return render(
         "display.html",
         hall=config,
-        config=page_config(config, "display", _heartbeat_s(request)),
+        config=page_config(config, "display", heartbeat_s(request)),
     )
 
 
 async def strip_page(request: Request) -> Response:
-    hall = _hall(request)
+    hall = hall_of(request)
     if hall is None:
-        return _not_found("没有这个大厅 / no such hall")
+        return not_found("没有这个大厅 / no such hall")
     window = hall.config.window_by_id.get(request.path_params["window"])
     if window is None:
-        return _not_found("这个大厅没有这个窗口 / no such window in this hall")
-    return _render(
+        return not_found("这个大厅没有这个窗口 / no such window in this hall")
+    return render(
         "strip.html",
         hall=hall.config,
         window=window,
-        config=page_config(hall.config, "strip", _heartbeat_s(request), window.id),
+        config=page_config(hall.config, "strip", heartbeat_s(request), window.id),
     )
 
 
 def page_routes() -> list[BaseRoute]:
+    # Imported here: those modules use this one's rendering helpers.
+    from displays import console_page, kiosk_page, visitor_page
+
     return [
         Route("/halls/{hall}/display", display_page),
         Route("/halls/{hall}/windows/{window}/strip", strip_page),
+        *kiosk_page.routes(),
+        *console_page.routes(),
+        *visitor_page.routes(),
         Mount(STATIC_PATH, StaticFiles(packages=[("displays", "static")])),
     ]

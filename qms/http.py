@@ -35,6 +35,7 @@ STATUS = {
     ErrorKind.CONFLICT: 409,
     ErrorKind.TOO_LARGE: 413,
     ErrorKind.INVALID: 422,
+    ErrorKind.RATE_LIMITED: 429,
     ErrorKind.UNAVAILABLE: 503,
 }
 
@@ -135,15 +136,19 @@ async def _handle(op: Operation, request: Request) -> Reply:
     credential = hall.credentials.find(bearer_token(request))
     if op.roles is not None:
         authorize(credential, op.roles, clerk_window=window)
+    client = request.client.host if request.client else ""
     key = request.headers.get("idempotency-key")
     scope = None
     if key is not None:
-        who = credential.id if credential is not None else "anonymous"
+        # Without a credential the client's address scopes the key, so two
+        # phones choosing the same key never share an answer.
+        who = credential.id if credential is not None else f"anonymous:{client}"
         scope = idempotency_scope(hall_id, who, request.url.path, validation.idempotency_key(key))
     # Read even where no body is expected, so the limit holds for every request.
     raw = await read_body(request)
     body = parse_json_object(raw) if op.takes_body else {}
-    return await op.handler(Call(hall, credential, params, body, scope))
+    query = dict(request.query_params)
+    return await op.handler(Call(hall, credential, params, body, scope, query, client))
 
 
 def api_routes(operations: Iterable[Operation]) -> list[Route]:

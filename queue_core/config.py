@@ -90,6 +90,19 @@ class AppointmentRules:
 
 
 @dataclass(frozen=True, slots=True)
+class RemoteRules:
+    """Remote tickets (taken on a phone, without a kiosk) and their guards."""
+
+    enabled: bool = False
+    require_phone: bool = False
+    """Ask for a mobile number; one active remote ticket per number."""
+    daily_cap: int = 200
+    """Remote tickets per service per local day."""
+    per_client_per_hour: int = 3
+    """Remote tickets one client address may take in a clock hour."""
+
+
+@dataclass(frozen=True, slots=True)
 class HallConfig:
     id: str
     name: str
@@ -100,6 +113,7 @@ class HallConfig:
     services: tuple[Service, ...]
     windows: tuple[Window, ...]
     credentials: tuple[Credential, ...]
+    remote: RemoteRules = RemoteRules()
     source: str = ""
     group_by_id: dict[str, Group] = field(init=False, repr=False, compare=False)
     service_by_id: dict[str, Service] = field(init=False, repr=False, compare=False)
@@ -171,7 +185,9 @@ _PREFIX_RULE: Final = "use 1 or 2 uppercase letters A-Z"
 _SHA256_HEX: Final = re.compile(r"[0-9a-fA-F]{64}")
 _MIN_TOKEN_CHARS: Final = 8
 
-_SECTIONS: Final = ("hall", "priority", "appointments", "group", "service", "window", "credential")
+_SECTIONS: Final = (
+    "hall", "priority", "appointments", "remote", "group", "service", "window", "credential",
+)  # fmt: skip
 _FILE_KEY: Final = "(file)"
 _MISSING: Final = object()
 
@@ -208,6 +224,7 @@ def _check_file(path: str | Path) -> _Checked:
     hall_id, name, timezone = _hall(report, doc)
     priority = _priority(report, doc)
     appointments = _appointments(report, doc)
+    remote = _remote(report, doc)
     groups = _groups(report, doc)
     group_ids = None if groups is None else set(groups.ids)
     services = _services(report, doc, group_ids)
@@ -230,6 +247,7 @@ def _check_file(path: str | Path) -> _Checked:
         services=tuple(services.built),
         windows=tuple(windows.built),
         credentials=tuple(credentials.built),
+        remote=remote,
         source=str(path),
     )
     return _Checked(config, [], hall_id)
@@ -406,6 +424,27 @@ class _Table:
             return number
         return None
 
+    def flag(self, name: str, default: bool) -> bool:
+        value = self._get(name, required=False)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, bool):
+            self.report.add(self.key(name), f"must be true or false, not {_kind(value)}")
+            return default
+        return value
+
+    def count(self, name: str, default: int, *, minimum: int) -> int:
+        value = self._get(name, required=False)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, int) or isinstance(value, bool):
+            self.report.add(self.key(name), f"must be a whole number, not {_kind(value)}")
+            return default
+        if value < minimum:
+            self.report.add(self.key(name), f"must be {minimum} or more, not {value}")
+            return default
+        return value
+
     def text_list(self, name: str, *, required: bool) -> list[str] | None:
         """A list of strings, each at most once; the strings of a list with
         problems are still returned so references in them can be checked."""
@@ -526,6 +565,22 @@ def _appointments(report: _Report, doc: dict[str, object]) -> AppointmentRules:
     return AppointmentRules(
         early_minutes=defaults.early_minutes if early is None else early,
         grace_minutes=defaults.grace_minutes if grace is None else grace,
+    )
+
+
+def _remote(report: _Report, doc: dict[str, object]) -> RemoteRules:
+    defaults = RemoteRules()
+    data = _table(report, doc, "remote")
+    if data is None:
+        return defaults
+    t = _Table(
+        report, "remote", data, ("enabled", "require_phone", "daily_cap", "per_client_per_hour")
+    )
+    return RemoteRules(
+        enabled=t.flag("enabled", defaults.enabled),
+        require_phone=t.flag("require_phone", defaults.require_phone),
+        daily_cap=t.count("daily_cap", defaults.daily_cap, minimum=0),
+        per_client_per_hour=t.count("per_client_per_hour", defaults.per_client_per_hour, minimum=1),
     )
 
 

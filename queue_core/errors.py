@@ -15,6 +15,7 @@ class ErrorKind(StrEnum):
     CONFLICT = "conflict"
     TOO_LARGE = "too_large"
     INVALID = "invalid"  # well-formed but fails validation
+    RATE_LIMITED = "rate_limited"  # too many requests from one client
     UNAVAILABLE = "unavailable"  # Redis unreachable
 
 
@@ -57,3 +58,7 @@ class Invalid(QmsError):
 
 class Unavailable(QmsError):
     kind = ErrorKind.UNAVAILABLE
+
+
+class RateLimited(QmsError):
+    kind = ErrorKind.RATE_LIMITED

@@ -83,6 +83,18 @@ class HallKeys:
         """Hash printed number -> ticket id, for one local day."""
         return self._k(f"numbers:{day}")
 
+    def remote_count(self, day: str, service: str) -> str:
+        """INCR counter of remote tickets of one service on one local day."""
+        return self._k(f"remote-count:{day}:{service}")
+
+    def remote_client(self, hour: str, client_digest: str) -> str:
+        """INCR counter of remote tickets one client took in one local hour."""
+        return self._k(f"remote-client:{hour}:{client_digest}")
+
+    def remote_phones(self, day: str) -> str:
+        """Hash phone digest -> the remote ticket it holds, for one local day."""
+        return self._k(f"remote-phones:{day}")
+
     def idempotency(self, scope_digest: str) -> str:
         """String holding a reference to the first answer of a retried request."""
         return self._k(f"idem:{scope_digest}")

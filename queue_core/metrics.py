@@ -39,6 +39,16 @@ WAIT = Histogram(
 
 WAITING = Gauge("qms_waiting_tickets", "Tickets waiting, by group.", ["hall", "group"])
 WINDOWS = Gauge("qms_windows", "Windows by state.", ["hall", "status"])
+RATINGS = Counter(
+    "qms_ratings_total",
+    "Visitors' ratings (好差评) of completed tickets.",
+    ["hall", "service", "window", "score"],
+)
+REMOTE_REFUSED = Counter(
+    "qms_remote_tickets_refused_total",
+    "Remote tickets refused by a guard: rate_limited, remote_quota_exhausted, phone_has_ticket.",
+    ["hall", "reason"],
+)
 SCREENS = Gauge(
     "qms_screens_connected", "Screens connected to this replica's gateway.", ["hall", "page"]
 )

@@ -67,6 +67,11 @@ class Ticket:
     window: str | None
     finished_ms: int | None
     appointment: str | None
+    rating: str | None = None
+    rating_reason: str | None = None
+    rated_ms: int | None = None
+    remote: bool = False
+    """Taken on a phone rather than at a kiosk."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +88,26 @@ class WindowState:
     id: str
     status: WindowStatus
     ticket: Ticket | None
+
+
+class Rating(StrEnum):
+    """A visitor's 好差评, best first (the national 5-level scale)."""
+
+    VERY_SATISFIED = "very_satisfied"
+    SATISFIED = "satisfied"
+    NEUTRAL = "neutral"
+    DISSATISFIED = "dissatisfied"
+    VERY_DISSATISFIED = "very_dissatisfied"
+
+
+@dataclass(frozen=True, slots=True)
+class WindowView:
+    """One window as its clerk sees it: state, current ticket, and the first
+    tickets waiting in its groups in dispatch order (of `waiting_total`)."""
+
+    state: WindowState
+    waiting: tuple[Ticket, ...]
+    waiting_total: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +158,8 @@ class Event:
 class ScreenPage(StrEnum):
     DISPLAY = "display"
     STRIP = "strip"
+    CONSOLE = "console"
+    KIOSK = "kiosk"
     OTHER = "other"
 
 

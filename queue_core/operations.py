@@ -9,7 +9,7 @@ limits and error mapping once for all of them. A handler receives a `Call`
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -36,6 +36,9 @@ class Call:
     body: Mapping[str, Any]
     idempotency: str | None
     """The scoped digest of the request's Idempotency-Key, if it sent one."""
+    query: Mapping[str, str] = field(default_factory=dict)
+    client: str = ""
+    """The client's address (behind a trusted proxy, the one it forwarded)."""
 
 
 class ReplyKind(StrEnum):

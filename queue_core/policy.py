@@ -51,3 +51,8 @@ def checkin_effective_ms(
 def local_day(now_ms: int, tz: ZoneInfo) -> str:
     """The hall's calendar day (YYYYMMDD): numbering restarts at local midnight."""
     return datetime.fromtimestamp(now_ms / 1000, tz).strftime("%Y%m%d")
+
+
+def local_hour(now_ms: int, tz: ZoneInfo) -> str:
+    """The hall's clock hour (YYYYMMDDHH): the window of the remote-ticket limit."""
+    return datetime.fromtimestamp(now_ms / 1000, tz).strftime("%Y%m%d%H")

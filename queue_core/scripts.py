@@ -27,9 +27,11 @@ MUTATING = (
     "transfer",
     "cancel",
     "window_state",
+    "rate",
+    "remote_issue",
 )
 # Scripts that stand alone: they read, or write what is not hall state (presence).
-STANDALONE = ("snapshot", "ticket", "presence")
+STANDALONE = ("snapshot", "ticket", "presence", "window_view")
 
 
 def source(name: str) -> str:

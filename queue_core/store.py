@@ -9,6 +9,7 @@ tests pass their own clock to travel in time.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
@@ -20,7 +21,7 @@ from redis.asyncio import Redis
 
 from queue_core import policy
 from queue_core.config import HallConfig, Service, Window
-from queue_core.errors import Conflict, Invalid, NotFound, QmsError
+from queue_core.errors import Conflict, Invalid, NotFound, QmsError, RateLimited
 from queue_core.keys import HallKeys
 from queue_core.models import (
     APPOINTMENT,
@@ -28,6 +29,7 @@ from queue_core.models import (
     Appointment,
     EventType,
     OutcomeEvent,
+    Rating,
     RecentCall,
     Snapshot,
     Ticket,
@@ -35,6 +37,7 @@ from queue_core.models import (
     TicketView,
     WindowState,
     WindowStatus,
+    WindowView,
 )
 from queue_core.redis_client import guarded
 from queue_core.scripts import Scripts
@@ -92,6 +95,7 @@ class HallStore:
         self._observer = observer
         self._group_ids = [g.id for g in config.groups]
         self._queue_keys = [self.keys.queue(g) for g in self._group_ids]
+        self._recent: tuple[float, Snapshot] | None = None
 
     # ------------------------------------------------------------ visitors
 
@@ -164,6 +168,47 @@ class HallStore:
         reply = await self._mutate("cancel", self._now_ms(), idempotency, [], [ticket_id])
         return self._result(reply, self._ticket_view(reply))
 
+    async def issue_remote(
+        self,
+        service: str,
+        client: str,
+        phone: str | None,
+        idempotency: str | None = None,
+    ) -> Result[TicketView]:
+        """Issue a normal ticket taken on a phone, within the hall's remote
+        rules: a daily cap per service, a limit per client (an address) per
+        hour and, with `phone`, one active remote ticket per number. Only
+        digests of the client and phone reach Redis."""
+        rules = self.config.remote
+        if not rules.enabled:
+            raise NotFound("remote_not_offered", "This hall does not offer remote tickets.")
+        svc = self._service(service)
+        now = self._now_ms()
+        tid = new_ticket_id()
+        e = policy.effective_ms(now, 0.0)
+        day = policy.local_day(now, self.config.timezone)
+        hour = policy.local_hour(now, self.config.timezone)
+        keys = [
+            self.keys.counter(day, svc.prefix),
+            self.keys.numbers(day),
+            self.keys.remote_count(day, svc.id),
+            self.keys.remote_client(hour, self._digest(client)),
+            self.keys.remote_phones(day),
+        ]
+        args: list[str | int | float] = [
+            tid, svc.id, svc.group, svc.prefix, NORMAL, e,
+            rules.daily_cap, rules.per_client_per_hour,
+            self._digest(phone) if phone else "",
+        ]  # fmt: skip
+        reply = await self._mutate("remote_issue", now, idempotency, keys, args)
+        return self._result(reply, self._ticket_view(reply))
+
+    async def rate(self, ticket_id: str, rating: Rating, reason: str | None) -> TicketView:
+        """Record the visitor's rating of a completed ticket, once."""
+        args: list[str | int | float] = [ticket_id, rating.value, reason or ""]
+        reply = await self._mutate("rate", self._now_ms(), None, [], args)
+        return self._ticket_view(reply)
+
     async def ticket(self, ticket_id: str) -> TicketView:
         """A ticket with its live position; `NotFound` for an unknown id."""
         keys = [self.keys.tickets, self.keys.open_windows, *self._queue_keys]
@@ -231,6 +276,22 @@ class HallStore:
 
     # --------------------------------------------------------------- reads
 
+    async def window_view(self, window: str, limit: int = 50) -> WindowView:
+        """A window with its current ticket and its first `limit` waiting
+        tickets in dispatch order, read in one atomic script."""
+        w = self._window(window)
+        keys = [self.keys.windows, self.keys.tickets, *(self.keys.queue(g) for g in w.groups)]
+        raw = await self._call(self._scripts["window_view"](keys=keys, args=[w.id, limit]))
+        data = json.loads(raw)
+        state = data["w"]
+        current = _ticket(data["wt"]) if data.get("wt") else None
+        waiting = data.get("waiting") or []
+        return WindowView(
+            WindowState(w.id, WindowStatus(state.get("status", "closed")), current),
+            tuple(_ticket(t) for t in waiting),
+            int(data.get("total") or 0),
+        )
+
     async def snapshot(self) -> Snapshot:
         """The hall at one event number, read in one atomic script."""
         k = self.keys
@@ -265,6 +326,18 @@ class HallStore:
             waiting_by_service={s.id: int(services_raw.get(s.id, 0)) for s in self.config.services},
             recent_calls=tuple(recent),
         )
+
+    async def recent_snapshot(self, max_age_s: float) -> Snapshot:
+        """A snapshot at most `max_age_s` old (this process's clock): the
+        public readers (kiosks, phones) share reads instead of each costing
+        a script call."""
+        now = time.monotonic()
+        cached = self._recent
+        if cached is not None and now - cached[0] <= max_age_s:
+            return cached[1]
+        snap = await self.snapshot()
+        self._recent = (now, snap)
+        return snap
 
     async def ping(self) -> None:
         await self._call(self.redis.ping())
@@ -325,6 +398,10 @@ class HallStore:
     async def _call(self, awaitable: Any) -> Any:
         return await guarded(awaitable)
 
+    def _digest(self, value: str) -> str:
+        # Keyed by the hall so one phone's digest differs from hall to hall.
+        return hashlib.sha256(f"{self.config.id}\x00{value}".encode()).hexdigest()[:32]
+
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
@@ -356,6 +433,14 @@ _REFUSALS: dict[str, tuple[type[QmsError], str]] = {
     "already_checked_in": (Conflict, "This appointment is already checked in."),
     "appointment_changed": (Conflict, "The appointment changed during check-in; try again."),
     "code_taken": (_CodeTaken, "That appointment code is taken."),
+    "not_completed": (Conflict, "Only a completed visit can be rated."),
+    "already_rated": (Conflict, "This visit has already been rated."),
+    "remote_quota_exhausted": (
+        Conflict,
+        "Today's remote tickets for this service are all taken; please take one at the hall.",
+    ),
+    "rate_limited": (RateLimited, "Too many remote tickets from here; try again later."),
+    "phone_has_ticket": (Conflict, "This phone number already holds a ticket that is waiting."),
 }
 
 
@@ -382,6 +467,10 @@ def _ticket(d: dict[str, Any]) -> Ticket:
         window=d.get("window"),
         finished_ms=_opt_int(d.get("done")),
         appointment=d.get("appt"),
+        rating=d.get("rating"),
+        rating_reason=d.get("reason"),
+        rated_ms=_opt_int(d.get("rated")),
+        remote=bool(d.get("remote")),
     )
 
 

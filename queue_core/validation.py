@@ -4,7 +4,7 @@ naming the field, so a kiosk developer sees exactly what to fix."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -84,3 +84,48 @@ def idempotency_key(value: str) -> str:
             "Idempotency-Key must be 1 to 128 printable ASCII characters without spaces.",
         )
     return value
+
+
+MOBILE = re.compile(r"1[3-9][0-9]{9}")
+MAX_REASON_CHARS = 200
+
+
+def mobile_number(value: str) -> str:
+    """A mainland mobile number, as 11 digits: spaces, dashes and +86 dropped."""
+    digits = re.sub(r"[\s-]", "", value)
+    if digits.startswith("+86"):
+        digits = digits[3:]
+    elif digits.startswith("0086"):
+        digits = digits[4:]
+    if not MOBILE.fullmatch(digits):
+        raise Invalid("invalid_phone", "Field 'phone' must be a mobile number such as 13800138000.")
+    return digits
+
+
+def rating(value: str, allowed: Iterable[str]) -> str:
+    choices = list(allowed)
+    if value not in choices:
+        raise Invalid("invalid_rating", f"Field 'score' must be one of {choices}.")
+    return value
+
+
+def reason_text(body: Mapping[str, Any]) -> str | None:
+    value = body.get("reason")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise Invalid("invalid_field", "Field 'reason' must be a string.")
+    text = " ".join(value.split())
+    if len(text) > MAX_REASON_CHARS:
+        raise Invalid(
+            "invalid_field", f"Field 'reason' is limited to {MAX_REASON_CHARS} characters."
+        )
+    return text or None
+
+
+def limit(raw: str | None, default: int, maximum: int) -> int:
+    if raw is None or raw == "":
+        return default
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise Invalid("invalid_limit", f"limit must be a whole number from 1 to {maximum}.")
+    return int(raw)

@@ -16,9 +16,11 @@ from queue_core.models import (
     Event,
     EventType,
     Snapshot,
+    Ticket,
     TicketStatus,
     TicketView,
     WindowState,
+    WindowView,
 )
 
 
@@ -117,3 +119,69 @@ def event_body(event: Event, config: HallConfig) -> dict[str, Any]:
         body["number"] = body["service"] = None
         body["status"] = event.status.value if event.status else None
     return body
+
+
+def rating_body(t: Ticket, config: HallConfig) -> dict[str, Any]:
+    return {
+        "score": t.rating,
+        "reason": t.rating_reason,
+        "rated_at": iso(t.rated_ms, config.timezone),
+    }
+
+
+def staff_ticket_body(t: Ticket, config: HallConfig) -> dict[str, Any]:
+    """A ticket as hall staff see it: no id (the visitor's credential)."""
+    return {
+        "number": t.number,
+        "service": t.service,
+        "group": t.group,
+        "priority": t.priority,
+        "status": t.status.value,
+        "issued_at": iso(t.issued_ms, config.timezone),
+        "called_at": iso(t.called_ms, config.timezone),
+    }
+
+
+def window_view_body(view: WindowView, config: HallConfig) -> dict[str, Any]:
+    """The clerk console's read: the window, its current ticket, and who waits
+    in its groups in the order call-next takes them (`position` 0 = next)."""
+    state = view.state
+    return {
+        "window": window_body(state, config),
+        "current": None if state.ticket is None else staff_ticket_body(state.ticket, config),
+        "waiting": [
+            staff_ticket_body(t, config) | {"position": i} for i, t in enumerate(view.waiting)
+        ],
+        "waiting_total": view.waiting_total,
+    }
+
+
+def services_body(snap: Snapshot, config: HallConfig) -> dict[str, Any]:
+    """What a kiosk or a phone shows before issuing: the hall's services by
+    group, with how many wait and about how long (no window or ticket detail)."""
+    open_ids = {w.id for w in snap.windows if w.status.value == "open"}
+    return {
+        "hall": {"id": config.id, "name": config.name},
+        "groups": [
+            {"id": g.id, "name": g.name, "waiting": snap.waiting_by_group.get(g.id, 0)}
+            for g in config.groups
+        ],
+        "services": [
+            {
+                "id": s.id,
+                "name": s.name,
+                "group": s.group,
+                "prefix": s.prefix,
+                "waiting": snap.waiting_by_service.get(s.id, 0),
+                "eta_seconds": eta_seconds(
+                    config, s.group, snap.waiting_by_group.get(s.group, 0), open_ids
+                ),
+            }
+            for s in config.services
+        ],
+        "priorities": sorted(config.kiosk_classes()),
+        "remote": {
+            "enabled": config.remote.enabled,
+            "require_phone": config.remote.require_phone,
+        },
+    }

@@ -135,6 +135,21 @@ async def api_client(
             yield client
 
 
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Any]:
+    """One headless Chromium for every page test of the session (each test
+    opens its own context: fresh storage). Skips where none can run."""
+    from tests.browser import CHROMIUM, NO_CHROMIUM
+
+    if CHROMIUM is None:
+        pytest.skip(NO_CHROMIUM)
+    api = pytest.importorskip("playwright.async_api", reason="playwright is not installed")
+    async with api.async_playwright() as p:
+        chromium = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        await chromium.close()
+
+
 @dataclass
 class ApiKit:
     client: httpx.AsyncClient

@@ -139,12 +139,19 @@ def new_hall_id() -> str:
 
 
 def write_hall(
-    directory: Path, hall: str | None = None, extra_priority: str = "", extra_windows: int = 0
+    directory: Path,
+    hall: str | None = None,
+    extra_priority: str = "",
+    extra_windows: int = 0,
+    remote: str = "",
 ) -> Path:
-    """Write the test hall; `extra_windows` adds windows w1..wN serving natural and legal."""
+    """Write the test hall; `extra_windows` adds windows w1..wN serving natural
+    and legal; `remote` is the body of a `[remote]` section."""
     hall = hall or new_hall_id()
     path = directory / f"{hall}.toml"
     text = HALL_TOML.format(hall=hall, extra_priority=extra_priority)
+    if remote:
+        text += f"\n[remote]\n{remote}\n"
     for i in range(1, extra_windows + 1):
         text += f'\n[[window]]\nid = "w{i}"\nname = "综合{i}号窗口"\n'
         text += 'groups = ["natural", "legal"]\n'
@@ -152,9 +159,13 @@ def write_hall(
     return path
 
 
-def make_config(directory: Path, extra_priority: str = "", extra_windows: int = 0) -> HallConfig:
+def make_config(
+    directory: Path, extra_priority: str = "", extra_windows: int = 0, remote: str = ""
+) -> HallConfig:
     return load_hall_config(
-        write_hall(directory, extra_priority=extra_priority, extra_windows=extra_windows)
+        write_hall(
+            directory, extra_priority=extra_priority, extra_windows=extra_windows, remote=remote
+        )
     )
 
 
@@ -169,3 +180,28 @@ class Clock:
 
     def advance(self, minutes: float = 0.0, seconds: float = 0.0) -> None:
         self.now += minutes * 60 + seconds
+
+
+def process_gone(pid: int) -> bool:
+    """True once every thread of `pid` has exited; a zombie counts as exited.
+
+    The process is not the test's child, so the test cannot reap it, and
+    whoever inherited it may leave it a zombie for a while. Every thread is
+    checked, not the leader alone: a multi-threaded process (redis-server's
+    background I/O threads) shows its leader as a zombie while the other
+    threads still run and still hold its open files, such as the data
+    directory's lock.
+    """
+    try:
+        tasks = [p.name for p in Path(f"/proc/{pid}/task").iterdir()]
+    except FileNotFoundError:
+        return True
+    for tid in tasks:
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except FileNotFoundError:
+            continue
+        state = stat.rsplit(")", 1)[1].split()[0]  # the name in (...) may hold spaces
+        if state not in ("Z", "X"):
+            return False
+    return True

@@ -126,16 +126,6 @@ def assert_no_embedded_redis(data_dir: Path, timeout: float = STOP_TIMEOUT_S) ->
     assert not redis_socket_answers(data_dir)
 
 
-def is_gone(pid: int) -> bool:
-    """True once `pid` has exited; a zombie (not ours to reap) counts as exited."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    state = stat.rsplit(")", 1)[1].split()[0]  # the name in (...) may hold spaces
-    return state in ("Z", "X")
-
-
 def child_pids(pid: int) -> list[int]:
     """The live children of `pid`, from /proc (every thread's list)."""
     children: list[int] = []

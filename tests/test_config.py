@@ -18,6 +18,7 @@ from queue_core.config import (
     Group,
     HallConfig,
     Problem,
+    RemoteRules,
     Service,
     Window,
     load_hall_config,
@@ -698,3 +699,43 @@ def test_hall_config_is_built_only_by_loading(tmp_path: Path) -> None:
     two = load_hall_config(write(tmp_path, VALID, "two.toml"))
     assert dataclasses.replace(one, source="") == dataclasses.replace(two, source="")
     assert isinstance(one, HallConfig)
+
+
+# --- remote tickets ---------------------------------------------------------
+
+APPOINTMENTS = "[appointments]\nearly_minutes = 15\ngrace_minutes = 5\n"
+
+
+def test_remote_tickets_are_off_by_default(tmp_path: Path) -> None:
+    hall = load_hall_config(write(tmp_path, VALID))
+    assert hall.remote == RemoteRules(
+        enabled=False, require_phone=False, daily_cap=200, per_client_per_hour=3
+    )
+
+
+def test_remote_rules_load(tmp_path: Path) -> None:
+    remote = "[remote]\nenabled = true\nrequire_phone = true\ndaily_cap = 50\n"
+    hall = load_hall_config(write(tmp_path, edited(APPOINTMENTS, APPOINTMENTS + remote)))
+    assert hall.remote == RemoteRules(
+        enabled=True, require_phone=True, daily_cap=50, per_client_per_hour=3
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "fragment"),
+    [
+        ('enabled = "yes"', "remote.enabled", "must be true or false"),
+        ("require_phone = 1", "remote.require_phone", "must be true or false"),
+        ("daily_cap = -1", "remote.daily_cap", "must be 0 or more"),
+        ("daily_cap = 2.5", "remote.daily_cap", "must be a whole number"),
+        ("per_client_per_hour = 0", "remote.per_client_per_hour", "must be 1 or more"),
+        ("per_client_per_hour = true", "remote.per_client_per_hour", "must be a whole number"),
+        ("enable = true", "remote.enable", ""),
+    ],
+)
+def test_remote_mistakes_are_reported_under_their_key(
+    tmp_path: Path, body: str, key: str, fragment: str
+) -> None:
+    problems = problems_of(tmp_path, edited(APPOINTMENTS, f"{APPOINTMENTS}[remote]\n{body}\n"))
+    assert keys_of(problems) == [key]
+    assert fragment in problems[0].message

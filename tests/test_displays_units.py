@@ -147,6 +147,10 @@ def test_handshake_with_a_display_token_and_options(config: HallConfig) -> None:
     assert (p.screen, p.page, p.window, p.replica) == ("hall-1", ScreenPage.STRIP, "2", "replica-a")
 
 
+def test_a_clerk_console_may_follow_the_hall(config: HallConfig) -> None:
+    assert parse_request(halls(config), config.id, {}, "clerk-1-token", "r").since is None
+
+
 def test_handshake_defaults(config: HallConfig) -> None:
     req = parse_request(halls(config), config.id, {}, "manager-token", "r")
     assert req.fmt is Format.JSON and req.since is None
@@ -160,13 +164,12 @@ def test_handshake_defaults(config: HallConfig) -> None:
         (None, {}, None, Unauthorized, "unauthorized"),
         (None, {"token": "wrong"}, None, Unauthorized, "unauthorized"),
         (None, {"token": "kiosk-token"}, None, Forbidden, "forbidden"),
-        (None, {}, "clerk-1-token", Forbidden, "forbidden"),
         (None, {"token": "display-token", "format": "JSON"}, None, Invalid, "invalid_format"),
         (None, {"token": "display-token", "since": "1e3"}, None, Invalid, "invalid_since"),
         (None, {"token": "display-token", "since": "٣"}, None, Invalid, "invalid_since"),
         (None, {"token": "display-token", "since": "9" * 19}, None, Invalid, "invalid_since"),
         (None, {"token": "display-token", "screen": "x" * 65}, None, Invalid, "invalid_screen"),
-        (None, {"token": "display-token", "page": "kiosk"}, None, Invalid, "invalid_page"),
+        (None, {"token": "display-token", "page": "tv"}, None, Invalid, "invalid_page"),
         (None, {"token": "display-token", "window": "99"}, None, NotFound, "window_not_found"),
     ],
 )

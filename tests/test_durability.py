@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.support import process_gone as is_gone
 from tests.support import write_hall
 from tests.test_cli import (
     STOP_TIMEOUT_S,
@@ -25,7 +26,6 @@ from tests.test_cli import (
     child_pids,
     data_dir_locked,
     free_port,
-    is_gone,
     issue_ticket,
     qms_env,
     running_qms,

@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from qms.embedded_redis import EmbeddedRedis, EmbeddedRedisError, find_redis_server
+from tests.support import process_gone as is_gone
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,26 +31,6 @@ def connect(url: str) -> Iterator[redis.Redis]:
         yield client
     finally:
         client.close()
-
-
-def is_gone(pid: int) -> bool:
-    """True once ``pid`` has exited; a zombie counts as exited.
-
-    The process is not our child, so we cannot reap it: whoever inherited
-    it (init or a subreaper) may leave it a zombie for a while.
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    except OSError:  # no /proc: fall back to signal 0
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
-    state = stat.rsplit(")", 1)[1].split()[0]  # the name in (...) may hold spaces
-    return state in ("Z", "X")
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:

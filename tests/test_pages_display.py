@@ -9,9 +9,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import os
 import re
-import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,10 +24,8 @@ pytest.importorskip("playwright.async_api", reason="playwright is not installed"
 from playwright.async_api import (
     Browser,
     Page,
-    Playwright,
     ViewportSize,
     WebSocketRoute,
-    async_playwright,
 )
 
 from displays.gateway import GatewaySettings
@@ -39,19 +35,12 @@ from queue_core.config import HallConfig
 from queue_core.keys import HallKeys
 from queue_core.scripts import Scripts
 from queue_core.store import HallStore
+from tests.browser import BROWSER_MARKS, keep_for_review, until
 from tests.conftest import delete_hall
 from tests.live import LiveServer, live_server
 from tests.support import make_config
 
-CHROMIUM = shutil.which("chromium") or (
-    "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None
-)
-
-pytestmark = [
-    pytest.mark.redis,
-    pytest.mark.browser,
-    pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)"),
-]
+pytestmark = BROWSER_MARKS
 
 DISPLAY = "display-token"
 KIOSK = "kiosk-token"
@@ -60,26 +49,12 @@ CLERK2 = "clerk-2-token"
 ADMIN = "admin-token"
 FAST = GatewaySettings(hub=HubSettings(heartbeat_s=1.0))
 HD: ViewportSize = {"width": 1920, "height": 1080}
-SCREENS = Path("/tmp/qms-screens")
 
 NEWEST = "document.getElementById('newest-call').dataset.number"
 CONN = "document.getElementById('conn').dataset.state"
 
 
 # ---------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-async def playwright() -> AsyncIterator[Playwright]:
-    async with async_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-async def browser(playwright: Playwright) -> AsyncIterator[Browser]:
-    browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-    yield browser
-    await browser.close()
 
 
 @pytest.fixture
@@ -132,13 +107,6 @@ def display_url(live: LiveServer, hall: str, query: str = f"token={DISPLAY}") ->
     return f"{live.http}/halls/{hall}/display" + (f"?{query}" if query else "")
 
 
-async def until(page: Page, expression: str, arg: Any = None, ms: float = 3000) -> None:
-    """Wait up to `ms` until the JS `expression` (which may use `arg`) is true.
-    Wrapped in a function: Playwright evaluates a bare string with eval,
-    which the pages' Content-Security-Policy forbids."""
-    await page.wait_for_function(f"(arg) => ({expression})", arg=arg, timeout=ms)
-
-
 async def wait_live(page: Page, ms: float = 10_000) -> None:
     await until(page, f"{CONN} === 'live'", ms=ms)
 
@@ -148,11 +116,6 @@ async def shoot(page: Page, tmp_path: Path, name: str) -> Path:
     await page.screenshot(path=str(path))
     keep_for_review(path)
     return path
-
-
-def keep_for_review(path: Path) -> None:
-    SCREENS.mkdir(exist_ok=True)
-    shutil.copy(path, SCREENS / path.name)
 
 
 def spoken(number: str) -> str:
@@ -419,7 +382,7 @@ async def test_without_a_token_the_page_asks_for_one(
     live: LiveServer, hall_config: HallConfig, page: Page, tmp_path: Path
 ) -> None:
     await page.goto(display_url(live, hall_config.id, ""))
-    await page.wait_for_selector("#token-form", state="visible", timeout=3000)
+    await page.wait_for_selector("#token-form", state="visible", timeout=10_000)
     assert await page.is_hidden("#token-error")
     assert await page.evaluate(CONN) == "token"
     await shoot(page, tmp_path, "display-token-form.png")
@@ -434,14 +397,14 @@ async def test_a_wrong_token_is_asked_again(
 ) -> None:
     hall = hall_config.id
     await page.goto(display_url(live, hall, "token=not-a-token"))
-    await page.wait_for_selector("#token-error", state="visible", timeout=3000)
+    await page.wait_for_selector("#token-error", state="visible", timeout=10_000)
     assert await page.is_visible("#token-form")
     assert "token" not in page.url
     await shoot(page, tmp_path, "display-token-rejected.png")
     # A kiosk token is a real credential, but not one a screen may use.
     await page.fill("#token-input", KIOSK)
     await page.click("#token-form button")
-    await page.wait_for_selector("#token-error", state="visible", timeout=3000)
+    await page.wait_for_selector("#token-error", state="visible", timeout=10_000)
     await page.fill("#token-input", DISPLAY)
     await page.click("#token-form button")
     await wait_live(page)
@@ -463,7 +426,7 @@ async def test_the_strip_follows_its_window(
     page.on("websocket", lambda ws: sockets.append(ws.url))
     try:
         await page.goto(f"{live.http}/halls/{hall}/windows/1/strip")
-        await page.wait_for_selector("#token-form", state="visible", timeout=3000)
+        await page.wait_for_selector("#token-form", state="visible", timeout=10_000)
         await shoot(page, tmp_path, "strip-token-form.png")
         await page.fill("#token-input", DISPLAY)
         await page.press("#token-input", "Enter")
@@ -569,10 +532,10 @@ async def test_blocked_audio_offers_a_button_once(
     # an AudioContext made without a user gesture stays suspended.
     await page.goto(display_url(live, hall_config.id))
     await wait_live(page)
-    await page.wait_for_selector("#sound-enable", state="visible", timeout=3000)
+    await page.wait_for_selector("#sound-enable", state="visible", timeout=10_000)
     await shoot(page, tmp_path, "display-enable-sound.png")
     await page.click("#sound-enable")
-    await page.wait_for_selector("#sound-enable", state="hidden", timeout=3000)
+    await page.wait_for_selector("#sound-enable", state="hidden", timeout=10_000)
     assert await page.evaluate("localStorage.getItem('qms.sound')") == "on"
     assert await page.evaluate("window.qmsAnnouncer.blocked") is False
 

@@ -1,11 +1,14 @@
-"""Issuing and the visitor's own ticket: kiosk tickets, appointments, status, cancel."""
+"""Issuing and the visitor's own ticket: kiosk and remote tickets,
+appointments, status, cancel, rating, and the public list of services."""
 
 from __future__ import annotations
 
+from queue_core import metrics
 from queue_core import validation as v
-from queue_core.models import NORMAL, Role
+from queue_core.errors import QmsError
+from queue_core.models import NORMAL, Rating, Role
 from queue_core.operations import Call, Operation, Reply, created, ok
-from queue_core.wire import appointment_body, ticket_body
+from queue_core.wire import appointment_body, rating_body, services_body, ticket_body
 
 KIOSK = frozenset({Role.KIOSK, Role.ADMIN})
 
@@ -45,10 +48,61 @@ async def check_in(call: Call) -> Reply:
     return created(ticket_body(result.value, call.hall.config))
 
 
+# Anyone may ask, as often as they like: one Redis read per second per process.
+SERVICES_MAX_AGE_S = 1.0
+
+
+async def list_services(call: Call) -> Reply:
+    snap = await call.hall.store.recent_snapshot(SERVICES_MAX_AGE_S)
+    return ok(services_body(snap, call.hall.config))
+
+
+async def issue_remote(call: Call) -> Reply:
+    v.only_fields(call.body, {"service", "phone"})
+    service = v.required_string(call.body, "service")
+    rules = call.hall.config.remote
+    phone = None
+    if rules.require_phone:
+        phone = v.mobile_number(v.required_string(call.body, "phone"))
+    try:
+        result = await call.hall.store.issue_remote(service, call.client, phone, call.idempotency)
+    except QmsError as exc:
+        if exc.code in ("rate_limited", "remote_quota_exhausted", "phone_has_ticket"):
+            metrics.REMOTE_REFUSED.labels(call.hall.config.id, exc.code).inc()
+        raise
+    return created(ticket_body(result.value, call.hall.config))
+
+
+async def rate_ticket(call: Call) -> Reply:
+    tid = v.ticket_id(call.params["ticket"])
+    v.only_fields(call.body, {"score", "reason"})
+    score = Rating(v.rating(v.required_string(call.body, "score"), (r.value for r in Rating)))
+    view = await call.hall.store.rate(tid, score, v.reason_text(call.body))
+    t = view.ticket
+    metrics.RATINGS.labels(call.hall.config.id, t.service, t.window or "", score.value).inc()
+    return created(rating_body(t, call.hall.config))
+
+
+async def get_rating(call: Call) -> Reply:
+    view = await call.hall.store.ticket(v.ticket_id(call.params["ticket"]))
+    return ok(rating_body(view.ticket, call.hall.config))
+
+
+async def whoami(call: Call) -> Reply:
+    assert call.credential is not None  # every role may ask, so it was authorized
+    c = call.credential
+    return ok({"role": c.role.value, "windows": sorted(c.windows)})
+
+
 OPERATIONS = (
     Operation("POST", "/tickets", issue_ticket, KIOSK, takes_body=True),
     Operation("GET", "/tickets/{ticket}", get_ticket, None),
     Operation("POST", "/tickets/{ticket}/cancel", cancel_ticket, None),
     Operation("POST", "/appointments", book_appointment, KIOSK, takes_body=True),
     Operation("POST", "/appointments/{code}/check-in", check_in, KIOSK),
+    Operation("POST", "/tickets/{ticket}/rating", rate_ticket, None, takes_body=True),
+    Operation("GET", "/tickets/{ticket}/rating", get_rating, None),
+    Operation("GET", "/services", list_services, None),
+    Operation("GET", "/credential", whoami, frozenset(Role)),
+    Operation("POST", "/remote/tickets", issue_remote, None, takes_body=True),
 )

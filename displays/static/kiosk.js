@@ -1,0 +1,689 @@
+// The ticket kiosk (取号机): pick a service (or the large-type elderly mode,
+// or check in an appointment by code), get a number, take the printed slip.
+// One kiosk serves a stream of strangers: every flow ends back on the start
+// screen by itself, in Chinese, with nothing of the last visitor left.
+import { readConfig, store } from "./connection.js";
+import { I18n } from "./i18n.js";
+
+const POLL_MS = 5_000; // waiting counts and estimates: public, cheap, and stale after a few seconds
+const REQUEST_TIMEOUT_MS = 8_000;
+const SERVICES_FRESH_MS = 1_200;
+const TICKET_SHOWN_S = 20;
+const IDLE_MS = 60_000; // a half-finished flow left alone this long is abandoned
+// The second tap of a double tap can land after the ticket is already on
+// screen; it must not dismiss the ticket the visitor has not seen yet.
+const DISMISS_GUARD_MS = 1_500;
+// A lost answer (network, 5xx) is retried with the same Idempotency-Key, so
+// the server hands back the ticket it already made instead of a second one.
+const RETRY_DELAYS_MS = [300, 1_000, 2_500];
+const CODE_LENGTH = 8;
+const CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+
+const CATALOGUE = {
+  zh: {
+    lang_switch: "English",
+    offline: "网络连接中断，正在重试…",
+    choose: "请选择办理事项",
+    group_waiting: "等候 {n} 人",
+    waiting: "等候 {n} 人",
+    eta: "约 {m} 分钟",
+    eta_unknown: "等候时间待定",
+    elderly_button: "长者服务",
+    elderly_sub: "大字 · 优先办理",
+    checkin_button: "预约签到",
+    checkin_sub: "输入预约码",
+    elderly_title: "长者服务 · 优先办理",
+    elderly_hint: "请点选要办的事",
+    back: "返回",
+    checkin_title: "预约签到",
+    checkin_hint: "请输入 8 位预约码",
+    code_label: "预约码",
+    delete: "删除",
+    clear: "清空",
+    checkin_submit: "确认签到",
+    ticket_done: "取号成功",
+    checkin_done: "签到成功",
+    your_number: "您的号码",
+    ahead_none: "您是下一位",
+    ahead: "您前面还有 {n} 人",
+    ticket_eta: "预计等候约 {m} 分钟",
+    ticket_eta_unknown: "窗口开放后开始叫号",
+    issued_at: "取号时间 {time}",
+    priority_elderly: "长者优先",
+    priority_disabled: "助残优先",
+    priority_appointment: "预约优先",
+    qr_hint: "手机扫码，随时查看排队进度",
+    qr_hint_print: "扫码查看排队进度，请留意叫号",
+    print: "打印小票",
+    done: "完成",
+    countdown: "{s} 秒后返回首页，轻触屏幕立即返回",
+    retry: "重试",
+    busy: "正在办理，请稍候…",
+    token_title: "取号机需要设置令牌",
+    token_label: "请输入取号机令牌（由管理员提供）",
+    ok: "确定",
+    token_checking: "正在核对令牌…",
+    "error.token_rejected": "令牌无效，请重新输入",
+    "error.network": "网络连接失败，请稍后重试或联系工作人员",
+    "error.server": "系统暂时繁忙，请稍后重试",
+    "error.unauthorized": "取号机令牌已失效，请联系工作人员",
+    "error.forbidden": "这台设备不能取号，请联系工作人员",
+    "error.service_not_found": "该事项暂不办理，请咨询工作人员",
+    "error.unknown_priority": "暂不提供这种优先取号，请咨询工作人员",
+    "error.appointment_not_found": "没有找到这个预约码，请核对后重新输入",
+    "error.already_checked_in": "这个预约已经签到过了，请留意叫号",
+    "error.appointment_changed": "预约刚刚有变动，请再试一次",
+    "error.hall_not_found": "没有这个大厅，请联系工作人员",
+    "error.redis_unavailable": "系统暂时繁忙，请稍后重试",
+    "error.rate_limited": "操作太频繁，请稍后再试",
+  },
+  en: {
+    lang_switch: "中文",
+    offline: "Connection lost, retrying…",
+    choose: "Choose a service",
+    group_waiting: "{n} waiting",
+    waiting: "{n} waiting",
+    eta: "about {m} min",
+    eta_unknown: "wait not known yet",
+    elderly_button: "Seniors",
+    elderly_sub: "Large type · priority",
+    checkin_button: "Appointment check-in",
+    checkin_sub: "Enter your code",
+    elderly_title: "Seniors · priority service",
+    elderly_hint: "Tap what you came for",
+    back: "Back",
+    checkin_title: "Appointment check-in",
+    checkin_hint: "Enter your 8-character appointment code",
+    code_label: "Appointment code",
+    delete: "Delete",
+    clear: "Clear",
+    checkin_submit: "Check in",
+    ticket_done: "Here is your number",
+    checkin_done: "You are checked in",
+    your_number: "Your number",
+    ahead_none: "You are next",
+    ahead: "{n} ahead of you",
+    ticket_eta: "About {m} min wait",
+    ticket_eta_unknown: "Calling starts when a window opens",
+    issued_at: "Issued {time}",
+    priority_elderly: "Senior priority",
+    priority_disabled: "Disability priority",
+    priority_appointment: "Appointment priority",
+    qr_hint: "Scan to follow your place in the queue",
+    qr_hint_print: "Scan to follow your place; listen for your number",
+    print: "Print slip",
+    done: "Done",
+    countdown: "Back to start in {s} s; tap anywhere to go now",
+    retry: "Try again",
+    busy: "One moment…",
+    token_title: "This kiosk needs its token",
+    token_label: "Kiosk token (from the administrator)",
+    ok: "OK",
+    token_checking: "Checking the token…",
+    "error.token_rejected": "Token rejected, please enter it again",
+    "error.network": "No connection; try again or ask the staff",
+    "error.server": "The system is busy; please try again shortly",
+    "error.unauthorized": "This kiosk's token is no longer valid; please ask the staff",
+    "error.forbidden": "This device may not issue tickets; please ask the staff",
+    "error.service_not_found": "This service is not offered; please ask the staff",
+    "error.unknown_priority": "This priority is not offered; please ask the staff",
+    "error.appointment_not_found": "No appointment has this code; please check it",
+    "error.already_checked_in": "This appointment is already checked in",
+    "error.appointment_changed": "The appointment just changed; please try again",
+    "error.hall_not_found": "No such hall; please ask the staff",
+    "error.redis_unavailable": "The system is busy; please try again shortly",
+    "error.rate_limited": "Too many tries; please wait a moment",
+  },
+};
+
+const config = readConfig();
+const i18n = new I18n(CATALOGUE);
+const $ = (id) => document.getElementById(id);
+const body = document.body;
+const screens = {
+  start: $("screen-start"),
+  elderly: $("screen-elderly"),
+  checkin: $("screen-checkin"),
+  ticket: $("screen-ticket"),
+};
+const serviceNames = new Map(config.services.map((s) => [s.id, s.name]));
+const timeFormat = new Intl.DateTimeFormat("zh-CN", {
+  timeZone: config.hall.timezone,
+  year: "numeric",
+  month: "2-digit",
+  day: "2-digit",
+  hour: "2-digit",
+  minute: "2-digit",
+  hour12: false,
+});
+const clockFormat = new Intl.DateTimeFormat("zh-CN", {
+  timeZone: config.hall.timezone,
+  hour: "2-digit",
+  minute: "2-digit",
+  hour12: false,
+});
+
+// Exposed for tests and for a technician at the kiosk's devtools.
+const kiosk = {
+  services: null, // the last GET /services body
+  ticket: null, // the ticket on screen
+  requests: [], // {kind, key} of every issue/check-in request sent
+};
+window.qmsKiosk = kiosk;
+
+// ------------------------------------------------------------ settings
+
+const key = (kind) => `qms.${kind}.${config.hall.id}.kiosk`;
+const TOKEN_KEY = key("token");
+const PRINT_KEY = key("print");
+const PAPER_KEY = key("paper");
+
+// `?token=`, `?print=auto|off`, `?paper=58|80` are taken once: kept in
+// storage, dropped from the address bar so the token is not left on
+// screen, in history or in a bookmark.
+function takeUrlParams() {
+  const url = new URL(location.href);
+  const token = url.searchParams.get("token");
+  if (token) store.set(TOKEN_KEY, token);
+  const print = url.searchParams.get("print");
+  if (print === "auto") store.set(PRINT_KEY, "auto");
+  else if (print === "off") store.remove(PRINT_KEY);
+  const paper = url.searchParams.get("paper");
+  if (paper === "58" || paper === "80") store.set(PAPER_KEY, paper);
+  for (const name of ["token", "print", "paper"]) url.searchParams.delete(name);
+  if (url.href !== location.href) history.replaceState(history.state, "", url.pathname + url.search + url.hash);
+}
+
+takeUrlParams();
+let token = store.get(TOKEN_KEY);
+$("receipt").dataset.paper = store.get(PAPER_KEY) ?? "80";
+
+// -------------------------------------------------------------- helpers
+
+function errorText(code, message) {
+  const k = `error.${code}`;
+  const text = i18n.t(k);
+  return text === k ? message || i18n.t("error.server") : text;
+}
+
+function minutes(seconds) {
+  return Math.max(1, Math.round(seconds / 60));
+}
+
+function newKey() {
+  return `kiosk-${crypto.randomUUID()}`;
+}
+
+async function api(path, { method = "GET", headers = {}, json } = {}) {
+  const init = { method, headers: { ...headers }, cache: "no-store", signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) };
+  if (json !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(json);
+  }
+  const response = await fetch(path, init);
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    /* an empty or non-JSON answer (a proxy's error page) */
+  }
+  return { status: response.status, data };
+}
+
+const authHeaders = () => ({ Authorization: `Bearer ${token}` });
+
+// --------------------------------------------------------------- screens
+
+let current = "start";
+
+function show(name) {
+  current = name;
+  for (const [id, el] of Object.entries(screens)) el.hidden = id !== name;
+  body.dataset.screen = name;
+  hideFailure();
+  armIdle();
+  const first = screens[name].querySelector("button:not([disabled])");
+  if (name !== "start" && first) first.focus({ preventScroll: true });
+}
+
+// The end of one visitor's turn: nothing of theirs stays on screen.
+function home() {
+  clearTimeout(countdownTimer);
+  pending = null;
+  kiosk.ticket = null;
+  code = "";
+  renderCode();
+  $("checkin-error").hidden = true;
+  body.classList.remove("elderly-mode");
+  show("start");
+  if (i18n.lang !== "zh") setLang("zh");
+  window.scrollTo(0, 0);
+}
+
+let idleTimer = null;
+function armIdle() {
+  clearTimeout(idleTimer);
+  if (current === "elderly" || current === "checkin") idleTimer = setTimeout(home, IDLE_MS);
+  else if (current === "start" && i18n.lang !== "zh") idleTimer = setTimeout(() => setLang("zh"), IDLE_MS);
+}
+for (const type of ["pointerdown", "keydown"]) document.addEventListener(type, armIdle, true);
+
+function setLang(lang) {
+  i18n.lang = lang;
+  renderAll();
+}
+
+function renderAll() {
+  $("lang").lang = i18n.lang === "zh" ? "en" : "zh-CN";
+  renderServices();
+  if (kiosk.ticket) renderTicket(kiosk.ticket);
+  renderCountdown();
+}
+
+$("lang").addEventListener("click", () => setLang(i18n.lang === "zh" ? "en" : "zh"));
+
+function tick() {
+  $("clock").textContent = clockFormat.format(new Date());
+}
+tick();
+setInterval(tick, 10_000);
+
+// ------------------------------------------------------ services (poll)
+
+function renderServices() {
+  const data = kiosk.services;
+  if (!data) return;
+  const waitingByGroup = new Map(data.groups.map((g) => [g.id, g.waiting]));
+  for (const section of document.querySelectorAll(".group[data-group]")) {
+    const n = waitingByGroup.get(section.dataset.group);
+    section.querySelector(".group-waiting").textContent = n === undefined ? "" : i18n.t("group_waiting", { n });
+  }
+  const byId = new Map(data.services.map((s) => [s.id, s]));
+  for (const button of screens.start.querySelectorAll("button.service")) {
+    const s = byId.get(button.dataset.service);
+    if (!s) continue;
+    button.querySelector(".waiting").textContent = i18n.t("waiting", { n: s.waiting });
+    button.querySelector(".eta").textContent =
+      s.eta_seconds === null ? i18n.t("eta_unknown") : i18n.t("eta", { m: minutes(s.eta_seconds) });
+  }
+  // The elderly mode is offered only where the hall gives elderly a priority.
+  const elderly = data.priorities.includes("elderly");
+  $("go-elderly").hidden = !elderly;
+  if (!elderly && current === "elderly") home();
+}
+
+let pollTimer = null;
+async function poll() {
+  clearTimeout(pollTimer);
+  try {
+    const { status, data } = await api(config.services_path);
+    if (status !== 200 || !data) throw new Error(`services: ${status}`);
+    kiosk.services = data;
+    $("offline").hidden = true;
+    renderServices();
+  } catch {
+    $("offline").hidden = false;
+  }
+  pollTimer = setTimeout(poll, POLL_MS);
+}
+
+// ------------------------------------------------------ issue and check in
+
+// One tap-intent: what was asked, with the key its retries reuse. Tapping
+// the same thing again after a failure is a retry of the same intent.
+let pending = null;
+let busy = false;
+
+function setBusy(on) {
+  busy = on;
+  $("busy").hidden = !on;
+  for (const b of document.querySelectorAll("button.service, #checkin-submit, .key, .key-wide, .back, .action")) {
+    if (on) {
+      b.dataset.wasDisabled = b.disabled ? "1" : "";
+      b.disabled = true;
+    } else {
+      b.disabled = b.dataset.wasDisabled === "1";
+      delete b.dataset.wasDisabled;
+    }
+  }
+  if (!on) renderCode();
+}
+
+function intentFor(kind, target, priority) {
+  if (pending && pending.kind === kind && pending.target === target && pending.priority === priority) {
+    return pending;
+  }
+  pending = { kind, target, priority, key: newKey() };
+  return pending;
+}
+
+function request(intent) {
+  const headers = { ...authHeaders(), "Idempotency-Key": intent.key };
+  kiosk.requests.push({ kind: intent.kind, key: intent.key });
+  if (intent.kind === "checkin") {
+    return api(`${config.appointments_path}/${encodeURIComponent(intent.target)}/check-in`, {
+      method: "POST",
+      headers,
+    });
+  }
+  const json = { service: intent.target };
+  if (intent.priority !== "normal") json.priority = intent.priority;
+  return api(config.tickets_path, { method: "POST", headers, json });
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function send(intent) {
+  if (busy) return;
+  setBusy(true);
+  let outcome = null;
+  try {
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        const { status, data } = await request(intent);
+        if (status < 500) {
+          outcome = { status, data };
+          break;
+        }
+      } catch {
+        /* no answer: the request may or may not have been done */
+      }
+      if (attempt >= RETRY_DELAYS_MS.length) break;
+      await sleep(RETRY_DELAYS_MS[attempt]);
+    }
+  } finally {
+    setBusy(false);
+  }
+  if (pending !== intent) return; // abandoned meanwhile (the kiosk went home)
+  if (outcome === null) {
+    showFailure(i18n.t("error.network"), intent);
+    return;
+  }
+  const { status, data } = outcome;
+  if (status === 201 && data) {
+    pending = null;
+    showTicket(data, intent.kind);
+    // The next visitor should see this ticket counted; /services may be
+    // served from a read up to a second old, so ask once that has passed.
+    clearTimeout(pollTimer);
+    pollTimer = setTimeout(poll, SERVICES_FRESH_MS);
+    return;
+  }
+  // A refused request stored nothing: the next tap may start afresh.
+  pending = null;
+  const code = data?.error?.code ?? "";
+  if (status === 401 || status === 403) {
+    askToken(code === "unauthorized" ? "error.unauthorized" : "error.forbidden");
+    return;
+  }
+  const text = errorText(code, data?.error?.message);
+  if (intent.kind === "checkin") {
+    const error = $("checkin-error");
+    error.textContent = text;
+    error.hidden = false;
+  } else {
+    showFailure(text, null);
+  }
+}
+
+function issue(service, priority) {
+  if (busy || !token) return;
+  send(intentFor("issue", service, priority));
+}
+
+for (const button of document.querySelectorAll("button.service")) {
+  // send() disables every button before its first await, so the second
+  // tap of a double tap finds them all off.
+  button.addEventListener("click", () => issue(button.dataset.service, button.dataset.priority ?? "normal"));
+}
+
+let failedIntent = null;
+function showFailure(text, retryable) {
+  failedIntent = retryable;
+  $("failure-text").textContent = text;
+  $("failure-retry").hidden = retryable === null;
+  $("failure").hidden = false;
+  (retryable ? $("failure-retry") : $("failure-close")).focus();
+}
+function hideFailure() {
+  $("failure").hidden = true;
+  failedIntent = null;
+}
+$("failure-retry").addEventListener("click", () => {
+  const intent = failedIntent;
+  hideFailure();
+  if (intent && pending === intent) send(intent);
+});
+$("failure-close").addEventListener("click", () => {
+  hideFailure();
+  pending = null;
+});
+
+// ------------------------------------------------------------- elderly
+
+$("go-elderly").addEventListener("click", () => {
+  body.classList.add("elderly-mode");
+  show("elderly");
+});
+for (const back of document.querySelectorAll(".back")) back.addEventListener("click", home);
+
+// ------------------------------------------------------------- check-in
+
+let code = "";
+
+function renderCode() {
+  const cells = $("code").children;
+  for (let i = 0; i < cells.length; i += 1) {
+    cells[i].textContent = code[i] ?? "";
+    cells[i].classList.toggle("filled", i < code.length);
+    cells[i].classList.toggle("next", i === code.length);
+  }
+  $("code").dataset.code = code;
+  if (!busy) {
+    $("checkin-submit").disabled = code.length !== CODE_LENGTH;
+    $("key-delete").disabled = code.length === 0;
+    $("key-clear").disabled = code.length === 0;
+    for (const k of $("keypad").children) k.disabled = code.length >= CODE_LENGTH;
+  }
+}
+
+function typeKey(c) {
+  if (busy || code.length >= CODE_LENGTH || !CODE_ALPHABET.includes(c)) return;
+  code += c;
+  $("checkin-error").hidden = true;
+  renderCode();
+}
+
+function erase(all) {
+  if (busy) return;
+  code = all ? "" : code.slice(0, -1);
+  $("checkin-error").hidden = true;
+  renderCode();
+}
+
+function submitCode() {
+  if (busy || code.length !== CODE_LENGTH || !token) return;
+  send(intentFor("checkin", code, "appointment"));
+}
+
+$("go-checkin").addEventListener("click", () => {
+  code = "";
+  renderCode();
+  show("checkin");
+});
+$("keypad").addEventListener("click", (e) => {
+  const k = e.target.closest("button[data-key]");
+  if (k) typeKey(k.dataset.key);
+});
+$("key-delete").addEventListener("click", () => erase(false));
+$("key-clear").addEventListener("click", () => erase(true));
+$("checkin-submit").addEventListener("click", submitCode);
+// A code scanner that types like a keyboard works too.
+document.addEventListener("keydown", (e) => {
+  if (current !== "checkin" || e.ctrlKey || e.altKey || e.metaKey) return;
+  if (e.key === "Backspace") erase(false);
+  else if (e.key === "Enter" && code.length === CODE_LENGTH) submitCode();
+  else if (e.key.length === 1 && CODE_ALPHABET.includes(e.key.toUpperCase())) typeKey(e.key.toUpperCase());
+  else return;
+  e.preventDefault();
+});
+
+// --------------------------------------------------------------- ticket
+
+let countdownTimer = null;
+let countdownLeft = 0;
+let shownAt = 0;
+
+function priorityText(priority) {
+  const k = `priority_${priority}`;
+  const text = i18n.t(k);
+  return text === k ? "" : text;
+}
+
+function renderTicket(t) {
+  const service = serviceNames.get(t.service) ?? t.service;
+  const ahead = t.position === null ? "" : t.position === 0 ? i18n.t("ahead_none") : i18n.t("ahead", { n: t.position });
+  const time = i18n.t("issued_at", { time: timeFormat.format(new Date(t.issued_at)) });
+  const badge = priorityText(t.priority);
+  $("ticket-number").textContent = t.number;
+  $("ticket-number").dataset.number = t.number;
+  $("ticket-service").textContent = service;
+  $("ticket-ahead").textContent = ahead;
+  $("ticket-eta").textContent =
+    t.eta_seconds === null ? i18n.t("ticket_eta_unknown") : i18n.t("ticket_eta", { m: minutes(t.eta_seconds) });
+  $("ticket-time").textContent = time;
+  $("ticket-priority").textContent = badge;
+  $("ticket-priority").hidden = !badge;
+  $("ticket-priority").dataset.priority = t.priority;
+  document.querySelector(".ticket-done").textContent = i18n.t(t.kind === "checkin" ? "checkin_done" : "ticket_done");
+  // The slip: what the visitor takes away.
+  $("r-number").textContent = t.number;
+  $("r-service").textContent = service;
+  $("r-ahead").textContent = ahead;
+  $("r-time").textContent = time;
+  $("r-priority").textContent = badge;
+  $("r-priority").hidden = !badge;
+}
+
+function renderCountdown() {
+  $("countdown").textContent = current === "ticket" ? i18n.t("countdown", { s: countdownLeft }) : "";
+}
+
+function showTicket(ticket, kind) {
+  kiosk.ticket = { ...ticket, kind };
+  const qr = config.qr_path.replace("{id}", encodeURIComponent(ticket.id));
+  $("ticket-qr").src = qr;
+  $("r-qr").src = qr;
+  renderTicket(kiosk.ticket);
+  show("ticket");
+  shownAt = performance.now();
+  countdownLeft = TICKET_SHOWN_S;
+  renderCountdown();
+  clearTimeout(countdownTimer);
+  const step = () => {
+    countdownLeft -= 1;
+    if (countdownLeft <= 0) {
+      home();
+      return;
+    }
+    renderCountdown();
+    countdownTimer = setTimeout(step, 1000);
+  };
+  countdownTimer = setTimeout(step, 1000);
+  $("done").focus({ preventScroll: true });
+  if (store.get(PRINT_KEY) === "auto") printSlip();
+}
+
+async function printSlip() {
+  // The QR must be drawn before the page is handed to the printer.
+  try {
+    await $("r-qr").decode();
+  } catch {
+    /* printed without it: the number is what matters */
+  }
+  if (current === "ticket") window.print();
+}
+
+$("print").addEventListener("click", (e) => {
+  e.stopPropagation(); // printing is not "tap to leave"
+  printSlip();
+});
+$("done").addEventListener("click", (e) => {
+  e.stopPropagation();
+  home();
+});
+screens.ticket.addEventListener("click", () => {
+  if (performance.now() - shownAt >= DISMISS_GUARD_MS) home();
+});
+
+// ---------------------------------------------------------------- token
+
+async function checkToken(candidate) {
+  try {
+    const { status, data } = await api(config.credential_path, {
+      headers: { Authorization: `Bearer ${candidate}` },
+    });
+    if (status === 401) return "refused";
+    if (status !== 200) return "unavailable";
+    // A valid token of another role (a display's, say) cannot issue tickets.
+    return data?.role === "kiosk" || data?.role === "admin" ? "ok" : "refused";
+  } catch {
+    return "unavailable";
+  }
+}
+
+function askToken(reasonKey) {
+  store.remove(TOKEN_KEY);
+  token = null;
+  home();
+  const error = $("token-error");
+  error.textContent = reasonKey ? i18n.t(reasonKey) : "";
+  error.hidden = !reasonKey;
+  $("token-form").hidden = false;
+  $("app").inert = true;
+  $("token-input").value = "";
+  $("token-input").focus();
+}
+
+function acceptToken(value) {
+  token = value;
+  store.set(TOKEN_KEY, value);
+  $("token-form").hidden = true;
+  $("app").inert = false;
+}
+
+$("token-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const value = $("token-input").value.trim();
+  if (!value) return;
+  const submit = $("token-form").querySelector("button");
+  submit.disabled = true;
+  const error = $("token-error");
+  error.textContent = i18n.t("token_checking");
+  error.hidden = false;
+  const verdict = await checkToken(value);
+  submit.disabled = false;
+  if (verdict === "ok") {
+    error.hidden = true;
+    acceptToken(value);
+  } else {
+    error.textContent = i18n.t(verdict === "refused" ? "error.token_rejected" : "error.network");
+    $("token-input").select();
+  }
+});
+
+// ---------------------------------------------------------------- start
+
+i18n.apply();
+renderAll();
+renderCode();
+show("start");
+poll();
+if (!token) {
+  askToken(null);
+} else {
+  // An unreachable server keeps the token: the first request will tell.
+  checkToken(token).then((verdict) => {
+    if (verdict === "refused") askToken("error.token_rejected");
+  });
+}

@@ -1,0 +1,336 @@
+// Remote 取号 on a phone: the hall's services with how many wait and about
+// how long, a mobile number when the hall asks for one, one tap for a
+// ticket, then the visitor page of that ticket.
+import { readConfig, store } from "./connection.js";
+import { I18n } from "./i18n.js";
+
+const REFRESH_MS = 15_000; // waiting counts: a glance, not a race
+const RETRY_MS = 5_000;
+const REQUEST_TIMEOUT_MS = 8_000;
+const ACTIVE = new Set(["waiting", "called"]);
+
+const CATALOGUE = {
+  zh: {
+    lang_switch: "English",
+    title: "网上取号",
+    intro: "请选择要办理的事项。取号后请留意手机页面的叫号提醒。",
+    loading: "正在加载…",
+    waiting: "等候 {n} 人",
+    eta: "约 {n} 分钟",
+    eta_none: "暂无窗口开放",
+    take: "取号",
+    taking: "正在取号…",
+    phone_label: "手机号码",
+    phone_hint: "用于核对身份，每个号码同时只能持有一个号。",
+    phone_missing: "请填写手机号码。",
+    phone_bad: "手机号码格式不正确，请输入 11 位手机号，例如 13800138000。",
+    mine_text: "您已取号：{number}（{service}）",
+    mine_link: "查看我的号",
+    disabled_title: "本大厅暂未开放网上取号",
+    disabled_body: "请到大厅的取号机取号，或向咨询台工作人员求助。",
+    conn_down: "网络不稳定，正在重新连接…",
+    foot: "取号后请按时到达大厅；过号需重新取号。",
+    err_rate_limited: "取号太频繁了：同一网络每小时取号次数有限，请稍后再试，或到大厅取号机取号。",
+    err_remote_quota_exhausted: "今天这个事项的网上取号已经取完，请到大厅取号机取号。",
+    err_phone_has_ticket: "这个手机号已有一个未办理的号，请先办理或取消那个号。",
+    err_invalid_phone: "手机号码格式不正确，请输入 11 位手机号，例如 13800138000。",
+    err_missing_field: "请填写手机号码。",
+    err_remote_not_offered: "本大厅暂未开放网上取号，请到大厅取号。",
+    err_service_not_found: "这个事项已不再办理，请刷新页面。",
+    err_redis_unavailable: "系统暂时无法处理，请稍后再试。",
+    err_network: "网络连接失败，请稍后再试。",
+    err_other: "取号未成功：{message}",
+  },
+  en: {
+    lang_switch: "中文",
+    title: "Take a ticket online",
+    intro: "Choose what you need. Once you have a ticket, keep its page open to see when you are called.",
+    loading: "Loading…",
+    waiting: "{n} waiting",
+    eta: "about {n} min",
+    eta_none: "No window open yet",
+    take: "Take",
+    taking: "Taking…",
+    phone_label: "Mobile number",
+    phone_hint: "One ticket at a time per number.",
+    phone_missing: "Please enter your mobile number.",
+    phone_bad: "That is not a mobile number: 11 digits, such as 13800138000.",
+    mine_text: "Your ticket: {number} ({service})",
+    mine_link: "Show my ticket",
+    disabled_title: "This hall does not offer online tickets",
+    disabled_body: "Please take a ticket at the hall's kiosk, or ask at the information desk.",
+    conn_down: "Connection trouble — reconnecting…",
+    foot: "Please be in the hall when your number comes up; a missed number needs a new ticket.",
+    err_rate_limited: "Too many tickets taken from this network in the last hour. Please try later, or use the kiosk in the hall.",
+    err_remote_quota_exhausted: "Today's online tickets for this service are all taken. Please use the kiosk in the hall.",
+    err_phone_has_ticket: "This mobile number already holds a ticket. Use or cancel that one first.",
+    err_invalid_phone: "That is not a mobile number: 11 digits, such as 13800138000.",
+    err_missing_field: "Please enter your mobile number.",
+    err_remote_not_offered: "This hall does not offer online tickets. Please take one in the hall.",
+    err_service_not_found: "This service is no longer offered. Please reload the page.",
+    err_redis_unavailable: "The system is busy right now: please try again shortly.",
+    err_network: "Could not connect: please try again shortly.",
+    err_other: "No ticket: {message}",
+  },
+};
+
+const config = readConfig();
+const i18n = new I18n(CATALOGUE);
+const $ = (id) => document.getElementById(id);
+const lastKey = `qms.remote.${config.hall.id}.last`;
+const groupNames = new Map(config.groups.map((g) => [g.id, g.name]));
+
+const state = {
+  services: null, // the last /services body
+  mine: null, // an active ticket this phone took before
+  connDown: false,
+  busy: null, // the service id being taken
+  error: null, // {text, phone: bool}
+  requests: 0, // POSTs sent (tests count them)
+};
+window.qmsRemote = state;
+
+// One intent, one key: a double tap or a retry after a lost answer sends the
+// same key, and the server answers with the same ticket. A new choice (or an
+// answer of any kind) starts a new intent.
+let intent = null;
+let refreshTimer = null;
+
+function newKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16)); // randomUUID needs https
+  return `remote-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+// Mainland mobile, as the server reads it: spaces and dashes dropped, +86 or
+// 0086 before it allowed, then 11 digits starting 13–19.
+export function mobileNumber(text) {
+  let digits = text.replace(/[\s-]/g, "");
+  if (digits.startsWith("+86")) digits = digits.slice(3);
+  else if (digits.startsWith("0086")) digits = digits.slice(4);
+  return /^1[3-9]\d{9}$/.test(digits) ? digits : null;
+}
+
+async function errorOf(response) {
+  try {
+    const body = await response.json();
+    return body.error ?? { code: "", message: response.statusText };
+  } catch {
+    return { code: "", message: `HTTP ${response.status}` };
+  }
+}
+
+function errorText(error) {
+  const key = `err_${error.code}`;
+  const text = i18n.t(key);
+  return text === key ? i18n.t("err_other", { message: error.message }) : text;
+}
+
+function request(url, init = {}) {
+  return fetch(url, { cache: "no-store", signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS), ...init });
+}
+
+// --------------------------------------------------------------- loading
+
+async function loadServices() {
+  clearTimeout(refreshTimer);
+  try {
+    const response = await request(`${config.api}/services`);
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    state.services = await response.json();
+    state.connDown = false;
+    refreshTimer = setTimeout(loadServices, REFRESH_MS);
+  } catch {
+    state.connDown = true;
+    refreshTimer = setTimeout(loadServices, RETRY_MS);
+  }
+  render();
+}
+
+async function loadMine() {
+  const id = store.get(lastKey);
+  if (!id) return;
+  try {
+    const response = await request(`${config.api}/tickets/${encodeURIComponent(id)}`);
+    if (response.status === 404) {
+      store.remove(lastKey);
+      return;
+    }
+    if (!response.ok) return;
+    const ticket = await response.json();
+    if (ACTIVE.has(ticket.status)) state.mine = ticket;
+    else store.remove(lastKey); // served or gone: nothing to go back to
+  } catch {
+    /* offline: the offer is simply not shown */
+  }
+  render();
+}
+
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden) clearTimeout(refreshTimer);
+  else loadServices();
+});
+
+// ---------------------------------------------------------------- taking
+
+async function take(serviceId) {
+  if (state.busy) return; // the second tap of a double tap
+  state.error = null;
+  const body = { service: serviceId };
+  if (state.services?.remote.require_phone) {
+    const input = $("phone");
+    const phone = mobileNumber(input.value);
+    if (!phone) {
+      state.error = { text: i18n.t(input.value.trim() ? "phone_bad" : "phone_missing"), phone: true };
+      render();
+      input.focus();
+      return;
+    }
+    body.phone = phone;
+  }
+  if (!intent || intent.service !== body.service || intent.phone !== body.phone) {
+    intent = { service: body.service, phone: body.phone, key: newKey() };
+  }
+  state.busy = serviceId;
+  render();
+  let navigating = false;
+  try {
+    state.requests += 1;
+    const response = await request(`${config.api}/remote/tickets`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "Idempotency-Key": intent.key },
+      body: JSON.stringify(body),
+    });
+    intent = null; // answered: the next tap is a new request
+    if (response.status === 201) {
+      const ticket = await response.json();
+      store.set(lastKey, ticket.id);
+      navigating = true;
+      location.assign(config.ticket_path + encodeURIComponent(ticket.id));
+      return;
+    }
+    const refusal = await errorOf(response);
+    const phoneProblem = ["invalid_phone", "missing_field", "phone_has_ticket"].includes(refusal.code);
+    state.error = { text: errorText(refusal), phone: phoneProblem };
+    if (refusal.code === "remote_not_offered" && state.services) state.services.remote.enabled = false;
+    loadServices(); // counts may have moved while the phone was asking
+  } catch {
+    // No answer: the intent (and its key) stays, so tapping again cannot
+    // give a second ticket if the first request did get through.
+    state.error = { text: i18n.t("err_network"), phone: false };
+  } finally {
+    if (!navigating) {
+      state.busy = null;
+      render();
+      const target = state.error?.phone ? $("phone") : $("take-error");
+      if (state.error) target.focus();
+    }
+  }
+}
+
+// ---------------------------------------------------------------- render
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function etaText(seconds) {
+  if (seconds === null) return i18n.t("eta_none");
+  return i18n.t("eta", { n: Math.max(1, Math.round(seconds / 60)) });
+}
+
+function serviceButton(service) {
+  const button = el("button", "service-button");
+  button.type = "button";
+  button.dataset.service = service.id;
+  button.disabled = state.busy !== null;
+  button.setAttribute("aria-busy", String(state.busy === service.id));
+  const text = el("span", "service-text");
+  text.append(el("span", "service-name", service.name));
+  text.append(
+    el("span", "service-meta", `${i18n.t("waiting", { n: service.waiting })} · ${etaText(service.eta_seconds)}`),
+  );
+  button.append(text, el("span", "take", i18n.t(state.busy === service.id ? "taking" : "take")));
+  button.addEventListener("click", () => take(service.id));
+  return button;
+}
+
+function renderGroups(body) {
+  const container = $("groups");
+  const focused = document.activeElement?.dataset?.service;
+  container.replaceChildren();
+  for (const group of body.groups) {
+    const services = body.services.filter((s) => s.group === group.id);
+    if (services.length === 0) continue;
+    const section = el("section", "group");
+    const heading = el("h2", "group-head");
+    heading.append(el("span", "group-name", group.name ?? groupNames.get(group.id) ?? group.id));
+    heading.append(el("span", "group-waiting", i18n.t("waiting", { n: group.waiting })));
+    section.append(heading);
+    const list = el("ul", "services");
+    for (const service of services) {
+      const item = el("li");
+      item.append(serviceButton(service));
+      list.append(item);
+    }
+    section.append(list);
+    container.append(section);
+  }
+  // A refresh rebuilds the list: keep the keyboard where it was.
+  if (focused) container.querySelector(`[data-service="${CSS.escape(focused)}"]`)?.focus();
+}
+
+function render() {
+  $("lang").textContent = i18n.t("lang_switch");
+  $("lang").lang = i18n.lang === "zh" ? "en" : "zh-CN";
+  $("conn").textContent = i18n.t("conn_down");
+  $("conn").hidden = !state.connDown;
+
+  const mine = state.mine;
+  $("mine").hidden = !mine;
+  if (mine) {
+    const name = config.services.find((s) => s.id === mine.service)?.name ?? mine.service;
+    $("mine-text").textContent = i18n.t("mine_text", { number: mine.number, service: name });
+    $("mine-link").href = config.ticket_path + encodeURIComponent(mine.id);
+  }
+
+  const body = state.services;
+  if (!body) {
+    document.body.dataset.view = "loading";
+    return;
+  }
+  const enabled = body.remote.enabled;
+  document.body.dataset.view = enabled ? "offer" : "disabled";
+  $("disabled").hidden = enabled;
+  $("offer").hidden = !enabled;
+  document.querySelector(".foot").hidden = !enabled; // advice for ticket holders only
+  if (!enabled) return;
+
+  $("phone-area").hidden = !body.remote.require_phone;
+  const phoneError = $("phone-error");
+  const takeError = $("take-error");
+  phoneError.hidden = !(state.error && state.error.phone);
+  takeError.hidden = !(state.error && !state.error.phone);
+  if (state.error) (state.error.phone ? phoneError : takeError).textContent = state.error.text;
+  $("phone").setAttribute("aria-invalid", String(Boolean(state.error?.phone)));
+  renderGroups(body);
+}
+
+$("lang").addEventListener("click", () => {
+  i18n.lang = i18n.lang === "zh" ? "en" : "zh";
+  state.error = null; // its words were in the other language
+  render();
+});
+$("phone").addEventListener("input", () => {
+  if (state.error?.phone) {
+    state.error = null;
+    render();
+  }
+});
+
+i18n.apply();
+render();
+loadServices();
+loadMine();

@@ -155,6 +155,9 @@ class Gateway:
                 sub.stop(TRY_AGAIN_LATER, "events unavailable; reconnect later")
                 reason = "redis_unavailable"
             else:
+                if self.closing:
+                    # It joined while close_all was stopping the others.
+                    sub.stop(GOING_AWAY, "server shutting down; reconnect")
                 await _run_session(ws, sub, first)
                 if sub.stop_code is not None:
                     reason = _reason(sub.stop_code)
@@ -179,6 +182,9 @@ class Gateway:
                     await self._presence[hall_id].record(screens, _now_ms())
                 except Unavailable:
                     log.warning("hall %s: cannot record screen presence", hall_id)
+                except Exception:
+                    # Presence must not stop for good over one bad round.
+                    log.exception("hall %s: recording screen presence failed", hall_id)
 
 
 async def _run_session(ws: WebSocket, sub: Subscriber, first: list[Frame]) -> None:

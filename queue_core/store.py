@@ -271,7 +271,7 @@ class HallStore:
         w = self._window(window)
         args: list[str | int | float] = [w.id, status.value]
         reply = await self._mutate("window_state", self._now_ms(), idempotency, [], args)
-        ticket = _ticket(reply["wt"]) if reply.get("wt") else None
+        ticket = ticket_from_json(reply["wt"]) if reply.get("wt") else None
         return self._result(reply, WindowState(w.id, WindowStatus(reply["w"]["status"]), ticket))
 
     # --------------------------------------------------------------- reads
@@ -284,11 +284,11 @@ class HallStore:
         raw = await self._call(self._scripts["window_view"](keys=keys, args=[w.id, limit]))
         data = json.loads(raw)
         state = data["w"]
-        current = _ticket(data["wt"]) if data.get("wt") else None
+        current = ticket_from_json(data["wt"]) if data.get("wt") else None
         waiting = data.get("waiting") or []
         return WindowView(
             WindowState(w.id, WindowStatus(state.get("status", "closed")), current),
-            tuple(_ticket(t) for t in waiting),
+            tuple(ticket_from_json(t) for t in waiting),
             int(data.get("total") or 0),
         )
 
@@ -311,7 +311,7 @@ class HallStore:
         for w in self.config.windows:
             state = windows_raw.get(w.id) or {}
             tid = state.get("ticket")
-            ticket = _ticket(tickets_raw[tid]) if tid and tid in tickets_raw else None
+            ticket = ticket_from_json(tickets_raw[tid]) if tid and tid in tickets_raw else None
             windows.append(WindowState(w.id, WindowStatus(state.get("status", "closed")), ticket))
         services_raw: dict[str, Any] = data["services"] or {}
         groups_raw: dict[str, Any] = data["groups"] or {}
@@ -390,7 +390,7 @@ class HallStore:
         position = int(pos) if type(pos) is int else None
         open_ids = reply.get("open") or []
         return TicketView(
-            _ticket(reply["t"]),
+            ticket_from_json(reply["t"]),
             position,
             frozenset(open_ids),
         )
@@ -453,7 +453,8 @@ def _opt_int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def _ticket(d: dict[str, Any]) -> Ticket:
+def ticket_from_json(d: dict[str, Any]) -> Ticket:
+    """A ticket from its JSON in the tickets hash (the one mapping from Redis to `Ticket`)."""
     return Ticket(
         id=d["id"],
         number=d["number"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from queue_core.errors import Conflict
+from queue_core.errors import Conflict, NotFound
 from queue_core.models import WindowStatus
 from tests.conftest import HallKit
 
@@ -82,3 +82,14 @@ async def test_keys_are_kept_24_hours(hall: HallKit) -> None:
     await hall.store.issue("social-security", idempotency="k")
     ttl = await hall.redis.ttl(hall.keys.idempotency("k"))
     assert 86_400 - 60 < ttl <= 86_400
+
+
+async def test_a_retry_whose_ticket_was_archived_is_not_found(hall: HallKit) -> None:
+    # The archive sweep may remove a finished ticket while its key (24 h) lives.
+    first = await hall.store.issue("social-security", idempotency="k-archived")
+    await hall.redis.hdel(hall.keys.tickets, first.value.ticket.id)
+    before = await seq(hall)
+    with pytest.raises(NotFound) as refused:
+        await hall.store.issue("social-security", idempotency="k-archived")
+    assert refused.value.code == "ticket_not_found"
+    assert await seq(hall) == before  # nothing was issued again

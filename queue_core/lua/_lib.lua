@@ -128,7 +128,12 @@ local function replay()
   local ref = redis.call('GET', K_IDEM)
   if not ref then return nil end
   local kind, id = string.sub(ref, 1, 1), string.sub(ref, 3)
-  if kind == 'T' then return ticket_reply(load_ticket(id), true) end
+  if kind == 'T' then
+    local t = load_ticket(id)
+    -- Archived and gone from Redis (a retry a day late): say so, do not redo it.
+    if not t then return err('ticket_not_found') end
+    return ticket_reply(t, true)
+  end
   if kind == 'W' then return window_reply(load_window(id), true) end
   if kind == 'A' then  -- only appointment.lua stores 'A:', and it passes the appointments hash as KEYS[9]
     return cjson.encode({a = cjson.decode(redis.call('HGET', KEYS[9], id)), replayed = true, out = OUT})

@@ -1,0 +1,135 @@
+"""The archive of finished tickets: where reports read from.
+
+Redis holds a hall's live state and must stay small, so finished tickets of
+past days leave it (see `queue_core.archive.redis_sweep`) for a relational
+store that suits reports: SQLite by default, PostgreSQL when the archive URL
+points at one. Both sit behind `Archive`, one table `tickets`, primary key
+(hall, id), and an upsert: writing a ticket again replaces its row, so a
+sweep that crashed between archiving and deleting from Redis is simply run
+again.
+
+The archive API is synchronous (sqlite3 and psycopg's blocking connection):
+the sweep is a batch job that calls it through `asyncio.to_thread`, and the
+report CLI has no event loop at all. Each backend serialises its callers
+with a lock, so one instance may be shared by threads.
+
+Times are epoch milliseconds, like `Ticket`; `day` is the hall's local
+calendar day of issue, YYYY-MM-DD, so a day's report is one indexed lookup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from queue_core.models import Ticket, TicketStatus
+
+__all__ = [
+    "DEFAULT_ARCHIVE_URL",
+    "FINAL_STATUSES",
+    "Archive",
+    "ArchivedTicket",
+    "archived",
+    "local_day",
+    "open_archive",
+]
+
+DEFAULT_ARCHIVE_URL = "sqlite:///.qms-data/archive.db"
+"""Relative to the working directory, beside the embedded Redis's data."""
+
+FINAL_STATUSES = frozenset(
+    {TicketStatus.COMPLETED, TicketStatus.NO_SHOW, TicketStatus.CANCELLED, TicketStatus.EXPIRED}
+)
+"""Statuses a ticket never leaves (a rating may still be added to a completed one)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedTicket:
+    """One finished ticket as the archive holds it (times in epoch ms).
+
+    `service`, `group` and `window` are the ticket's last ones: a transferred
+    ticket is archived under the service that finally handled it. `clerk` is
+    the credential id (`Credential.id`) that finished it, None until the
+    scripts record it.
+    """
+
+    hall: str
+    day: str
+    id: str
+    number: str
+    service: str
+    group: str
+    priority: str
+    status: TicketStatus
+    issued_ms: int
+    called_ms: int | None
+    finished_ms: int | None
+    window: str | None
+    clerk: str | None = None
+    rating: str | None = None
+    rating_reason: str | None = None
+    rated_ms: int | None = None
+    remote: bool = False
+
+
+def local_day(epoch_ms: int, tz: ZoneInfo) -> str:
+    """The hall's calendar day, YYYY-MM-DD, of an instant."""
+    return datetime.fromtimestamp(epoch_ms / 1000, tz).date().isoformat()
+
+
+def archived(hall: str, tz: ZoneInfo, ticket: Ticket, clerk: str | None = None) -> ArchivedTicket:
+    """The archive row of a finished ticket; `ValueError` for one still live."""
+    if ticket.status not in FINAL_STATUSES:
+        raise ValueError(f"ticket {ticket.number} is {ticket.status}, not finished")
+    return ArchivedTicket(
+        hall=hall,
+        day=local_day(ticket.issued_ms, tz),
+        id=ticket.id,
+        number=ticket.number,
+        service=ticket.service,
+        group=ticket.group,
+        priority=ticket.priority,
+        status=ticket.status,
+        issued_ms=ticket.issued_ms,
+        called_ms=ticket.called_ms,
+        finished_ms=ticket.finished_ms,
+        window=ticket.window,
+        clerk=clerk,
+        rating=ticket.rating,
+        rating_reason=ticket.rating_reason,
+        rated_ms=ticket.rated_ms,
+        remote=ticket.remote,
+    )
+
+
+class Archive(Protocol):
+    """A store of finished tickets. Blocking calls; safe to share across threads."""
+
+    def put(self, tickets: Sequence[ArchivedTicket]) -> None:
+        """Insert or replace (by hall and id) every ticket, in one transaction."""
+
+    def day(self, hall: str, day: str) -> list[ArchivedTicket]:
+        """Every archived ticket of a hall issued on a local day, by issue time."""
+
+    def close(self) -> None: ...
+
+
+def open_archive(url: str = DEFAULT_ARCHIVE_URL) -> Archive:
+    """Open (and on first use create) the archive a URL names.
+
+    `sqlite:///relative/path.db`, `sqlite:////absolute/path.db` (SQLAlchemy's
+    convention: what follows the third slash is the path) or `sqlite:///:memory:`;
+    `postgresql://user@host:port/db` (or `postgres://`), any libpq URL, e.g.
+    with `?options=-csearch_path%3Dreports` to use a schema. The directory
+    of a SQLite file is created if missing.
+    """
+    from queue_core.archive import _db
+
+    if url.startswith("sqlite:///"):
+        return _db.SqliteArchive(url.removeprefix("sqlite:///"))
+    if url.startswith(("postgresql://", "postgres://")):
+        return _db.PostgresArchive(url)
+    raise ValueError(f"unsupported archive URL {url!r}: use sqlite:///… or postgresql://…")

@@ -1,0 +1,85 @@
+"""The sweep: moves a hall's finished tickets of past days from Redis to the archive.
+
+Besides `queue_core.store`, this is the only module that talks to Redis; it
+is kept apart because it is a batch job over the whole tickets hash, not a
+state change of the live hall. Order is what makes it safe: a batch is
+written to the archive (committed) first and only then deleted from Redis,
+so a crash in between leaves tickets in both places, and the next sweep
+upserts them again. The delete is `forget.lua`, which removes a ticket only
+if its JSON is unchanged since it was read, so a rating that lands between
+read and delete is never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import date
+from importlib.resources import files
+
+from redis.asyncio import Redis
+
+from queue_core.archive import FINAL_STATUSES, Archive, ArchivedTicket, archived, local_day
+from queue_core.config import HallConfig
+from queue_core.keys import HallKeys
+from queue_core.redis_client import guarded
+from queue_core.store import ticket_from_json
+
+_FORGET = (files("queue_core") / "archive" / "forget.lua").read_text(encoding="utf-8")
+_FINAL = frozenset(s.value for s in FINAL_STATUSES)
+
+DEFAULT_BATCH = 500
+
+
+async def archive_hall(
+    redis: Redis,
+    config: HallConfig,
+    archive: Archive,
+    before_day: date,
+    *,
+    batch: int = DEFAULT_BATCH,
+) -> int:
+    """Archive every finished ticket of the hall issued on a local day before
+    `before_day`, then delete it from Redis; return how many were archived.
+
+    Waiting and called tickets are never touched, whatever their day. Reads
+    the hash with HSCAN (no blocking of Redis on a big hall), writes `batch`
+    tickets per archive transaction in a worker thread, then deletes them.
+    A ticket rated after it was read is archived but stays in Redis until
+    the next sweep; run the sweep again at any time, it is idempotent.
+    """
+    keys = HallKeys(config.id)
+    forget = redis.register_script(_FORGET)
+    cutoff = before_day.isoformat()
+    pending: list[tuple[ArchivedTicket, str]] = []  # (row, the JSON it was read from)
+    seen: set[str] = set()  # HSCAN may return a field twice while the hash changes
+    total = 0
+
+    async def flush() -> None:
+        nonlocal total
+        rows = [row for row, _ in pending]
+        await asyncio.to_thread(archive.put, rows)
+        args: list[str] = []
+        for row, raw in pending:
+            args += [row.id, raw]
+        await guarded(forget(keys=[keys.tickets], args=args))
+        total += len(pending)
+        pending.clear()
+
+    # Deleting fields while HSCAN walks the hash is safe: SCAN still returns
+    # every field present for the whole walk, at least once.
+    async for tid, raw in redis.hscan_iter(keys.tickets, count=batch):
+        if tid in seen:
+            continue
+        seen.add(tid)
+        data = json.loads(raw)
+        if data.get("status") not in _FINAL:
+            continue
+        if local_day(int(data["issued"]), config.timezone) >= cutoff:
+            continue
+        pending.append((archived(config.id, config.timezone, ticket_from_json(data)), str(raw)))
+        if len(pending) >= batch:
+            await flush()
+    if pending:
+        await flush()
+    return total

@@ -1,0 +1,279 @@
+"""The daily report of a hall, computed from archived tickets: pure functions.
+
+`daily_report` groups one local day's archived tickets of a hall four ways —
+the whole hall, per service, per window, per clerk credential — and gives
+each group the same measures; `render_csv` turns the report into the CSV
+that the CLI writes and the dashboard offers for download. No I/O here:
+the caller reads `Archive.day(hall, day)` and passes the rows in.
+
+Definitions (also in docs/reports.md):
+
+- issued: tickets of the day in the group; served / no_show / cancelled /
+  expired: of those, how they ended (served = completed).
+- wait: issue → call, in minutes, over tickets that were called (served and
+  no-show). A transferred ticket keeps its issue time and is archived with
+  its last call, so its wait runs to the call at its final service.
+- p90 wait: nearest rank — the smallest wait that at least 90 % of waits
+  do not exceed, i.e. sorted waits[ceil(0.9·n) − 1]; always an observed wait.
+- service time: call → finish, in minutes, over served tickets.
+- rated / satisfied_share: tickets with a rating, and the share of those
+  rated very_satisfied or satisfied (好评率); counts per score as well.
+- breaches: tickets whose service has a target (minutes) and that waited
+  longer than it before being called — or before ending uncalled (cancelled,
+  expired), since giving up after a long wait is a breach too.
+
+Tickets never called have no window, and no ticket records its clerk yet:
+those fall into a row with an empty key, so every section adds up to the
+hall row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from queue_core.archive import ArchivedTicket
+from queue_core.config import HallConfig
+from queue_core.models import Rating, TicketStatus
+
+__all__ = [
+    "CSV_COLUMNS",
+    "DailyReport",
+    "Dimension",
+    "ReportLine",
+    "config_labels",
+    "daily_report",
+    "p90",
+    "render_csv",
+]
+
+_MS_PER_MIN = 60_000
+_GOOD = frozenset({Rating.VERY_SATISFIED.value, Rating.SATISFIED.value})
+
+
+class Dimension(StrEnum):
+    """What a report line groups by, in the order sections appear."""
+
+    HALL = "hall"
+    SERVICE = "service"
+    WINDOW = "window"
+    CLERK = "clerk"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportLine:
+    """The measures of one group of a day's tickets (minutes; None = no data)."""
+
+    dimension: Dimension
+    key: str
+    """Service id, window id, clerk credential id, or the hall id; "" = not attributed."""
+    label: str
+    issued: int
+    served: int
+    no_show: int
+    cancelled: int
+    expired: int
+    mean_wait_min: float | None
+    p90_wait_min: float | None
+    mean_service_min: float | None
+    breaches: int
+    target_min: float | None
+    """The service's target wait, on service lines only."""
+    rated: int
+    satisfied_share: float | None
+    ratings: tuple[int, ...]
+    """Counts per `Rating`, best first."""
+
+
+@dataclass(frozen=True, slots=True)
+class DailyReport:
+    hall: str
+    day: str
+    lines: tuple[ReportLine, ...]
+
+    def section(self, dimension: Dimension) -> tuple[ReportLine, ...]:
+        return tuple(line for line in self.lines if line.dimension is dimension)
+
+
+def p90(values: Sequence[float]) -> float | None:
+    """The nearest-rank 90th percentile: sorted(values)[ceil(0.9·n) − 1]."""
+    if not values:
+        return None
+    return sorted(values)[math.ceil(0.9 * len(values)) - 1]
+
+
+def config_labels(config: HallConfig) -> dict[Dimension, dict[str, str]]:
+    """Display names for report keys, from the hall config (hall, services, windows)."""
+    return {
+        Dimension.HALL: {config.id: config.name},
+        Dimension.SERVICE: {s.id: s.name for s in config.services},
+        Dimension.WINDOW: {w.id: w.name for w in config.windows},
+    }
+
+
+def daily_report(
+    tickets: Iterable[ArchivedTicket],
+    hall: str,
+    day: str,
+    *,
+    targets: Mapping[str, float] | None = None,
+    labels: Mapping[Dimension, Mapping[str, str]] | None = None,
+) -> DailyReport:
+    """The report of one hall's local day (YYYY-MM-DD).
+
+    `tickets` may hold other halls and days: only (hall, day)'s are used.
+    `targets` maps a service id to its target wait in minutes (services
+    without one count no breaches); `labels` gives display names per
+    dimension and key (see `config_labels`).
+    """
+    rows = [t for t in tickets if t.hall == hall and t.day == day]
+    targets = targets or {}
+    labels = labels or {}
+    keyers: dict[Dimension, Callable[[ArchivedTicket], str]] = {
+        Dimension.HALL: lambda t: t.hall,
+        Dimension.SERVICE: lambda t: t.service,
+        Dimension.WINDOW: lambda t: t.window or "",
+        Dimension.CLERK: lambda t: t.clerk or "",
+    }
+    lines: list[ReportLine] = []
+    for dimension, keyer in keyers.items():
+        groups: dict[str, list[ArchivedTicket]] = {}
+        for t in rows:
+            groups.setdefault(keyer(t), []).append(t)
+        if dimension is Dimension.HALL:
+            groups.setdefault(hall, [])  # a day with no tickets still has its hall line
+        names = labels.get(dimension, {})
+        for key in sorted(groups, key=_natural):
+            target = targets.get(key) if dimension is Dimension.SERVICE else None
+            lines.append(_line(dimension, key, names.get(key, ""), groups[key], targets, target))
+    return DailyReport(hall, day, tuple(lines))
+
+
+def _line(
+    dimension: Dimension,
+    key: str,
+    label: str,
+    group: Sequence[ArchivedTicket],
+    targets: Mapping[str, float],
+    target: float | None,
+) -> ReportLine:
+    def count(status: TicketStatus) -> int:
+        return sum(1 for t in group if t.status is status)
+
+    waits = [(t.called_ms - t.issued_ms) / _MS_PER_MIN for t in group if t.called_ms is not None]
+    services = [
+        (t.finished_ms - t.called_ms) / _MS_PER_MIN
+        for t in group
+        if t.status is TicketStatus.COMPLETED
+        and t.called_ms is not None
+        and t.finished_ms is not None
+    ]
+    scores = [t.rating for t in group if t.rating in _SCORE_INDEX]
+    ratings = [0] * len(_SCORE_INDEX)
+    for score in scores:
+        ratings[_SCORE_INDEX[score]] += 1
+    return ReportLine(
+        dimension=dimension,
+        key=key,
+        label=label,
+        issued=len(group),
+        served=count(TicketStatus.COMPLETED),
+        no_show=count(TicketStatus.NO_SHOW),
+        cancelled=count(TicketStatus.CANCELLED),
+        expired=count(TicketStatus.EXPIRED),
+        mean_wait_min=_mean(waits),
+        p90_wait_min=p90(waits),
+        mean_service_min=_mean(services),
+        breaches=sum(1 for t in group if _breached(t, targets)),
+        target_min=target,
+        rated=len(scores),
+        satisfied_share=sum(1 for s in scores if s in _GOOD) / len(scores) if scores else None,
+        ratings=tuple(ratings),
+    )
+
+
+_SCORE_INDEX = {r.value: i for i, r in enumerate(Rating)}
+
+
+def _breached(t: ArchivedTicket, targets: Mapping[str, float]) -> bool:
+    target = targets.get(t.service)
+    end = t.called_ms if t.called_ms is not None else t.finished_ms
+    if target is None or end is None:
+        return False
+    return end - t.issued_ms > target * _MS_PER_MIN
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _natural(key: str) -> tuple[bool, list[str | int]]:
+    """Window "2" before "10"; the unattributed "" last."""
+    parts: list[str | int] = [int(p) if i % 2 else p for i, p in enumerate(re.split(r"(\d+)", key))]
+    return (key == "", parts)
+
+
+CSV_COLUMNS: tuple[str, ...] = (
+    "hall",
+    "day",
+    "dimension",
+    "key",
+    "label",
+    "issued",
+    "served",
+    "no_show",
+    "cancelled",
+    "expired",
+    "mean_wait_min",
+    "p90_wait_min",
+    "mean_service_min",
+    "breaches",
+    "target_min",
+    "rated",
+    "satisfied_share",
+    *(r.value for r in Rating),
+)
+"""English snake_case headers: stable names for scripts and imports; the
+Chinese names of services and windows are in `label`."""
+
+
+def render_csv(report: DailyReport) -> bytes:
+    """The report as CSV: UTF-8 with a BOM (so Excel reads Chinese labels
+    right), CRLF line ends, one line per report line, minutes to 0.1,
+    shares to 0.001, an empty cell where there is no data."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for line in report.lines:
+        writer.writerow(
+            [
+                report.hall,
+                report.day,
+                line.dimension.value,
+                line.key,
+                line.label,
+                line.issued,
+                line.served,
+                line.no_show,
+                line.cancelled,
+                line.expired,
+                _fixed(line.mean_wait_min, 1),
+                _fixed(line.p90_wait_min, 1),
+                _fixed(line.mean_service_min, 1),
+                line.breaches,
+                "" if line.target_min is None else f"{line.target_min:g}",
+                line.rated,
+                _fixed(line.satisfied_share, 3),
+                *line.ratings,
+            ]
+        )
+    return out.getvalue().encode("utf-8-sig")
+
+
+def _fixed(value: float | None, places: int) -> str:
+    return "" if value is None else f"{value:.{places}f}"

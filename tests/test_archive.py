@@ -1,0 +1,293 @@
+"""The archive of finished tickets: both backends, and the sweep out of Redis.
+
+SQLite always runs. PostgreSQL runs when one answers at
+``QMS_TEST_ARCHIVE_PG`` (default ``postgresql://postgres@127.0.0.1:5432/test``):
+each test gets a schema of its own, dropped afterwards, and skips with the
+reason when no server answers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterator, Sequence
+from datetime import date
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import redis as redis_sync
+from redis.asyncio import Redis
+
+from queue_core.archive import (
+    Archive,
+    ArchivedTicket,
+    archived,
+    local_day,
+    open_archive,
+)
+from queue_core.archive.redis_sweep import archive_hall
+from queue_core.models import Rating, TicketStatus, WindowStatus
+from queue_core.report import daily_report
+from tests.conftest import HallFactory, HallKit
+
+PG_URL = os.environ.get("QMS_TEST_ARCHIVE_PG", "postgresql://postgres@127.0.0.1:5432/test")
+NINE_MS = 1_795_222_800_000  # 2026-11-21 09:00 Asia/Shanghai
+
+
+def _postgres_schema() -> Iterator[str]:
+    """A fresh schema's URL on the test PostgreSQL; the schema is dropped afterwards."""
+    psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed")
+    try:
+        admin = psycopg.connect(PG_URL, autocommit=True, connect_timeout=2)
+    except psycopg.OperationalError as e:
+        pytest.skip(f"no PostgreSQL answers at {PG_URL}: {e}".strip())
+    schema = f"qms_test_{secrets.token_hex(6)}"
+    with admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+        try:
+            joiner = "&" if "?" in PG_URL else "?"
+            yield f"{PG_URL}{joiner}options={quote(f'-csearch_path={schema}')}"
+        finally:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def archive_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/archive.db"
+    else:
+        yield from _postgres_schema()
+
+
+@pytest.fixture
+def archive(archive_url: str) -> Iterator[Archive]:
+    opened = open_archive(archive_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def row(
+    number: str, hall: str = "h1", day: str = "2026-11-21", **changes: object
+) -> ArchivedTicket:
+    minute = int(number[1:])
+    base = ArchivedTicket(
+        hall=hall,
+        day=day,
+        id=f"{hall}-{day}-{number}",
+        number=number,
+        service="social-security",
+        group="natural",
+        priority="elderly",
+        status=TicketStatus.CANCELLED,
+        issued_ms=NINE_MS + minute * 60_000,
+        called_ms=None,
+        finished_ms=NINE_MS + (minute + 9) * 60_000,
+        window=None,
+    )
+    fields = {f: getattr(base, f) for f in ArchivedTicket.__dataclass_fields__}
+    fields.update(changes)
+    return ArchivedTicket(**fields)
+
+
+FULL = row(
+    "A002",
+    status=TicketStatus.COMPLETED,
+    called_ms=NINE_MS + 5 * 60_000,
+    window="w1",
+    clerk="clerk:0123456789abcdef",
+    rating=Rating.DISSATISFIED.value,
+    rating_reason="等了太久，窗口说明不清楚",
+    rated_ms=NINE_MS + 30 * 60_000,
+    remote=True,
+)
+
+
+def test_round_trip(archive: Archive) -> None:
+    bare = row("A001")
+    others = [row("A001", hall="h2"), row("A003", day="2026-11-22")]
+    archive.put([FULL, *others, bare])
+    assert archive.day("h1", "2026-11-21") == [bare, FULL]  # by issue time
+    assert archive.day("h1", "2026-11-20") == []
+
+
+def test_writing_again_replaces_the_row(archive: Archive) -> None:
+    archive.put([row("A001")])
+    archive.put([row("A001")])  # a sweep that crashed before deleting, run again
+    assert archive.day("h1", "2026-11-21") == [row("A001")]
+    rated = row("A001", status=TicketStatus.COMPLETED, rating=Rating.SATISFIED.value)
+    archive.put([rated])
+    assert archive.day("h1", "2026-11-21") == [rated]
+
+
+def test_schema_survives_reopening(archive_url: str) -> None:
+    first = open_archive(archive_url)
+    first.put([FULL])
+    first.close()
+    again = open_archive(archive_url)
+    try:
+        assert again.day("h1", "2026-11-21") == [FULL]
+    finally:
+        again.close()
+
+
+def test_sqlite_url_makes_its_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    opened = open_archive()  # the default, relative to the working directory
+    opened.close()
+    assert (tmp_path / ".qms-data" / "archive.db").is_file()
+
+
+def test_unknown_url_is_refused() -> None:
+    with pytest.raises(ValueError, match="unsupported archive URL"):
+        open_archive("mysql://localhost/qms")
+
+
+# ---------------------------------------------------------------- the sweep
+
+
+async def _day_one(hall: HallKit) -> dict[str, str]:
+    """A morning of 2026-11-21 at window 2; returns ticket ids by what became of them."""
+    store, clock = hall.store, hall.clock
+    await store.set_window("2", WindowStatus.OPEN)
+    ids = {}
+    for name in ("completed", "no_show", "cancelled", "called", "waiting"):
+        ids[name] = (await store.issue("social-security")).value.ticket.id
+        clock.advance(minutes=1)
+    await store.call_next("2")  # completed
+    clock.advance(minutes=8)
+    await store.complete("2")
+    await store.rate(ids["completed"], Rating.SATISFIED, None)
+    await store.call_next("2")  # no_show
+    clock.advance(minutes=2)
+    await store.no_show("2")
+    await store.cancel(ids["cancelled"])
+    await store.call_next("2")  # called, and still at the window tomorrow
+    return ids
+
+
+async def _next_morning(hall: HallKit) -> str:
+    """The next day: one ticket finished already (at window 3, legal only)."""
+    hall.clock.advance(minutes=24 * 60)
+    await hall.store.set_window("3", WindowStatus.OPEN)
+    today = (await hall.store.issue("business-licence")).value.ticket.id
+    await hall.store.call_next("3")
+    await hall.store.complete("3")
+    return today
+
+
+@pytest.mark.redis
+async def test_sweep_moves_finished_tickets_of_past_days(
+    hall_factory: HallFactory, redis: Redis, archive: Archive
+) -> None:
+    hall = await hall_factory()
+    ids = await _day_one(hall)
+    today = await _next_morning(hall)
+    day_one = local_day(NINE_MS, hall.config.timezone)
+
+    moved = await archive_hall(redis, hall.config, archive, date(2026, 11, 22), batch=2)
+
+    assert moved == 3
+    left = set(await redis.hkeys(hall.keys.tickets))
+    assert left == {ids["called"], ids["waiting"], today}
+    rows = {r.id: r for r in archive.day(hall.config.id, day_one)}
+    assert set(rows) == {ids["completed"], ids["no_show"], ids["cancelled"]}
+    done = rows[ids["completed"]]
+    assert (done.status, done.window, done.rating, done.clerk) == (
+        TicketStatus.COMPLETED,
+        "2",
+        "satisfied",
+        None,
+    )
+    assert (done.issued_ms, done.called_ms, done.finished_ms) == (
+        NINE_MS,
+        NINE_MS + 5 * 60_000,
+        NINE_MS + 13 * 60_000,
+    )
+    assert rows[ids["cancelled"]].window is None
+    report = daily_report(archive.day(hall.config.id, day_one), hall.config.id, day_one)
+    hall_line = report.lines[0]
+    assert (hall_line.issued, hall_line.served, hall_line.no_show, hall_line.cancelled) == (
+        3,
+        1,
+        1,
+        1,
+    )
+
+    # Nothing left to move: a second sweep is a no-op.
+    assert await archive_hall(redis, hall.config, archive, date(2026, 11, 22)) == 0
+
+
+@pytest.mark.redis
+async def test_sweep_touches_nothing_of_the_current_day(
+    hall_factory: HallFactory, redis: Redis, archive: Archive
+) -> None:
+    hall = await hall_factory()
+    await _day_one(hall)
+    before = await redis.hgetall(hall.keys.tickets)
+    assert await archive_hall(redis, hall.config, archive, date(2026, 11, 21)) == 0
+    assert await redis.hgetall(hall.keys.tickets) == before
+
+
+class _RatedMeanwhile:
+    """An archive during whose write the visitor rates the ticket in Redis."""
+
+    def __init__(self, inner: Archive, redis_url: str, tickets_key: str) -> None:
+        self.inner = inner
+        self.redis_url = redis_url
+        self.tickets_key = tickets_key
+
+    def put(self, tickets: Sequence[ArchivedTicket]) -> None:
+        self.inner.put(tickets)
+        client = redis_sync.Redis.from_url(self.redis_url, decode_responses=True)
+        try:
+            for t in tickets:
+                data = json.loads(str(client.hget(self.tickets_key, t.id)))
+                data.update(rating="very_satisfied", rated=t.finished_ms)
+                client.hset(self.tickets_key, t.id, json.dumps(data))
+        finally:
+            client.close()
+
+    def day(self, hall: str, day: str) -> list[ArchivedTicket]:
+        return self.inner.day(hall, day)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.mark.redis
+async def test_a_rating_during_the_sweep_is_not_lost(
+    hall_factory: HallFactory, redis: Redis, redis_url: str, archive: Archive
+) -> None:
+    hall = await hall_factory()
+    await hall.store.set_window("2", WindowStatus.OPEN)
+    issued = (await hall.store.issue("social-security")).value.ticket
+    await hall.store.call_next("2")
+    await hall.store.complete("2")
+    hall.clock.advance(minutes=24 * 60)
+    racing = _RatedMeanwhile(archive, redis_url, hall.keys.tickets)
+
+    await archive_hall(redis, hall.config, racing, date(2026, 11, 22))
+    # Changed after it was read: archived as read, kept in Redis for the next sweep.
+    assert await redis.hexists(hall.keys.tickets, issued.id)
+
+    assert await archive_hall(redis, hall.config, archive, date(2026, 11, 22)) == 1
+    assert not await redis.hexists(hall.keys.tickets, issued.id)
+    [kept] = archive.day(hall.config.id, "2026-11-21")
+    assert kept.rating == "very_satisfied"
+
+
+def test_a_live_ticket_has_no_archive_row() -> None:
+    from zoneinfo import ZoneInfo
+
+    from queue_core.models import Ticket
+
+    waiting = Ticket(
+        "x", "A001", "s", "g", "normal", TicketStatus.WAITING, NINE_MS, NINE_MS, None, None, None,
+        None,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="not finished"):
+        archived("h1", ZoneInfo("Asia/Shanghai"), waiting)

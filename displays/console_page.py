@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from displays.pages import hall_of, heartbeat_s, not_found, page_config, render
+from displays.pages import hall_and_window_of, heartbeat_s, page_config, render
 from queue_core.config import HallConfig, Window
 
 
@@ -40,12 +40,10 @@ def console_config(config: HallConfig, window: Window, heartbeat_s: float) -> di
 
 
 async def console_page(request: Request) -> Response:
-    hall = hall_of(request)
-    if hall is None:
-        return not_found("没有这个大厅 / no such hall")
-    window = hall.config.window_by_id.get(request.path_params["window"])
-    if window is None:
-        return not_found("这个大厅没有这个窗口 / no such window in this hall")
+    found = hall_and_window_of(request)
+    if isinstance(found, Response):
+        return found
+    hall, window = found
     return render(
         "console.html",
         hall=hall.config,

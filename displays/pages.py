@@ -22,12 +22,13 @@ from starlette.staticfiles import StaticFiles
 
 from displays.gateway import Gateway
 from displays.hub import HubSettings
-from queue_core.config import HallConfig
+from queue_core.config import HallConfig, Window
 from queue_core.operations import Hall
 
 __all__ = [
     "ASSET_VERSION",
     "STATIC_PATH",
+    "hall_and_window_of",
     "hall_of",
     "heartbeat_s",
     "not_found",
@@ -120,13 +121,22 @@ async def display_page(request: Request) -> Response:
     )
 
 
-async def strip_page(request: Request) -> Response:
+def hall_and_window_of(request: Request) -> tuple[Hall, Window] | Response:
+    """The hall and window the path names, or the 404 page naming what is missing."""
     hall = hall_of(request)
     if hall is None:
         return not_found("没有这个大厅 / no such hall")
     window = hall.config.window_by_id.get(request.path_params["window"])
     if window is None:
         return not_found("这个大厅没有这个窗口 / no such window in this hall")
+    return hall, window
+
+
+async def strip_page(request: Request) -> Response:
+    found = hall_and_window_of(request)
+    if isinstance(found, Response):
+        return found
+    hall, window = found
     return render(
         "strip.html",
         hall=hall.config,

@@ -20,6 +20,7 @@ from queue_core.models import (
     TicketStatus,
     TicketView,
     WindowState,
+    WindowStatus,
     WindowView,
 )
 
@@ -80,22 +81,27 @@ def appointment_body(a: Appointment, config: HallConfig) -> dict[str, Any]:
     return {"code": a.code, "service": a.service, "start": iso(a.start_ms, config.timezone)}
 
 
+def _service_queues(snap: Snapshot, config: HallConfig) -> list[dict[str, Any]]:
+    """Each service's waiting count and the estimate for a ticket taken now."""
+    open_ids = {w.id for w in snap.windows if w.status is WindowStatus.OPEN}
+    return [
+        {
+            "id": s.id,
+            "waiting": snap.waiting_by_service.get(s.id, 0),
+            "eta_seconds": eta_seconds(
+                config, s.group, snap.waiting_by_group.get(s.group, 0), open_ids
+            ),
+        }
+        for s in config.services
+    ]
+
+
 def snapshot_body(snap: Snapshot, config: HallConfig) -> dict[str, Any]:
-    open_ids = {w.id for w in snap.windows if w.status.value == "open"}
     return {
         "seq": snap.seq,
         "windows": [window_body(w, config) for w in snap.windows],
         "groups": [{"id": g, "waiting": n} for g, n in snap.waiting_by_group.items()],
-        "services": [
-            {
-                "id": s.id,
-                "waiting": snap.waiting_by_service.get(s.id, 0),
-                "eta_seconds": eta_seconds(
-                    config, s.group, snap.waiting_by_group.get(s.group, 0), open_ids
-                ),
-            }
-            for s in config.services
-        ],
+        "services": _service_queues(snap, config),
         "recent_calls": [
             {"number": c.number, "window": c.window, "at": iso(c.at_ms, config.timezone)}
             for c in snap.recent_calls
@@ -159,7 +165,6 @@ def window_view_body(view: WindowView, config: HallConfig) -> dict[str, Any]:
 def services_body(snap: Snapshot, config: HallConfig) -> dict[str, Any]:
     """What a kiosk or a phone shows before issuing: the hall's services by
     group, with how many wait and about how long (no window or ticket detail)."""
-    open_ids = {w.id for w in snap.windows if w.status.value == "open"}
     return {
         "hall": {"id": config.id, "name": config.name},
         "groups": [
@@ -167,17 +172,8 @@ def services_body(snap: Snapshot, config: HallConfig) -> dict[str, Any]:
             for g in config.groups
         ],
         "services": [
-            {
-                "id": s.id,
-                "name": s.name,
-                "group": s.group,
-                "prefix": s.prefix,
-                "waiting": snap.waiting_by_service.get(s.id, 0),
-                "eta_seconds": eta_seconds(
-                    config, s.group, snap.waiting_by_group.get(s.group, 0), open_ids
-                ),
-            }
-            for s in config.services
+            {"id": s.id, "name": s.name, "group": s.group, "prefix": s.prefix} | queue
+            for s, queue in zip(config.services, _service_queues(snap, config), strict=True)
         ],
         "priorities": sorted(config.kiosk_classes()),
         "remote": {

@@ -62,7 +62,9 @@ function takeUrlParams(config) {
   if (screen && SCREEN_ID.test(screen)) store.set(storageKey("screen", config), screen);
 }
 
-function screenId(config) {
+// The screen identity presence knows it by: from `?screen=`, else made up once
+// and kept (per hall, page and window).
+export function screenId(config) {
   const key = storageKey("screen", config);
   let id = store.get(key);
   if (!id || !SCREEN_ID.test(id)) {

@@ -2,7 +2,7 @@
 // close the window, call the next person, recall, no-show, complete,
 // transfer, call out of turn; the current ticket and the window's queue stay
 // live through the hall's WebSocket, re-read from GET /windows/{w}.
-import { HallLink, readConfig, store } from "./connection.js";
+import { HallLink, readConfig, screenId, store } from "./connection.js";
 import { I18n } from "./i18n.js";
 
 const CATALOGUE = {
@@ -210,7 +210,6 @@ const config = readConfig();
 const i18n = new I18n(CATALOGUE);
 const $ = (id) => document.getElementById(id);
 const tokenKey = `qms.token.${config.hall.id}.console.${config.window}`;
-const screenKey = `qms.screen.${config.hall.id}.console.${config.window}`;
 const windowName = config.windows.find((w) => w.id === config.window)?.name ?? config.window;
 const services = new Map(config.services.map((s) => [s.id, s]));
 const groups = new Map(config.groups.map((g) => [g.id, g]));
@@ -358,18 +357,8 @@ function takeUrlToken() {
   history.replaceState(history.state, "", url.pathname + url.search + url.hash);
 }
 
-function screenId() {
-  let id = store.get(screenKey);
-  if (!id || !/^[A-Za-z0-9._:-]{1,64}$/.test(id)) {
-    const random = crypto.getRandomValues(new Uint32Array(2));
-    id = `console-${Array.from(random, (n) => n.toString(36)).join("")}`;
-    store.set(screenKey, id);
-  }
-  return id;
-}
-
 // The page name goes to the gateway, so presence can tell consoles apart.
-const link = new HallLink(config, screenId(), {
+const link = new HallLink(config, screenId(config), {
   onSnapshot: (frame) => {
     counts = Object.fromEntries(frame.groups.map((g) => [g.id, g.waiting]));
     refreshSoon(); // after a reconnect: whatever was missed

@@ -3,10 +3,10 @@
 // ticket, then the visitor page of that ticket.
 import { readConfig, store } from "./connection.js";
 import { I18n } from "./i18n.js";
+import { errorOf, errorText, request } from "./phone.js";
 
 const REFRESH_MS = 15_000; // waiting counts: a glance, not a race
 const RETRY_MS = 5_000;
-const REQUEST_TIMEOUT_MS = 8_000;
 const ACTIVE = new Set(["waiting", "called"]);
 
 const CATALOGUE = {
@@ -110,25 +110,6 @@ export function mobileNumber(text) {
   return /^1[3-9]\d{9}$/.test(digits) ? digits : null;
 }
 
-async function errorOf(response) {
-  try {
-    const body = await response.json();
-    return body.error ?? { code: "", message: response.statusText };
-  } catch {
-    return { code: "", message: `HTTP ${response.status}` };
-  }
-}
-
-function errorText(error) {
-  const key = `err_${error.code}`;
-  const text = i18n.t(key);
-  return text === key ? i18n.t("err_other", { message: error.message }) : text;
-}
-
-function request(url, init = {}) {
-  return fetch(url, { cache: "no-store", signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS), ...init });
-}
-
 // --------------------------------------------------------------- loading
 
 async function loadServices() {
@@ -210,7 +191,7 @@ async function take(serviceId) {
     }
     const refusal = await errorOf(response);
     const phoneProblem = ["invalid_phone", "missing_field", "phone_has_ticket"].includes(refusal.code);
-    state.error = { text: errorText(refusal), phone: phoneProblem };
+    state.error = { text: errorText(i18n, refusal), phone: phoneProblem };
     if (refusal.code === "remote_not_offered" && state.services) state.services.remote.enabled = false;
     loadServices(); // counts may have moved while the phone was asking
   } catch {

@@ -3,6 +3,7 @@
 // to go to when called, cancel while waiting, and the 好差评 rating once served.
 import { readConfig } from "./connection.js";
 import { I18n } from "./i18n.js";
+import { errorOf, errorText, request } from "./phone.js";
 
 // Poll rhythm. Someone about to be called is polled fastest so the window
 // shows within a second of the clerk's call; further back, every two
@@ -16,7 +17,6 @@ const HIDDEN_MS = 15_000;
 const NO_SHOW_MS = 30_000; // a hall may let a late visitor back in line
 const RETRY_FIRST_MS = 2_000;
 const RETRY_MAX_MS = 30_000;
-const REQUEST_TIMEOUT_MS = 8_000;
 // Nothing comes after these: polling stops.
 const TERMINAL = new Set(["completed", "cancelled", "expired"]);
 const SCORES = ["very_satisfied", "satisfied", "neutral", "dissatisfied", "very_dissatisfied"];
@@ -169,27 +169,6 @@ let timer = null;
 let inFlight = false;
 let failures = 0;
 let stopped = false;
-
-// ------------------------------------------------------------------ errors
-
-async function errorOf(response) {
-  try {
-    const body = await response.json();
-    return body.error ?? { code: "", message: response.statusText };
-  } catch {
-    return { code: "", message: `HTTP ${response.status}` };
-  }
-}
-
-function errorText(error) {
-  const key = `err_${error.code}`;
-  const text = i18n.t(key);
-  return text === key ? i18n.t("err_other", { message: error.message }) : text;
-}
-
-async function request(url, init = {}) {
-  return fetch(url, { cache: "no-store", signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS), ...init });
-}
 
 // ------------------------------------------------------------------- poll
 
@@ -344,10 +323,10 @@ function render() {
   if (waiting && state.transferredTo) {
     setText($("notice"), i18n.t("transferred", { service: serviceName(state.transferredTo) }));
   } else if (refused) {
-    setText($("notice"), errorText(refused));
+    setText($("notice"), errorText(i18n, refused));
   }
   show("cancel-error", waiting && Boolean(state.cancelRefusal));
-  if (waiting && state.cancelRefusal) setText($("cancel-error"), errorText(state.cancelRefusal));
+  if (waiting && state.cancelRefusal) setText($("cancel-error"), errorText(i18n, state.cancelRefusal));
 
   show("waiting", waiting);
   if (waiting) {
@@ -479,7 +458,7 @@ form.addEventListener("submit", async (e) => {
       $("rated-title").focus();
       return;
     }
-    error.textContent = errorText(refusal);
+    error.textContent = errorText(i18n, refusal);
     error.hidden = false;
   } catch {
     error.textContent = i18n.t("err_network");

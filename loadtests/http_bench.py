@@ -32,7 +32,6 @@ import platform
 import secrets
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -46,6 +45,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import redis
+
+from loadtests.serve_process import ServeProcess
 
 JobKind = Literal["issue", "call_next", "paired"]
 
@@ -62,7 +63,6 @@ SERVICES = {
 WINDOWS = tuple(str(i) for i in range(1, 41))
 REQUEST_TIMEOUT_S = 10.0
 STARTUP_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
 DEFAULT_JSON = Path(__file__).with_name("results") / "http_bench.json"
 
 
@@ -301,29 +301,20 @@ def qms_command() -> list[str]:
 
 
 @dataclass
-class Server:
-    proc: subprocess.Popen[bytes]
-    port: int
-    log: Path
+class Server(ServeProcess):
     redis_url: str | None
 
     @classmethod
     def start(cls, workdir: Path, hall: str, fsync: str, redis_url: str | None) -> Server:
         config = workdir / "bench_hall.toml"
         config.write_text(hall_toml(hall), encoding="utf-8")
-        env = {k: v for k, v in os.environ.items() if k != "QMS_REDIS_URL"}
-        if redis_url:
-            env["QMS_REDIS_URL"] = redis_url
         port = free_port()
         log = workdir / "qms.log"
         cmd = [
             *qms_command(), "serve", "--config", str(config), "--host", HOST,
             "--port", str(port), "--data-dir", str(workdir / "data"), "--fsync", fsync,
         ]  # fmt: skip
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-            )
+        proc = cls.spawn(cmd, log, redis_url=redis_url)
         url = redis_url or f"unix://{workdir / 'data' / 'redis.sock'}"
         server = cls(proc, port, log, url)
         try:
@@ -345,21 +336,6 @@ class Server:
             time.sleep(0.2)
         raise BenchError(f"qms serve not ready after {STARTUP_TIMEOUT_S:.0f} s: {self.log_tail()}")
 
-    def log_tail(self) -> str:
-        lines = self.log.read_text(errors="replace").strip().splitlines()
-        return " | ".join(lines[-3:])
-
-    def stop(self) -> None:
-        """SIGTERM (qms then stops its Redis), SIGKILL to the group if that hangs."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(STOP_TIMEOUT_S)
-
     def api(self, method: str, path: str, token: str) -> Any:
         """One small request from this process (setup and checks, not load)."""
         req = urllib.request.Request(
@@ -370,13 +346,6 @@ class Server:
         )
         with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT_S) as r:
             return json.loads(r.read() or b"null")
-
-    def redis_pid(self) -> int | None:
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        with contextlib.suppress(OSError, ValueError):
-            pids = children.read_text().split()
-            return int(pids[0]) if pids else None
-        return None
 
 
 def cpu_seconds(pid: int | None) -> float | None:

@@ -64,7 +64,7 @@ from importlib.metadata import version
 from importlib.resources import files
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
@@ -78,6 +78,7 @@ from loadtests.http_bench import (
     qms_command,
     redis_facts,
 )
+from loadtests.serve_process import ServeProcess
 
 HALL = "daye"
 DISPLAY_TOKEN = "demo-display"
@@ -545,12 +546,11 @@ def demo_config() -> Path:
 
 
 @dataclass
-class QmsProcess:
+class QmsProcess(ServeProcess):
     """One `qms serve` (or `loadtests.ws_serve`) on a given port and data directory."""
 
-    proc: subprocess.Popen[bytes]
-    port: int
-    log: Path
+    # Closing 5,000 screens with 1001 takes a while.
+    stop_timeout_s: ClassVar[float] = STOP_TIMEOUT_S
 
     @classmethod
     def start(cls, workdir: Path, port: int, ws_impl: str | None) -> QmsProcess:
@@ -562,13 +562,8 @@ class QmsProcess:
             cmd = [*qms_command(), *serve]
         else:
             cmd = [sys.executable, "-m", "loadtests.ws_serve", "--ws", ws_impl, *serve]
-        env = {k: v for k, v in os.environ.items() if k != "QMS_REDIS_URL"}
-        log = workdir / "qms.log"
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-            )
-        return cls(proc, port, log)
+        # Appended: the storm's second server logs after the first.
+        return cls(cls.spawn(cmd, workdir / "qms.log", append=True), port, workdir / "qms.log")
 
     def wait_healthy(self, path: str = "/healthz", timeout_s: float = STARTUP_TIMEOUT_S) -> float:
         """Poll `path` until it answers 200; the wall time it answered."""
@@ -586,28 +581,6 @@ class QmsProcess:
                     conn.close()
             time.sleep(0.01)
         raise BenchError(f"qms not answering {path} after {timeout_s:.0f} s: {self.log_tail()}")
-
-    def log_tail(self) -> str:
-        lines = self.log.read_text(errors="replace").strip().splitlines()
-        return " | ".join(lines[-3:])
-
-    def terminate(self) -> None:
-        """SIGTERM and wait (qms closes screens with 1001, then stops its Redis)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(STOP_TIMEOUT_S)
-
-    def redis_pid(self) -> int | None:
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        with contextlib.suppress(OSError, ValueError):
-            pids = children.read_text().split()
-            return int(pids[0]) if pids else None
-        return None
 
 
 class Api:
@@ -905,7 +878,7 @@ def run_round(
         if fleet is not None:
             fleet.close()
         for s in servers:
-            s.terminate()
+            s.stop()
     return result
 
 
@@ -1005,7 +978,7 @@ def reconnect_storm(
     api.close()
     overflows0 = listen_overflows()
     t_term = time.time()
-    old.terminate()
+    old.stop()
     t_exit = time.time()
     new = QmsProcess.start(workdir, old.port, ws_impl)
     started.append(new)

@@ -1,0 +1,62 @@
+"""A `qms serve` child process of a benchmark: started in a session of its
+own, logging to a file, stopped as an operator would (SIGTERM), and killed
+with its whole group if that hangs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+
+@dataclass
+class ServeProcess:
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    stop_timeout_s: ClassVar[float] = 10.0
+    """How long SIGTERM may take before the group is killed."""
+
+    @staticmethod
+    def spawn(
+        cmd: list[str], log: Path, *, redis_url: str | None = None, append: bool = False
+    ) -> subprocess.Popen[bytes]:
+        """Run `cmd` with stdout and stderr to `log`, using `redis_url` as
+        QMS_REDIS_URL, or the embedded Redis when None (whatever this
+        environment says)."""
+        env = {k: v for k, v in os.environ.items() if k != "QMS_REDIS_URL"}
+        if redis_url:
+            env["QMS_REDIS_URL"] = redis_url
+        with log.open("ab" if append else "wb") as out:
+            return subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+
+    def log_tail(self) -> str:
+        lines = self.log.read_text(errors="replace").strip().splitlines()
+        return " | ".join(lines[-3:])
+
+    def stop(self) -> None:
+        """SIGTERM (qms closes its screens with 1001, then stops its Redis),
+        SIGKILL to the group if that hangs."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(self.stop_timeout_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(self.stop_timeout_s)
+
+    def redis_pid(self) -> int | None:
+        """The embedded redis-server's pid (qms's only child), if any."""
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        with contextlib.suppress(OSError, ValueError):
+            pids = children.read_text().split()
+            return int(pids[0]) if pids else None
+        return None

@@ -4,15 +4,17 @@ for a person to look at. The `browser` fixture itself is in conftest.py."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
-    from playwright.async_api import Page
+    from playwright.async_api import Browser, Page, ViewportSize
 
 CHROMIUM = shutil.which("chromium") or (
     "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None
@@ -39,3 +41,16 @@ async def until(page: Page, expression: str, arg: Any = None, ms: float = 10_000
 def keep_for_review(path: Path) -> None:
     SCREENS.mkdir(exist_ok=True)
     shutil.copy(path, SCREENS / path.name)
+
+
+@contextlib.asynccontextmanager
+async def fresh_page(browser: Browser, viewport: ViewportSize) -> AsyncIterator[Page]:
+    """A page in a fresh browser profile (empty storage), in Chinese, at
+    `viewport`; fails the test on any uncaught script error."""
+    context = await browser.new_context(viewport=viewport, locale="zh-CN")
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    await context.close()
+    assert errors == []

@@ -108,6 +108,14 @@ async def hall(hall_factory: HallFactory) -> HallKit:
     return await hall_factory()
 
 
+@pytest.fixture
+async def hall_config(tmp_path: Path, redis: Redis) -> AsyncIterator[HallConfig]:
+    """The test hall's config with an id of its own; its keys deleted afterwards."""
+    config = make_config(tmp_path)
+    yield config
+    await delete_hall(redis, HallKeys(config.id))
+
+
 async def delete_hall(redis: Redis, keys: HallKeys) -> None:
     doomed = [k async for k in redis.scan_iter(match=keys.match_all(), count=1000)]
     if doomed:

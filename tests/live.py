@@ -8,6 +8,7 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -43,6 +44,14 @@ class LiveServer:
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.http, timeout=10)
+
+
+async def post(live: LiveServer, hall: str, path: str, token: str | None, **body: Any) -> Any:
+    """POST to the hall's API (with `token`, if any) and demand a 2xx; its JSON or None."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    r = await live.api.post(f"/api/v1/halls/{hall}{path}", json=body or None, headers=headers)
+    assert r.status_code < 300, r.text
+    return r.json() if r.content else None
 
 
 def listening_socket(port: int = 0) -> socket.socket:

@@ -26,9 +26,8 @@ from queue_core.config import HallConfig
 from queue_core.keys import HallKeys
 from queue_core.presence import PresenceStore
 from queue_core.scripts import Scripts
-from tests.conftest import delete_hall
-from tests.live import LiveServer, live_server
-from tests.support import make_config, write_hall
+from tests.live import LiveServer, live_server, post
+from tests.support import write_hall
 from tests.test_cli import free_port, qms_env, running_qms
 
 pytestmark = pytest.mark.redis
@@ -36,13 +35,6 @@ pytestmark = pytest.mark.redis
 DISPLAY = "display-token"
 KIOSK = "kiosk-token"
 CLERK1 = "clerk-1-token"
-
-
-@pytest.fixture
-async def hall_config(tmp_path: Path, redis: Redis) -> AsyncIterator[HallConfig]:
-    config = make_config(tmp_path)
-    yield config
-    await delete_hall(redis, HallKeys(config.id))
 
 
 @pytest.fixture
@@ -61,16 +53,6 @@ async def frame(ws: ClientConnection) -> dict[str, Any]:
     doc = msgpack.unpackb(data) if isinstance(data, bytes) else json.loads(data)
     assert isinstance(doc, dict)
     return doc
-
-
-async def post(live: LiveServer, hall: str, path: str, token: str, **body: Any) -> Any:
-    r = await live.api.post(
-        f"/api/v1/halls/{hall}{path}",
-        json=body or None,
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert r.status_code < 300, r.text
-    return r.json() if r.content else None
 
 
 async def test_snapshot_then_live_events(live: LiveServer, hall_config: HallConfig) -> None:

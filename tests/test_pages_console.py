@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
 
 pytest.importorskip("playwright.async_api", reason="playwright is not installed")
 
@@ -22,11 +21,8 @@ from playwright.async_api import Browser, Page, ViewportSize
 from displays.gateway import GatewaySettings
 from displays.hub import HubSettings
 from queue_core.config import HallConfig
-from queue_core.keys import HallKeys
-from tests.browser import BROWSER_MARKS, keep_for_review, until
-from tests.conftest import delete_hall
-from tests.live import LiveServer, live_server
-from tests.support import make_config
+from tests.browser import BROWSER_MARKS, fresh_page, keep_for_review, until
+from tests.live import LiveServer, live_server, post
 
 pytestmark = BROWSER_MARKS
 
@@ -49,13 +45,6 @@ WAITING = "Array.from(document.querySelectorAll('#waiting-body tr'), (r) => r.da
 
 
 @pytest.fixture
-async def hall_config(tmp_path: Path, redis: Redis) -> AsyncIterator[HallConfig]:
-    config = make_config(tmp_path)
-    yield config
-    await delete_hall(redis, HallKeys(config.id))
-
-
-@pytest.fixture
 async def live(hall_config: HallConfig, redis_url: str) -> AsyncIterator[LiveServer]:
     async with live_server([hall_config], redis_url, gateway_settings=FAST) as server:
         yield server
@@ -63,28 +52,11 @@ async def live(hall_config: HallConfig, redis_url: str) -> AsyncIterator[LiveSer
 
 @pytest.fixture
 async def page(browser: Browser) -> AsyncIterator[Page]:
-    """A fresh browser profile (empty storage) at 1366×768, in Chinese; fails
-    the test on any uncaught script error."""
-    context = await browser.new_context(viewport=SMALL, locale="zh-CN")
-    page = await context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    await context.close()
-    assert errors == []
+    async with fresh_page(browser, SMALL) as page:
+        yield page
 
 
 # ----------------------------------------------------------------- helpers
-
-
-async def post(live: LiveServer, hall: str, path: str, token: str, **body: Any) -> Any:
-    r = await live.api.post(
-        f"/api/v1/halls/{hall}{path}",
-        json=body or None,
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert r.status_code < 300, r.text
-    return r.json() if r.content else None
 
 
 async def issue(

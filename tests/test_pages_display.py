@@ -13,7 +13,6 @@ import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -35,9 +34,9 @@ from queue_core.config import HallConfig
 from queue_core.keys import HallKeys
 from queue_core.scripts import Scripts
 from queue_core.store import HallStore
-from tests.browser import BROWSER_MARKS, keep_for_review, until
+from tests.browser import BROWSER_MARKS, fresh_page, keep_for_review, until
 from tests.conftest import delete_hall
-from tests.live import LiveServer, live_server
+from tests.live import LiveServer, live_server, post
 from tests.support import make_config
 
 pytestmark = BROWSER_MARKS
@@ -73,29 +72,11 @@ async def live(hall_config: HallConfig, redis_url: str) -> AsyncIterator[LiveSer
 
 @pytest.fixture
 async def page(browser: Browser) -> AsyncIterator[Page]:
-    """A fresh browser profile (empty storage) at 1920×1080; fails the test
-    on any uncaught script error."""
-    context = await browser.new_context(viewport=HD, locale="zh-CN")
-    page = await context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    await context.close()
-    assert errors == []
+    async with fresh_page(browser, HD) as page:
+        yield page
 
 
 # ----------------------------------------------------------------- helpers
-
-
-async def post(live: LiveServer, hall: str, path: str, token: str, **body: Any) -> Any:
-    async with live.client() as client:
-        r = await client.post(
-            f"/api/v1/halls/{hall}{path}",
-            json=body or None,
-            headers={"Authorization": f"Bearer {token}"},
-        )
-    assert r.status_code < 300, r.text
-    return r.json() if r.content else None
 
 
 async def issue(live: LiveServer, hall: str, service: str = "social-security") -> str:

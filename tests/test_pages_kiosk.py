@@ -30,10 +30,10 @@ from playwright.async_api import (
 from displays.kiosk_page import PUBLIC_URL_ENV
 from queue_core.config import HallConfig, load_hall_config
 from queue_core.keys import HallKeys
-from tests.browser import BROWSER_MARKS, keep_for_review, until
+from tests.browser import BROWSER_MARKS, fresh_page, keep_for_review, until
 from tests.conftest import delete_hall
 from tests.live import LiveServer, live_server
-from tests.support import make_config, write_hall
+from tests.support import write_hall
 
 pytestmark = BROWSER_MARKS
 
@@ -51,13 +51,6 @@ SCREEN = "document.body.dataset.screen"
 
 
 @pytest.fixture
-async def hall_config(tmp_path: Path, redis: Redis) -> AsyncIterator[HallConfig]:
-    config = make_config(tmp_path)
-    yield config
-    await delete_hall(redis, HallKeys(config.id))
-
-
-@pytest.fixture
 async def live(hall_config: HallConfig, redis_url: str) -> AsyncIterator[LiveServer]:
     async with live_server([hall_config], redis_url) as server:
         yield server
@@ -65,15 +58,8 @@ async def live(hall_config: HallConfig, redis_url: str) -> AsyncIterator[LiveSer
 
 @pytest.fixture
 async def page(browser: Browser) -> AsyncIterator[Page]:
-    """A fresh browser profile (empty storage) at the kiosk's 1080×1920;
-    fails the test on any uncaught script error."""
-    context = await browser.new_context(viewport=PORTRAIT, locale="zh-CN")
-    page = await context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    await context.close()
-    assert errors == []
+    async with fresh_page(browser, PORTRAIT) as page:
+        yield page
 
 
 # ----------------------------------------------------------------- helpers

@@ -32,7 +32,7 @@ from queue_core.config import HallConfig
 from queue_core.keys import HallKeys
 from tests.browser import BROWSER_MARKS, keep_for_review, until
 from tests.conftest import delete_hall
-from tests.live import LiveServer, live_server
+from tests.live import LiveServer, live_server, post
 from tests.support import make_config
 
 pytestmark = BROWSER_MARKS
@@ -104,13 +104,6 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
 
 
 # ----------------------------------------------------------------- helpers
-
-
-async def post(live: LiveServer, hall: str, path: str, token: str | None, **body: Any) -> Any:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    r = await live.api.post(f"/api/v1/halls/{hall}{path}", json=body or None, headers=headers)
-    assert r.status_code < 300, r.text
-    return r.json() if r.content else None
 
 
 async def get(live: LiveServer, hall: str, path: str) -> Any:

@@ -2,58 +2,90 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from queue_core import validation as v
-from queue_core.models import Role, WindowStatus
+from queue_core.models import Role, TicketView, WindowStatus
 from queue_core.operations import Call, Handler, Operation, Reply, empty, ok
-from queue_core.wire import snapshot_body, ticket_body, window_body, window_view_body
+from queue_core.wire import (
+    dashboard_body,
+    snapshot_body,
+    ticket_body,
+    window_body,
+    window_view_body,
+)
 
 CLERK = frozenset({Role.CLERK, Role.ADMIN})
 SUPERVISOR = frozenset({Role.CLERK, Role.MANAGER, Role.ADMIN})
 READER = frozenset({Role.DISPLAY, Role.MANAGER, Role.ADMIN})
+MANAGER = frozenset({Role.MANAGER, Role.ADMIN})
+
+
+def _actor(call: Call) -> str:
+    """Whose hand did it: the credential id lands on the ticket, for reports per clerk."""
+    return call.credential.id if call.credential is not None else ""
+
+
+async def _body(call: Call, view: TicketView) -> dict[str, Any]:
+    return ticket_body(view, call.hall.config, await call.hall.monitor.table())
 
 
 def _set_status(status: WindowStatus) -> Handler:
     async def handler(call: Call) -> Reply:
-        result = await call.hall.store.set_window(call.params["window"], status, call.idempotency)
+        result = await call.hall.store.set_window(
+            call.params["window"], status, call.idempotency, actor=_actor(call)
+        )
         return ok(window_body(result.value, call.hall.config))
 
     return handler
 
 
 async def call_next(call: Call) -> Reply:
-    result = await call.hall.store.call_next(call.params["window"], call.idempotency)
+    result = await call.hall.store.call_next(
+        call.params["window"], call.idempotency, actor=_actor(call)
+    )
     if result.value is None:
         return empty()
-    return ok(ticket_body(result.value, call.hall.config))
+    return ok(await _body(call, result.value))
 
 
 async def call_number(call: Call) -> Reply:
     v.only_fields(call.body, {"number"})
     number = v.ticket_number(v.required_string(call.body, "number"))
-    result = await call.hall.store.call_number(call.params["window"], number, call.idempotency)
-    return ok(ticket_body(result.value, call.hall.config))
+    result = await call.hall.store.call_number(
+        call.params["window"], number, call.idempotency, actor=_actor(call)
+    )
+    return ok(await _body(call, result.value))
 
 
 async def recall(call: Call) -> Reply:
-    result = await call.hall.store.recall(call.params["window"], call.idempotency)
-    return ok(ticket_body(result.value, call.hall.config))
+    result = await call.hall.store.recall(
+        call.params["window"], call.idempotency, actor=_actor(call)
+    )
+    return ok(await _body(call, result.value))
 
 
 async def complete(call: Call) -> Reply:
-    result = await call.hall.store.complete(call.params["window"], call.idempotency)
-    return ok(ticket_body(result.value, call.hall.config))
+    result = await call.hall.store.complete(
+        call.params["window"], call.idempotency, actor=_actor(call)
+    )
+    return ok(await _body(call, result.value))
 
 
 async def no_show(call: Call) -> Reply:
-    result = await call.hall.store.no_show(call.params["window"], call.idempotency)
-    return ok(ticket_body(result.value, call.hall.config))
+    result = await call.hall.store.no_show(
+        call.params["window"], call.idempotency, actor=_actor(call)
+    )
+    return ok(await _body(call, result.value))
 
 
 async def transfer(call: Call) -> Reply:
     v.only_fields(call.body, {"service"})
     service = v.required_string(call.body, "service")
-    result = await call.hall.store.transfer(call.params["window"], service, call.idempotency)
-    return ok(ticket_body(result.value, call.hall.config))
+    result = await call.hall.store.transfer(
+        call.params["window"], service, call.idempotency, actor=_actor(call)
+    )
+    return ok(await _body(call, result.value))
 
 
 async def window_view(call: Call) -> Reply:
@@ -63,7 +95,12 @@ async def window_view(call: Call) -> Reply:
 
 
 async def snapshot(call: Call) -> Reply:
-    return ok(snapshot_body(await call.hall.store.snapshot(), call.hall.config))
+    snap = await call.hall.store.snapshot()
+    return ok(snapshot_body(snap, call.hall.config, await call.hall.monitor.table()))
+
+
+async def dashboard(call: Call) -> Reply:
+    return ok(dashboard_body(await call.hall.monitor.figures(), call.hall.config))
 
 
 OPERATIONS = (
@@ -78,4 +115,5 @@ OPERATIONS = (
     Operation("POST", "/windows/{window}/transfer", transfer, CLERK, takes_body=True),
     Operation("GET", "/windows/{window}", window_view, SUPERVISOR),
     Operation("GET", "/snapshot", snapshot, READER),
+    Operation("GET", "/dashboard", dashboard, MANAGER),
 )

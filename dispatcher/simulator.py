@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from queue_core.config import HallConfig, Window
 from queue_core.errors import QmsError
-from queue_core.models import WindowStatus
+from queue_core.models import Role, WindowStatus
 from queue_core.operations import Hall
 from queue_core.store import HallStore
 
@@ -59,9 +59,10 @@ class HallSimulator:
             status = WindowStatus.OPEN if w in opened else WindowStatus.CLOSED
             await self._safely(store.set_window(w.id, status))
         clerks = [self._clerk(store, config, w) for w in opened]
-        await asyncio.gather(self._visitors(store, config, len(opened)), *clerks)
+        await asyncio.gather(self._visitors(hall, len(opened)), *clerks)
 
-    async def _visitors(self, store: HallStore, config: HallConfig, windows: int) -> None:
+    async def _visitors(self, hall: Hall, windows: int) -> None:
+        store, config = hall.store, hall.config
         mean_minutes = sum(s.expected_minutes for s in config.services) / len(config.services)
         per_second = UTILISATION * windows / (mean_minutes * 60 / self.speed)
         kiosk = sorted(config.kiosk_classes() - {"normal"})
@@ -72,16 +73,26 @@ class HallSimulator:
             if roll < APPOINTMENT_SHARE and "appointment" in config.priority:
                 booked = await self._safely(store.book_appointment(service, _now_ms()))
                 if booked is not None:
-                    await self._safely(store.check_in(booked.value.code))
+                    checked_in = await self._safely(store.check_in(booked.value.code))
+                    if checked_in is not None:
+                        await self._safely(hall.monitor.issued(checked_in))
                 continue
             priority = "normal"
             if kiosk and roll < APPOINTMENT_SHARE + ELDERLY_SHARE + DISABLED_SHARE:
                 priority = self.rng.choice(kiosk)
-            await self._safely(store.issue(service, priority))
+            issued = await self._safely(store.issue(service, priority))
+            if issued is not None:
+                # As a kiosk's ticket: its estimate kept, to be measured at its call.
+                await self._safely(hall.monitor.issued(issued))
 
     async def _clerk(self, store: HallStore, config: HallConfig, window: Window) -> None:
+        # The window's own clerk, as the reports per clerk expect.
+        actor = next(
+            (c.id for c in config.credentials if c.role is Role.CLERK and window.id in c.windows),
+            "",
+        )
         while True:
-            called = await self._safely(store.call_next(window.id))
+            called = await self._safely(store.call_next(window.id, actor=actor))
             if called is None or called.value is None:
                 await asyncio.sleep(self.rng.uniform(1.0, 3.0))
                 continue
@@ -90,13 +101,13 @@ class HallSimulator:
             roll = self.rng.random()
             if roll < NO_SHOW_SHARE:
                 await asyncio.sleep(min(minutes, 1.0) * 60 / self.speed)
-                await self._safely(store.recall(window.id))
+                await self._safely(store.recall(window.id, actor=actor))
                 await asyncio.sleep(0.5 * 60 / self.speed)
-                await self._safely(store.no_show(window.id))
+                await self._safely(store.no_show(window.id, actor=actor))
             elif roll < NO_SHOW_SHARE + TRANSFER_SHARE:
                 await asyncio.sleep(minutes / 3 * 60 / self.speed)
                 other = self.rng.choice(config.services).id
-                await self._safely(store.transfer(window.id, other))
+                await self._safely(store.transfer(window.id, other, actor=actor))
             else:
                 await asyncio.sleep(minutes * 60 / self.speed)
                 # The next call-next completes this ticket, as a clerk's one button does.

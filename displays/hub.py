@@ -275,7 +275,8 @@ class HallHub:
 
     async def _take_snapshot(self) -> Frame:
         snap = await self.hall.store.snapshot()
-        return snapshot_frame(wire.snapshot_body(snap, self.hall.config))
+        table = await self.hall.monitor.table()
+        return snapshot_frame(wire.snapshot_body(snap, self.hall.config, table))
 
     # ------------------------------------------------------------- reader
 

@@ -147,7 +147,7 @@ async def strip_page(request: Request) -> Response:
 
 def page_routes() -> list[BaseRoute]:
     # Imported here: those modules use this one's rendering helpers.
-    from displays import console_page, kiosk_page, visitor_page
+    from displays import console_page, dashboard_page, kiosk_page, visitor_page
 
     return [
         Route("/halls/{hall}/display", display_page),
@@ -155,5 +155,6 @@ def page_routes() -> list[BaseRoute]:
         *kiosk_page.routes(),
         *console_page.routes(),
         *visitor_page.routes(),
+        *dashboard_page.routes(),
         Mount(STATIC_PATH, StaticFiles(packages=[("displays", "static")])),
     ]

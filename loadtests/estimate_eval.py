@@ -45,6 +45,7 @@ import math
 import random
 import statistics
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -74,6 +75,14 @@ PEAK_LOAD = 1.05
 configured service times (more than that at the true, slower ones)."""
 BASE_LOAD = 0.55
 LUNCH_LOAD = 0.4
+
+
+SVC_TIMES_KEEP = 40
+"""Visits kept per service, as `_lib.lua` keeps them."""
+
+
+def _order(t: est.WaitingTicket) -> tuple[float, float, str]:
+    return (t.effective, t.issued, t.id)
 
 
 def load_at(t: float) -> float:
@@ -163,7 +172,15 @@ class Day:
         capacity_per_s = sum(weight[g] / per_window[g] for g in groups)
         share = {g: weight[g] / per_window[g] / capacity_per_s for g in groups}
 
-        model = est.ServiceTimeModel.from_config(config)
+        # As the store keeps them: each service's last visits, the model
+        # rebuilt from them whenever an estimate is made.
+        visits: dict[str, deque[float]] = {
+            s.id: deque(maxlen=SVC_TIMES_KEEP) for s in config.services
+        }
+
+        def model() -> est.ServiceTimeModel:
+            return est.model_from_visits(config, visits)
+
         queues: dict[str, list[tuple[float, float, str]]] = {g: [] for g in groups}
         tickets: dict[str, Ticket] = {}
         # Each ticket's estimates: (when, simple, central, mean, p10, p90).
@@ -264,10 +281,15 @@ class Day:
                 )
                 tickets[ticket.id] = ticket
                 heapq.heappush(queues[group], (ticket.effective, ticket.issued, ticket.id))
+                # What qms tells the visitor: the table's estimate for the
+                # ticket's place in line, from a replay of the whole hall.
                 waiting, open_windows = snapshot(now)
-                this = next(x for x in waiting if x.id == ticket.id)
-                learned = est.estimate_wait(model, this, waiting, open_windows)
-                estimate(ticket, now, learned)
+                in_line = {
+                    g: sorted((x for x in waiting if x.group == g), key=_order) for g in groups
+                }
+                table = est.eta_table(model(), in_line, open_windows, services_of)
+                place = [x.id for x in in_line[group]].index(ticket.id)
+                estimate(ticket, now, table.at(group, place))
                 for w in windows:
                     if group in w.groups:
                         call(w, now)
@@ -275,7 +297,7 @@ class Day:
                 w = by_id[what]
                 assert w.ticket is not None
                 if not w.ticket.no_show:
-                    model.observe(w.ticket.service, now - w.started)
+                    visits[w.ticket.service].append(now - w.started)
                 w.ticket = None
                 call(w, now)
             elif kind == "close":
@@ -286,7 +308,7 @@ class Day:
                 call(w, now)
             elif kind == "checkpoint":
                 waiting, open_windows = snapshot(now)
-                all_learned = est.estimate_waits(model, waiting, open_windows)
+                all_learned = est.estimate_waits(model(), waiting, open_windows)
                 by_ticket = {p[0].id: p for p in pending}
                 for x in waiting:
                     learned = all_learned[x.id]

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import logging
+import platform
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from typing import Any, cast
 
@@ -17,9 +20,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.websockets import WebSocket
 
+from dispatcher.monitor import HallMonitor
 from dispatcher.operations import OPERATIONS as WINDOW_OPERATIONS
 from displays.gateway import Gateway, GatewaySettings, gateway_routes
 from displays.pages import page_routes
+from qms.archiving import ArchiveHandle, Sweeper
 from qms.http import (
     JSON,
     api_routes,
@@ -30,17 +35,27 @@ from qms.http import (
     http_exception,
     unexpected,
 )
+from qms.reports_http import report_routes
 from queue_core import metrics
 from queue_core.auth import Credentials
 from queue_core.config import HallConfig
 from queue_core.errors import QmsError
 from queue_core.operations import Hall
+from queue_core.presence import PresenceStore
 from queue_core.redis_client import create_blocking_reader, create_redis
 from queue_core.scripts import Scripts
 from queue_core.store import HallStore
 from ticketing.operations import OPERATIONS as TICKET_OPERATIONS
 
 log = logging.getLogger("qms")
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        return "unknown"
+
 
 BackgroundTask = Callable[[Mapping[str, Hall]], Coroutine[Any, Any, None]]
 """A coroutine the app runs for its lifetime (the demo's simulated hall)."""
@@ -64,12 +79,12 @@ async def metrics_endpoint(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-async def refresh_gauges(halls: Mapping[str, Hall], interval_s: float) -> None:
+async def refresh_gauges(monitors: Mapping[str, HallMonitor], interval_s: float) -> None:
     """Keep Redis-derived gauges fresh so a scrape never touches Redis."""
     while True:
-        for hall_id, hall in halls.items():
+        for hall_id, monitor in monitors.items():
             try:
-                metrics.record_snapshot(hall_id, await hall.store.snapshot())
+                metrics.record_figures(hall_id, (await monitor.refresh()).figures)
             except QmsError:
                 metrics.record_redis_down(hall_id)
         await asyncio.sleep(interval_s)
@@ -102,19 +117,24 @@ def create_app(
     background: Sequence[BackgroundTask] = (),
     clock: Callable[[], float] | None = None,
     gateway_settings: GatewaySettings | None = None,
+    archive_url: str | None = None,
+    archive_interval_s: float = 3600.0,
+    estimate_max_age_s: float = 2.0,
 ) -> Starlette:
     """The whole qms app. `app.state.gateway` holds the screen gateway while
-    the lifespan runs (the server closes its sockets with 1001 on shutdown)."""
+    the lifespan runs (the server closes its sockets with 1001 on shutdown).
+    Wait estimates and the dashboard reuse a read of the hall for
+    `estimate_max_age_s` (0: read on every request, as tests want)."""
     screens = gateway_settings or GatewaySettings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        metrics.record_build(_version("qms"), platform.python_version(), _version("redis"))
         redis = create_redis(redis_url, max_connections=redis_max_connections)
         scripts = Scripts.register(redis)
         extra: dict[str, Any] = {} if clock is None else {"clock": clock}
-        halls = {
-            c.id: Hall(
-                c,
+        monitors = {
+            c.id: HallMonitor(
                 HallStore(
                     redis,
                     scripts,
@@ -123,8 +143,13 @@ def create_app(
                     observer=metrics.observe,
                     **extra,
                 ),
-                Credentials(c.credentials),
+                PresenceStore(redis, scripts, c.id, ttl_s=screens.presence_ttl_s),
+                max_age_s=estimate_max_age_s,
             )
+            for c in configs
+        }
+        halls = {
+            c.id: Hall(c, monitors[c.id].store, Credentials(c.credentials), monitors[c.id])
             for c in configs
         }
         block_s = screens.hub.heartbeat_s
@@ -137,13 +162,23 @@ def create_app(
         )
         gateway.start()
         app.state.gateway = gateway
-        tasks = [asyncio.create_task(refresh_gauges(halls, metrics_interval_s))]
+        tasks = [asyncio.create_task(refresh_gauges(monitors, metrics_interval_s))]
         tasks += [asyncio.create_task(run(halls)) for run in background]
+        # No archive URL (tests): no sweep, and reports read Redis alone.
+        archive = None if archive_url is None else ArchiveHandle(archive_url)
+        sweeper = None
+        if archive is not None:
+            sweeper = Sweeper(halls, archive, archive_interval_s, clock or time.time)
+            tasks.append(asyncio.create_task(sweeper.run()))
         try:
-            yield {"halls": halls, "gateway": gateway}
+            yield {"halls": halls, "gateway": gateway, "archive": archive, "sweeper": sweeper}
         finally:
             await gateway.aclose()
             await cancel_all(tasks)
+            for monitor in monitors.values():
+                await monitor.aclose()
+            if archive is not None:
+                await asyncio.to_thread(archive.close)  # waits for a write in flight
             await redis.aclose()
 
     routes: list[BaseRoute] = [
@@ -151,6 +186,7 @@ def create_app(
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
         *api_routes(TICKET_OPERATIONS + WINDOW_OPERATIONS),
+        *report_routes(),
         *gateway_routes(_gateway_of, deny_websocket, bearer_token),
         *page_routes(),
     ]

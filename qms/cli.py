@@ -1,4 +1,4 @@
-"""The `qms` command: serve, demo, check-config.
+"""The `qms` command: serve, demo, check-config, report.
 
 Every failure a user can cause (bad config, unreachable Redis, port in use,
 data directory taken) ends as one line on stderr and a non-zero exit.
@@ -16,7 +16,9 @@ import resource
 import signal
 import socket
 import sys
+import time
 from collections.abc import Mapping, Sequence
+from datetime import date, datetime, timedelta
 from importlib.resources import as_file, files
 from pathlib import Path
 
@@ -25,12 +27,17 @@ from starlette.applications import Starlette
 from displays.gateway import GatewaySettings
 from displays.hub import HubSettings
 from qms.app import BackgroundTask, create_app
+from qms.archiving import ArchiveHandle, one_line
 from qms.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+from qms.reporting import ArchiveUnavailable, parse_day, report_of_day
 from qms.server import QmsServer, server_config, tune_gc
 from qms.settings import Settings, SettingsError
+from queue_core.archive import sqlite_path
 from queue_core.config import ConfigError, HallConfig, load_halls
+from queue_core.errors import Invalid, QmsError
 from queue_core.operations import Hall
 from queue_core.redis_client import create_redis, describe_url
+from queue_core.report import render_csv
 
 EXIT_FAILURE = 1
 EXIT_BAD_CONFIG = 2
@@ -40,19 +47,21 @@ class CliError(Exception):
     """A failure explained in one sentence; `main` prints it and exits non-zero."""
 
 
+class UsageError(CliError):
+    """A command line that cannot be right (an unknown hall, a bad date): exit 2."""
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qms", description="Queue management for service halls.")
     sub = p.add_subparsers(dest="command", required=True)
 
+    def data_dir_option(sp: argparse.ArgumentParser, holds: str) -> None:
+        sp.add_argument("--data-dir", type=Path, default=Path(".qms-data"), help=holds)
+
     def server_options(sp: argparse.ArgumentParser, port: int) -> None:
         sp.add_argument("--host", default="127.0.0.1", help="address to listen on")
         sp.add_argument("--port", type=int, default=port, help="port to listen on")
-        sp.add_argument(
-            "--data-dir",
-            type=Path,
-            default=Path(".qms-data"),
-            help="embedded Redis data (when QMS_REDIS_URL is unset)",
-        )
+        data_dir_option(sp, "embedded Redis data (when QMS_REDIS_URL is unset) and the archive")
         sp.add_argument(
             "--fsync",
             choices=["always", "everysec"],
@@ -81,6 +90,13 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate hall config files")
     check.add_argument("configs", nargs="+", type=Path, metavar="HALL.toml")
+
+    report = sub.add_parser("report", help="write a hall's daily report (CSV)")
+    report.add_argument("--config", action="append", type=Path, required=True, metavar="HALL.toml")
+    report.add_argument("--hall", help="hall id (may be left out when one config is given)")
+    report.add_argument("--date", required=True, metavar="YYYY-MM-DD", help="or today, yesterday")
+    report.add_argument("--out", type=Path, metavar="FILE", help="write here (default: stdout)")
+    data_dir_option(report, "where the default archive is (archive.db)")
     return p
 
 
@@ -97,6 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(settings, load_halls(settings.configs))
         if args.command == "demo":
             return demo(args)
+        if args.command == "report":
+            return report(args)
+    except UsageError as exc:
+        print(f"qms: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
     except (CliError, SettingsError) as exc:
         print(f"qms: {exc}", file=sys.stderr)
         return EXIT_FAILURE
@@ -156,6 +177,8 @@ def serve(
                 )
             ),
             background=background,
+            archive_url=settings.archive_url,
+            archive_interval_s=settings.archive_interval_s,
         )
         host, port = sock.getsockname()[:2]
         for c in configs:
@@ -230,6 +253,79 @@ def _check_redis(url: str) -> None:
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CliError(f"cannot reach Redis at {describe_url(url)}: {reason}") from None
+
+
+def report(args: argparse.Namespace) -> int:
+    """`qms report`: the CSV of one hall's day, from the archive and, with
+    `QMS_REDIS_URL` set, the day's finished tickets still in Redis."""
+    settings = Settings.from_env(configs=tuple(args.config), data_dir=args.data_dir)
+    config = _pick_hall(load_halls(settings.configs), args.hall)
+    day = _report_day(args.date, config)
+    path = sqlite_path(settings.archive_url)
+    if settings.redis_url is None and path is not None and not Path(path).exists():
+        # A report of zeros would hide a wrong --data-dir or QMS_ARCHIVE_URL.
+        raise CliError(
+            f"no archive at {path} and QMS_REDIS_URL is unset: nothing to report from "
+            "(check --data-dir or QMS_ARCHIVE_URL)"
+        )
+    if settings.redis_url is not None:
+        _check_redis(settings.redis_url)
+    data = asyncio.run(_report_csv(settings, config, day))
+    if args.out is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return 0
+    try:
+        args.out.write_bytes(data)
+    except OSError as exc:
+        raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    return 0
+
+
+def _pick_hall(configs: Sequence[HallConfig], hall: str | None) -> HallConfig:
+    ids = ", ".join(c.id for c in configs)
+    if hall is None:
+        if len(configs) > 1:
+            raise UsageError(f"the configs hold several halls ({ids}): name one with --hall")
+        return configs[0]
+    for c in configs:
+        if c.id == hall:
+            return c
+    raise UsageError(f"no hall {hall!r} in the configs given (halls: {ids})")
+
+
+def _report_day(raw: str, config: HallConfig) -> date:
+    today = datetime.fromtimestamp(time.time(), config.timezone).date()
+    relative = {"today": today, "yesterday": today - timedelta(days=1)}
+    if raw in relative:
+        return relative[raw]
+    try:
+        return parse_day(raw)
+    except Invalid:
+        raise UsageError(
+            f"--date {raw!r} is not a day: use YYYY-MM-DD (e.g. 2026-11-21), today or yesterday"
+        ) from None
+
+
+async def _report_csv(settings: Settings, config: HallConfig, day: date) -> bytes:
+    archive = ArchiveHandle(settings.archive_url)
+    redis = None
+    if settings.redis_url is not None:
+        redis = create_redis(
+            settings.redis_url, max_connections=2, pool_timeout=10.0, socket_timeout=10.0
+        )
+    try:
+        report = await report_of_day(config, day, archive, redis)
+    except ArchiveUnavailable as exc:
+        raise CliError(f"cannot read the archive at {archive}: {exc.reason}") from None
+    except QmsError as exc:  # Redis lost after the check above
+        raise CliError(f"cannot read Redis at {describe_url(settings.redis_url or '')}: "
+                       f"{one_line(exc.__cause__ or exc)}") from None  # fmt: skip
+    finally:
+        if redis is not None:
+            await redis.aclose()
+        archive.close()
+    return render_csv(report)
 
 
 def demo(args: argparse.Namespace) -> int:

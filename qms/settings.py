@@ -7,7 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from queue_core.archive import sqlite_path
+from queue_core.redis_client import describe_url
+
 Fsync = Literal["always", "everysec"]
+
+DEFAULT_DATA_DIR = Path(".qms-data")
 
 
 class SettingsError(ValueError):
@@ -25,12 +30,58 @@ def _number(name: str, default: str, kind: type[int] | type[float], minimum: flo
     return value
 
 
+def default_archive_url(data_dir: Path) -> str:
+    """The SQLite archive beside the embedded Redis's data (an absolute
+    `data_dir` gives the four slashes of an absolute path)."""
+    return f"sqlite:///{data_dir / 'archive.db'}"
+
+
+def archive_url(raw: str) -> str:
+    """`QMS_ARCHIVE_URL` checked without connecting: a SQLite file, or a
+    PostgreSQL URL libpq can parse (with psycopg installed to use it)."""
+    shown = describe_url(raw)  # never a password on a terminal or in a log
+    if shown.startswith("<"):  # describe_url's "<unparseable Redis URL>"
+        shown = "<unparsable URL>"
+    path = sqlite_path(raw)
+    if path is not None:
+        if not path or path.endswith("/"):
+            raise SettingsError(f"QMS_ARCHIVE_URL={raw!r} names no file: use sqlite:///path/to.db")
+        if path == ":memory:":
+            # The sweep deletes what it archives from Redis: that must outlive the process.
+            raise SettingsError(f"QMS_ARCHIVE_URL={raw!r} would lose the archive at exit")
+        return raw
+    if not raw.startswith(("postgresql://", "postgres://")):
+        raise SettingsError(
+            f"QMS_ARCHIVE_URL={shown!r} is not an archive URL: "
+            "use sqlite:///path/to.db or postgresql://user@host/db"
+        )
+    try:
+        from psycopg import Error as PsycopgError
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:
+        raise SettingsError(
+            "QMS_ARCHIVE_URL names PostgreSQL but psycopg is not installed "
+            "(pip install 'qms[postgres]')"
+        ) from None
+    try:
+        params = conninfo_to_dict(raw)
+    except PsycopgError as exc:
+        # libpq's own sentence, which may quote the URL: show it without its password.
+        reason = (str(exc).strip().splitlines() or ["unparsable"])[0]
+        reason = reason.replace(f' in URI: "{raw}"', "").replace(raw, shown)
+        raise SettingsError(f"QMS_ARCHIVE_URL={shown!r} is not usable: {reason}") from None
+    ports = str(params.get("port") or "0").split(",")
+    if not all(p.isdigit() for p in ports):
+        raise SettingsError(f"QMS_ARCHIVE_URL={shown!r} has a port that is not a number")
+    return raw
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     configs: tuple[Path, ...]
     host: str = "127.0.0.1"
     port: int = 8000
-    data_dir: Path = Path(".qms-data")
+    data_dir: Path = DEFAULT_DATA_DIR
     fsync: Fsync = "always"
     redis_url: str | None = None
     """`QMS_REDIS_URL`; None starts the embedded redis-server."""
@@ -43,10 +94,15 @@ class Settings:
     """`QMS_WS_QUEUE`: frames a screen may fall behind before it is dropped (1013)."""
     ws_heartbeat_s: float = 10.0
     """`QMS_WS_HEARTBEAT`: seconds of quiet before a heartbeat frame."""
+    archive_url: str = "sqlite:///.qms-data/archive.db"
+    """`QMS_ARCHIVE_URL`: where finished tickets go (default: `archive.db` in the data dir)."""
+    archive_interval_s: float = 3600.0
+    """`QMS_ARCHIVE_INTERVAL`: seconds between sweeps of past days' tickets out of Redis."""
 
     @classmethod
     def from_env(cls, **cli: object) -> Settings:
         env = os.environ
+        data_dir = Path(str(cli.get("data_dir", DEFAULT_DATA_DIR)))
         return cls(
             redis_url=env.get("QMS_REDIS_URL") or None,
             redis_max_connections=_number("QMS_REDIS_MAX_CONNECTIONS", "64", int, 1),
@@ -55,5 +111,7 @@ class Settings:
             access_log=env.get("QMS_ACCESS_LOG", "") not in ("", "0"),
             ws_queue_frames=_number("QMS_WS_QUEUE", "256", int, 1),
             ws_heartbeat_s=_number("QMS_WS_HEARTBEAT", "10", float, 0.1),
+            archive_url=archive_url(env.get("QMS_ARCHIVE_URL") or default_archive_url(data_dir)),
+            archive_interval_s=_number("QMS_ARCHIVE_INTERVAL", "3600", float, 1),
             **cli,  # type: ignore[arg-type]
         )

@@ -59,6 +59,8 @@ class Service:
     group: str
     prefix: str
     expected_minutes: float
+    target_minutes: float | None = None
+    """The service level: a wait longer than this is a breach (None: no target)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,8 @@ class Credential:
     role: Role
     token_sha256: str
     windows: frozenset[str]
+    name: str = ""
+    """Who holds it (a clerk's name), for reports; never used to authenticate."""
 
     @property
     def id(self) -> str:
@@ -607,7 +611,12 @@ def _services(
         return None
     services: _Entries[Service] = _Entries()
     for key, data in entries:
-        t = _Table(report, key, data, ("id", "name", "group", "prefix", "expected_minutes"))
+        t = _Table(
+            report,
+            key,
+            data,
+            ("id", "name", "group", "prefix", "expected_minutes", "target_minutes"),
+        )
         services.declare(report, key, data, "service")
         service_id = t.text("id", _ID, _ID_RULE)
         name = t.text("name")
@@ -617,6 +626,7 @@ def _services(
             _check_group_exists(report, t.key("group"), group, group_ids)
         prefix = t.text("prefix", _PREFIX, _PREFIX_RULE)
         minutes = t.minutes("expected_minutes", positive=True)
+        target = t.minutes("target_minutes", positive=True) if "target_minutes" in data else None
         if (
             service_id is not None
             and name is not None
@@ -624,7 +634,7 @@ def _services(
             and prefix is not None
             and minutes is not None
         ):
-            services.built.append(Service(service_id, name, group, prefix, minutes))
+            services.built.append(Service(service_id, name, group, prefix, minutes, target))
     _check_prefixes(report, entries)
     return services
 
@@ -687,8 +697,9 @@ def _credentials(
     entries = _array_of_tables(report, doc, "credential", required=False)
     key_of_digest: dict[str, str] = {}
     for key, data in entries or []:
-        t = _Table(report, key, data, ("role", "token", "token_sha256", "windows"))
+        t = _Table(report, key, data, ("role", "token", "token_sha256", "windows", "name"))
         role = _role(t)
+        holder = t.text("name") if "name" in data else ""
         digest = _digest(t)
         windows = _credential_windows(t, role, window_ids)
         if digest is not None:
@@ -696,8 +707,8 @@ def _credentials(
             other = key_of_digest.setdefault(digest, key)
             if other != key:
                 report.add(token_key, f"same token as {other}; every credential needs its own")
-        if role is not None and digest is not None and windows is not None:
-            credentials.built.append(Credential(role, digest, windows))
+        if role is not None and digest is not None and windows is not None and holder is not None:
+            credentials.built.append(Credential(role, digest, windows, holder))
     return credentials
 
 

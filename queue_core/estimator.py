@@ -305,3 +305,89 @@ def _lognormal(mean: float, var: float) -> WaitEstimate:
 def _norm_sf(z: float) -> float:
     """P(Z > z) for a standard normal."""
     return 0.5 * math.erfc(z / math.sqrt(2))
+
+
+def model_from_visits(
+    config: HallConfig, visits: Mapping[str, Sequence[float]]
+) -> ServiceTimeModel:
+    """The model after learning each service's recent visits (seconds, oldest
+    first) on top of the config's expected times: what the store keeps is the
+    last few dozen visits per service, which is all the forgetting model
+    remembers anyway."""
+    model = ServiceTimeModel.from_config(config)
+    for service, seconds in visits.items():
+        for x in seconds:
+            model.observe(service, x)
+    return model
+
+
+@dataclass(frozen=True, slots=True)
+class GroupEtas:
+    """The estimates for the places of one group's queue, as of one replay:
+    `places[i]` for the ticket at position i (0 = next) and `tail` for the
+    place just after them (a ticket issued now). Each place further back adds
+    `step_mean` seconds and `step_var` variance: one more visit of the group,
+    shared by the open windows that serve it."""
+
+    places: tuple[WaitEstimate, ...]
+    tail: WaitEstimate
+    step_mean: float
+    step_var: float
+
+    def at(self, position: int) -> WaitEstimate:
+        if position < len(self.places):
+            return self.places[position]
+        extra = position - len(self.places)
+        if extra == 0:
+            return self.tail
+        modelled = max(self.tail.sd**2 - (UNMODELLED_CV * self.tail.mean) ** 2, 0.0)
+        mean = self.tail.mean + extra * self.step_mean
+        return _lognormal(mean, modelled + extra * self.step_var + (UNMODELLED_CV * mean) ** 2)
+
+
+@dataclass(frozen=True, slots=True)
+class EtaTable:
+    """Wait estimates by (group, position), from replays of the hall's
+    queues: a ticket's place in line is all a reader needs to look up its
+    estimate. A group no open window serves has no entry (no estimate)."""
+
+    groups: Mapping[str, GroupEtas]
+
+    def at(self, group: str, position: int) -> WaitEstimate | None:
+        etas = self.groups.get(group)
+        return None if etas is None else etas.at(position)
+
+
+def eta_table(
+    model: ServiceTimeModel,
+    queues: Mapping[str, Sequence[WaitingTicket]],
+    windows: Sequence[OpenWindow],
+    group_services: Mapping[str, Sequence[str]],
+) -> EtaTable:
+    """Replay the dispatch over the queues (each in dispatch order) and
+    tabulate every group's estimates by position. `group_services` names each
+    group's services: the mix a place beyond the table is made of."""
+    everyone = [t for q in queues.values() for t in q]
+    estimates = estimate_waits(model, everyone, windows)
+    capacity: dict[str, int] = {}
+    for w in windows:
+        for g in w.groups:
+            capacity[g] = capacity.get(g, 0) + 1
+    groups: dict[str, GroupEtas] = {}
+    for group, c in capacity.items():
+        places = tuple(e for t in queues.get(group, ()) if (e := estimates.get(t.id)) is not None)
+        services = list(group_services.get(group) or ())
+        # A ticket issued now comes after everyone waiting (its effective time
+        # is the latest), which one more replay with it appended gives exactly.
+        newcomer = WaitingTicket(
+            "\x00new", group, services[0] if services else "", math.inf, math.inf
+        )
+        tail = estimate_wait(model, newcomer, everyone, windows)
+        if tail is None:  # cannot happen: an open window serves the group
+            continue
+        stats = [model.stats(s) for s in services] or [model.stats("")]
+        mean = sum(s.mean for s in stats) / len(stats)
+        # A visit drawn from the group's services: within plus between variance.
+        second = sum(s.var + s.mean * s.mean for s in stats) / len(stats)
+        groups[group] = GroupEtas(places, tail, mean / c, (second - mean * mean) / (c * c))
+    return EtaTable(groups)

@@ -61,6 +61,25 @@ class HallKeys:
         """Hash appointment code -> appointment JSON."""
         return self._k("appointments")
 
+    def stats(self, day: str) -> str:
+        """Hash of one local day's figures (`_lib.lua` lists the fields), kept 3 days."""
+        return self._k(f"stats:{day}")
+
+    @property
+    def service_times(self) -> str:
+        """Hash service id -> JSON array of its last visits' durations (ms)."""
+        return self._k("service-times")
+
+    @property
+    def estimates(self) -> str:
+        """Hash ticket id -> the wait estimate told at issue (JSON, ms), until it is called."""
+        return self._k("estimates")
+
+    @property
+    def waits(self) -> str:
+        """List of calls (JSON: time, wait, group, service, estimate), newest first, capped."""
+        return self._k("waits")
+
     def screen(self, screen: str) -> str:
         """String (JSON presence) of one connected screen, with a TTL: gone = offline."""
         return self._k(f"screen:{screen}")

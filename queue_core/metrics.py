@@ -4,11 +4,13 @@ periodic task from a snapshot, never inside a scrape."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
-from queue_core.models import EventType, OutcomeEvent, Snapshot, WindowStatus
+from queue_core.figures import HallFigures
+from queue_core.models import EventType, OutcomeEvent, WindowStatus
 
 # `_created` series double the output and no dashboard of ours reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -37,8 +39,74 @@ WAIT = Histogram(
     buckets=WAIT_BUCKETS,
 )
 
+SERVICE_BUCKETS = (30, 60, 120, 180, 300, 420, 600, 900, 1200, 1800, 2700, 3600)
+
+SERVICE_TIME = Histogram(
+    "qms_service_seconds",
+    "Time from call to completion at the window.",
+    ["hall", "group", "priority"],
+    buckets=SERVICE_BUCKETS,
+)
+
+# Gauges below are read from Redis by the periodic hall monitor: every
+# replica reports the same value, so dashboards take max() over replicas,
+# never sum().
 WAITING = Gauge("qms_waiting_tickets", "Tickets waiting, by group.", ["hall", "group"])
+OLDEST_WAIT = Gauge(
+    "qms_oldest_waiting_seconds",
+    "Age of the oldest waiting ticket, by group (0 when none waits).",
+    ["hall", "group"],
+)
+OVER_TARGET = Gauge(
+    "qms_tickets_over_target",
+    "Waiting tickets that have waited longer than their service's target.",
+    ["hall", "service"],
+)
+WAIT_TARGET = Gauge(
+    "qms_wait_target_seconds",
+    "The service's target wait from the hall config (services with a target only).",
+    ["hall", "service"],
+)
 WINDOWS = Gauge("qms_windows", "Windows by state.", ["hall", "status"])
+WINDOW_SERVED = Gauge(
+    "qms_window_served",
+    "Tickets the window completed today (hall's local day).",
+    ["hall", "window"],
+)
+WINDOW_BUSY = Gauge(
+    "qms_window_busy_seconds",
+    "Seconds the window spent serving a called ticket today.",
+    ["hall", "window"],
+)
+WINDOW_IDLE = Gauge(
+    "qms_window_idle_seconds",
+    "Seconds the window was open with nobody at it today.",
+    ["hall", "window"],
+)
+ESTIMATE_MAE = Gauge(
+    "qms_wait_estimate_mae_seconds",
+    "Mean absolute error of the wait estimate given at issue, over called tickets "
+    "(span: 1h, today).",
+    ["hall", "span"],
+)
+ESTIMATE_IN_RANGE = Gauge(
+    "qms_wait_estimate_in_range_ratio",
+    "Share of called tickets whose actual wait fell inside the 80% range given at issue.",
+    ["hall", "span"],
+)
+ESTIMATE_SAMPLES = Gauge(
+    "qms_wait_estimate_samples",
+    "Called tickets the two accuracy gauges are computed over.",
+    ["hall", "span"],
+)
+SCREENS_ONLINE = Gauge(
+    "qms_screens_online", "Screens with a live presence key, over every replica.", ["hall"]
+)
+SCREENS_OFFLINE = Gauge(
+    "qms_screens_offline",
+    "Screens seen in the last 24 hours whose presence has lapsed.",
+    ["hall"],
+)
 RATINGS = Counter(
     "qms_ratings_total",
     "Visitors' ratings (好差评) of completed tickets.",
@@ -63,6 +131,15 @@ EVENT_LAG = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 REDIS_UP = Gauge("qms_redis_up", "1 when the last periodic read of Redis worked.", ["hall"])
+REDIS_LATENCY = Histogram(
+    "qms_redis_command_seconds",
+    "Round trip of one Redis command or script, by name.",
+    ["command"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+BUILD_INFO = Gauge(
+    "qms_build_info", "Always 1; the labels name the build.", ["version", "python", "redis_py"]
+)
 
 
 def observe(hall: str, outcomes: Sequence[OutcomeEvent]) -> None:
@@ -73,14 +150,40 @@ def observe(hall: str, outcomes: Sequence[OutcomeEvent]) -> None:
             counter.labels(hall, o.service, o.priority).inc()
         if o.type is EventType.CALLED and o.wait_ms is not None:
             WAIT.labels(hall, o.group, o.priority).observe(o.wait_ms / 1000)
+        if o.type is EventType.COMPLETED and o.service_ms is not None:
+            SERVICE_TIME.labels(hall, o.group, o.priority).observe(o.service_ms / 1000)
 
 
-def record_snapshot(hall: str, snap: Snapshot) -> None:
-    for group, n in snap.waiting_by_group.items():
-        WAITING.labels(hall, group).set(n)
+def record_figures(hall: str, f: HallFigures) -> None:
+    """Set the Redis-derived gauges from the monitor's latest read."""
+    for g in f.groups:
+        WAITING.labels(hall, g.id).set(g.waiting)
+        OLDEST_WAIT.labels(hall, g.id).set(g.oldest_wait_s or 0)
+    for s in f.services:
+        OVER_TARGET.labels(hall, s.id).set(s.over_target)
+        if s.target_s is not None:
+            WAIT_TARGET.labels(hall, s.id).set(s.target_s)
     for status in WindowStatus:
-        WINDOWS.labels(hall, status.value).set(sum(1 for w in snap.windows if w.status is status))
+        WINDOWS.labels(hall, status.value).set(
+            sum(1 for w in f.windows if w.state.status is status)
+        )
+    for w in f.windows:
+        WINDOW_SERVED.labels(hall, w.state.id).set(w.served)
+        WINDOW_BUSY.labels(hall, w.state.id).set(w.busy_s)
+        WINDOW_IDLE.labels(hall, w.state.id).set(w.idle_s)
+    for span, acc in (("1h", f.accuracy_last_hour), ("today", f.accuracy_today)):
+        ESTIMATE_SAMPLES.labels(hall, span).set(acc.samples)
+        ESTIMATE_MAE.labels(hall, span).set(acc.mae_s if acc.mae_s is not None else math.nan)
+        ESTIMATE_IN_RANGE.labels(hall, span).set(
+            acc.in_range if acc.in_range is not None else math.nan
+        )
+    SCREENS_ONLINE.labels(hall).set(len(f.screens_online))
+    SCREENS_OFFLINE.labels(hall).set(len(f.screens_offline))
     REDIS_UP.labels(hall).set(1)
+
+
+def record_build(version: str, python: str, redis_py: str) -> None:
+    BUILD_INFO.labels(version, python, redis_py).set(1)
 
 
 def record_redis_down(hall: str) -> None:

@@ -72,6 +72,8 @@ class Ticket:
     rated_ms: int | None = None
     remote: bool = False
     """Taken on a phone rather than at a kiosk."""
+    clerk: str | None = None
+    """The credential id of the clerk who called it last (reports per clerk)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +139,53 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class QueuedTicket:
+    """A waiting ticket near the head of its group's queue."""
+
+    id: str
+    number: str
+    service: str
+    group: str
+    issued_ms: int
+    effective_ms: float
+    member: str
+    """Its queue member: Redis breaks ties in effective time by it."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One first call of a ticket: its wait and, when one was noted at issue,
+    the estimate it was given (central, and the 80% range), all in ms."""
+
+    at_ms: int
+    wait_ms: int
+    group: str
+    service: str
+    estimate_ms: int | None = None
+    low_ms: int | None = None
+    high_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HallState:
+    """What the hall monitor reads in one atomic step: the windows, the head
+    of each queue in dispatch order, today's counters (`stats`, fields as
+    `_lib.lua` names them), each service's last visit durations and the
+    calls since a given time, newest first."""
+
+    seq: int
+    windows: tuple[WindowState, ...]
+    window_since_ms: dict[str, int]
+    """When each window entered its current state."""
+    waiting_by_group: dict[str, int]
+    waiting_by_service: dict[str, int]
+    queues: dict[str, tuple[QueuedTicket, ...]]
+    stats: dict[str, int]
+    service_times: dict[str, tuple[int, ...]]
+    calls: tuple[CallRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """One entry of the hall's event log, as the store parsed it.
 
@@ -185,3 +234,5 @@ class OutcomeEvent:
     priority: str
     group: str
     wait_ms: int | None
+    service_ms: int | None = None
+    """Call to completion, on a `completed` outcome."""

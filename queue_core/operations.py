@@ -11,12 +11,24 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from queue_core.auth import Credentials
 from queue_core.config import Credential, HallConfig
-from queue_core.models import Role
-from queue_core.store import HallStore
+from queue_core.estimator import EtaTable
+from queue_core.figures import HallFigures
+from queue_core.models import Role, TicketView
+from queue_core.store import HallStore, Result
+
+
+class Monitor(Protocol):
+    """A hall's recent estimates and figures (the dispatcher's `HallMonitor`)."""
+
+    async def table(self) -> EtaTable: ...
+
+    async def issued(self, result: Result[TicketView]) -> EtaTable: ...
+
+    async def figures(self) -> HallFigures: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +38,7 @@ class Hall:
     config: HallConfig
     store: HallStore
     credentials: Credentials
+    monitor: Monitor
 
 
 @dataclass(frozen=True, slots=True)

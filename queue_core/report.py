@@ -22,9 +22,11 @@ Definitions (also in docs/reports.md):
   longer than it before being called — or before ending uncalled (cancelled,
   expired), since giving up after a long wait is a breach too.
 
-Tickets never called have no window, and no ticket records its clerk yet:
-those fall into a row with an empty key, so every section adds up to the
-hall row.
+Tickets never called have neither window nor clerk: those fall into a row
+with an empty key, so every section adds up to the hall row.
+
+`hall_report` takes the targets (`target_minutes` per service) and the
+display names (hall, services, windows, clerks' `name`) from the hall config.
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ __all__ = [
     "Dimension",
     "ReportLine",
     "config_labels",
+    "config_targets",
     "daily_report",
+    "hall_report",
     "p90",
     "render_csv",
 ]
@@ -108,12 +112,26 @@ def p90(values: Sequence[float]) -> float | None:
 
 
 def config_labels(config: HallConfig) -> dict[Dimension, dict[str, str]]:
-    """Display names for report keys, from the hall config (hall, services, windows)."""
+    """Display names for report keys, from the hall config: hall, services,
+    windows, and clerks' credentials that have a `name`."""
     return {
         Dimension.HALL: {config.id: config.name},
         Dimension.SERVICE: {s.id: s.name for s in config.services},
         Dimension.WINDOW: {w.id: w.name for w in config.windows},
+        Dimension.CLERK: {c.id: c.name for c in config.credentials if c.name},
     }
+
+
+def config_targets(config: HallConfig) -> dict[str, float]:
+    """Each service's target wait in minutes (`target_minutes`), where it has one."""
+    return {s.id: s.target_minutes for s in config.services if s.target_minutes is not None}
+
+
+def hall_report(tickets: Iterable[ArchivedTicket], config: HallConfig, day: str) -> DailyReport:
+    """`daily_report` of a configured hall: targets and labels from its config."""
+    return daily_report(
+        tickets, config.id, day, targets=config_targets(config), labels=config_labels(config)
+    )
 
 
 def daily_report(

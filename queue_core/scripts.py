@@ -31,7 +31,7 @@ MUTATING = (
     "remote_issue",
 )
 # Scripts that stand alone: they read, or write what is not hall state (presence).
-STANDALONE = ("snapshot", "ticket", "presence", "window_view")
+STANDALONE = ("snapshot", "ticket", "presence", "window_view", "hall_state", "note_estimate")
 
 
 def source(name: str) -> str:

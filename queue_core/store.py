@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 
 from redis.asyncio import Redis
 
-from queue_core import policy
+from queue_core import metrics, policy
 from queue_core.config import HallConfig, Service, Window
 from queue_core.errors import Conflict, Invalid, NotFound, QmsError, RateLimited
 from queue_core.keys import HallKeys
@@ -27,8 +27,11 @@ from queue_core.models import (
     APPOINTMENT,
     NORMAL,
     Appointment,
+    CallRecord,
     EventType,
+    HallState,
     OutcomeEvent,
+    QueuedTicket,
     Rating,
     RecentCall,
     Snapshot,
@@ -137,7 +140,7 @@ class HallStore:
 
     async def check_in(self, code: str, idempotency: str | None = None) -> Result[TicketView]:
         """Check in an appointment: on time gets the appointment credit, else normal."""
-        raw = await self._call(self.redis.hget(self.keys.appointments, code))
+        raw = await self._call(self.redis.hget(self.keys.appointments, code), "hget")
         if raw is None:
             raise NotFound("appointment_not_found", f"No appointment has code {code}.")
         # An appointment already checked in is refused by the script, after it
@@ -213,7 +216,7 @@ class HallStore:
         """A ticket with its live position; `NotFound` for an unknown id."""
         keys = [self.keys.tickets, self.keys.open_windows, *self._queue_keys]
         raw = await self._call(
-            self._scripts["ticket"](keys=keys, args=[ticket_id, *self._group_ids])
+            self._scripts["ticket"](keys=keys, args=[ticket_id, *self._group_ids]), "ticket"
         )
         reply = self._parse(raw)
         return self._ticket_view(reply)
@@ -221,56 +224,64 @@ class HallStore:
     # ------------------------------------------------------------- windows
 
     async def call_next(
-        self, window: str, idempotency: str | None = None
+        self, window: str, idempotency: str | None = None, *, actor: str = ""
     ) -> Result[TicketView | None]:
         """Complete the window's current ticket, then call the next by the dispatch rule.
 
         The value is None when nobody is waiting in the window's groups."""
         w = self._window(window)
         reply = await self._mutate(
-            "call_next", self._now_ms(), idempotency, [], [w.id, ",".join(w.groups)]
+            "call_next", self._now_ms(), idempotency, [], [w.id, ",".join(w.groups)], actor
         )
         value = None if reply.get("none") else self._ticket_view(reply)
         return self._result(reply, value)
 
     async def call_number(
-        self, window: str, number: str, idempotency: str | None = None
+        self, window: str, number: str, idempotency: str | None = None, *, actor: str = ""
     ) -> Result[TicketView]:
         """Call one waiting number out of turn (it must be of a group the window serves)."""
         w = self._window(window)
         now = self._now_ms()
         day = policy.local_day(now, self.config.timezone)
         args: list[str | int | float] = [w.id, ",".join(w.groups), number]
-        reply = await self._mutate("call_number", now, idempotency, [self.keys.numbers(day)], args)
+        reply = await self._mutate(
+            "call_number", now, idempotency, [self.keys.numbers(day)], args, actor
+        )
         return self._result(reply, self._ticket_view(reply))
 
-    async def recall(self, window: str, idempotency: str | None = None) -> Result[TicketView]:
+    async def recall(
+        self, window: str, idempotency: str | None = None, *, actor: str = ""
+    ) -> Result[TicketView]:
         w = self._window(window)
-        reply = await self._mutate("recall", self._now_ms(), idempotency, [], [w.id])
+        reply = await self._mutate("recall", self._now_ms(), idempotency, [], [w.id], actor)
         return self._result(reply, self._ticket_view(reply))
 
-    async def complete(self, window: str, idempotency: str | None = None) -> Result[TicketView]:
-        return await self._finish(window, TicketStatus.COMPLETED, idempotency)
+    async def complete(
+        self, window: str, idempotency: str | None = None, *, actor: str = ""
+    ) -> Result[TicketView]:
+        return await self._finish(window, TicketStatus.COMPLETED, idempotency, actor)
 
-    async def no_show(self, window: str, idempotency: str | None = None) -> Result[TicketView]:
-        return await self._finish(window, TicketStatus.NO_SHOW, idempotency)
+    async def no_show(
+        self, window: str, idempotency: str | None = None, *, actor: str = ""
+    ) -> Result[TicketView]:
+        return await self._finish(window, TicketStatus.NO_SHOW, idempotency, actor)
 
     async def transfer(
-        self, window: str, service: str, idempotency: str | None = None
+        self, window: str, service: str, idempotency: str | None = None, *, actor: str = ""
     ) -> Result[TicketView]:
         """Send the window's current ticket to another service, keeping its place."""
         w = self._window(window)
         svc = self._service(service)
         args: list[str | int | float] = [w.id, svc.id, svc.group]
-        reply = await self._mutate("transfer", self._now_ms(), idempotency, [], args)
+        reply = await self._mutate("transfer", self._now_ms(), idempotency, [], args, actor)
         return self._result(reply, self._ticket_view(reply))
 
     async def set_window(
-        self, window: str, status: WindowStatus, idempotency: str | None = None
+        self, window: str, status: WindowStatus, idempotency: str | None = None, *, actor: str = ""
     ) -> Result[WindowState]:
         w = self._window(window)
         args: list[str | int | float] = [w.id, status.value]
-        reply = await self._mutate("window_state", self._now_ms(), idempotency, [], args)
+        reply = await self._mutate("window_state", self._now_ms(), idempotency, [], args, actor)
         ticket = ticket_from_json(reply["wt"]) if reply.get("wt") else None
         return self._result(reply, WindowState(w.id, WindowStatus(reply["w"]["status"]), ticket))
 
@@ -281,7 +292,9 @@ class HallStore:
         tickets in dispatch order, read in one atomic script."""
         w = self._window(window)
         keys = [self.keys.windows, self.keys.tickets, *(self.keys.queue(g) for g in w.groups)]
-        raw = await self._call(self._scripts["window_view"](keys=keys, args=[w.id, limit]))
+        raw = await self._call(
+            self._scripts["window_view"](keys=keys, args=[w.id, limit]), "window_view"
+        )
         data = json.loads(raw)
         state = data["w"]
         current = ticket_from_json(data["wt"]) if data.get("wt") else None
@@ -303,7 +316,9 @@ class HallStore:
             k.recent_calls,
             *self._queue_keys,
         ]
-        raw = await self._call(self._scripts["snapshot"](keys=keys, args=self._group_ids))
+        raw = await self._call(
+            self._scripts["snapshot"](keys=keys, args=self._group_ids), "snapshot"
+        )
         data = json.loads(raw)
         windows_raw: dict[str, Any] = data["windows"] or {}
         tickets_raw: dict[str, Any] = data["tickets"] or {}
@@ -327,6 +342,87 @@ class HallStore:
             recent_calls=tuple(recent),
         )
 
+    async def hall_state(self, *, head: int, calls_since_ms: int) -> HallState:
+        """The windows, the first `head` tickets of each queue, today's
+        counters, recent visit times and the calls since `calls_since_ms`,
+        read in one atomic script for the hall monitor."""
+        k = self.keys
+        day = policy.local_day(self._now_ms(), self.config.timezone)
+        keys = [
+            k.seq, k.tickets, k.windows, k.waiting_by_service,
+            k.stats(day), k.service_times, k.waits, *self._queue_keys,
+        ]  # fmt: skip
+        args: list[str | int] = [head, calls_since_ms, *self._group_ids]
+        raw = await self._call(self._scripts["hall_state"](keys=keys, args=args), "hall_state")
+        data = json.loads(raw)
+        windows_raw: dict[str, Any] = data["windows"] or {}
+        tickets_raw: dict[str, Any] = data["tickets"] or {}
+        windows = []
+        since: dict[str, int] = {}
+        for w in self.config.windows:
+            state = windows_raw.get(w.id) or {}
+            tid = state.get("ticket")
+            ticket = ticket_from_json(tickets_raw[tid]) if tid and tid in tickets_raw else None
+            windows.append(WindowState(w.id, WindowStatus(state.get("status", "closed")), ticket))
+            if state.get("since") is not None:
+                since[w.id] = int(state["since"])
+        groups_raw: dict[str, Any] = data["groups"] or {}
+        queues: dict[str, tuple[QueuedTicket, ...]] = {}
+        waiting_by_group: dict[str, int] = {}
+        for g in self._group_ids:
+            entry = groups_raw.get(g) or {}
+            waiting_by_group[g] = int(entry.get("n") or 0)
+            heads = []
+            # cjson writes an empty Lua table as {}, not [].
+            for member, score, doc in entry.get("q") or []:
+                t = json.loads(doc)
+                heads.append(
+                    QueuedTicket(
+                        t["id"],
+                        t["number"],
+                        t["service"],
+                        g,
+                        int(t["issued"]),
+                        float(score),
+                        member,
+                    )
+                )
+            queues[g] = tuple(heads)
+        services_raw: dict[str, Any] = data["services"] or {}
+        calls = []
+        for item in data["waits"] or []:
+            c = json.loads(item)
+            estimate = (_opt_int(c.get("c")), _opt_int(c.get("lo")), _opt_int(c.get("hi")))
+            calls.append(CallRecord(int(c["at"]), int(c["w"]), c["g"], c["s"], *estimate))
+        return HallState(
+            seq=int(data["seq"]),
+            windows=tuple(windows),
+            window_since_ms=since,
+            waiting_by_group=waiting_by_group,
+            waiting_by_service={
+                s.id: int(services_raw.get(s.id) or 0) for s in self.config.services
+            },
+            queues=queues,
+            stats={f: int(n) for f, n in (data["stats"] or {}).items()},
+            service_times={
+                s: tuple(int(x) for x in json.loads(v))
+                for s, v in (data["svc_times"] or {}).items()
+            },
+            calls=tuple(calls),
+        )
+
+    async def note_estimate(
+        self, ticket_id: str, central_ms: int, low_ms: int, high_ms: int
+    ) -> bool:
+        """Keep the estimate a ticket was given at issue, for measuring it when
+        it is called; False when the ticket is no longer waiting (or has one)."""
+        doc = json.dumps({"c": central_ms, "lo": low_ms, "hi": high_ms})
+        keys = [self.keys.tickets, self.keys.estimates]
+        kept = await self._call(
+            self._scripts["note_estimate"](keys=keys, args=[ticket_id, doc]), "note_estimate"
+        )
+        return bool(kept)
+
     async def recent_snapshot(self, max_age_s: float) -> Snapshot:
         """A snapshot at most `max_age_s` old (this process's clock): the
         public readers (kiosks, phones) share reads instead of each costing
@@ -340,16 +436,16 @@ class HallStore:
         return snap
 
     async def ping(self) -> None:
-        await self._call(self.redis.ping())
+        await self._call(self.redis.ping(), "ping")
 
     # ------------------------------------------------------------ plumbing
 
     async def _finish(
-        self, window: str, status: TicketStatus, idempotency: str | None
+        self, window: str, status: TicketStatus, idempotency: str | None, actor: str
     ) -> Result[TicketView]:
         w = self._window(window)
         args: list[str | int | float] = [w.id, status.value]
-        reply = await self._mutate("finish", self._now_ms(), idempotency, [], args)
+        reply = await self._mutate("finish", self._now_ms(), idempotency, [], args, actor)
         return self._result(reply, self._ticket_view(reply))
 
     async def _mutate(
@@ -359,16 +455,23 @@ class HallStore:
         idempotency: str | None,
         own_keys: list[str],
         own_args: list[str | int | float],
+        actor: str = "",
     ) -> dict[str, Any]:
         k = self.keys
         idem_key = k.idempotency(idempotency or "unused")
+        day, hour = policy.local_day_and_hour(now_ms, self.config.timezone)
         keys = [
             k.seq, k.events, idem_key, k.tickets, k.windows, k.open_windows,
-            k.waiting_by_service, k.recent_calls, *own_keys, *self._queue_keys,
+            k.waiting_by_service, k.recent_calls,
+            k.stats(day), k.service_times, k.estimates, k.waits,
+            *own_keys, *self._queue_keys,
         ]  # fmt: skip
         ttl = self._idem_ttl if idempotency else 0
-        args = [now_ms, ttl, self._maxlen, len(self._group_ids), *own_args, *self._group_ids]
-        raw = await self._call(self._scripts[name](keys=keys, args=args))
+        args = [
+            now_ms, ttl, self._maxlen, len(self._group_ids), actor, hour,
+            *own_args, *self._group_ids,
+        ]  # fmt: skip
+        raw = await self._call(self._scripts[name](keys=keys, args=args), name)
         return self._parse(raw)
 
     def _parse(self, raw: str) -> dict[str, Any]:
@@ -395,8 +498,12 @@ class HallStore:
             frozenset(open_ids),
         )
 
-    async def _call(self, awaitable: Any) -> Any:
-        return await guarded(awaitable)
+    async def _call(self, awaitable: Any, name: str = "other") -> Any:
+        started = time.perf_counter()
+        try:
+            return await guarded(awaitable)
+        finally:
+            metrics.REDIS_LATENCY.labels(name).observe(time.perf_counter() - started)
 
     def _digest(self, value: str) -> str:
         # Keyed by the hall so one phone's digest differs from hall to hall.
@@ -404,6 +511,10 @@ class HallStore:
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
+
+    def now_ms(self) -> int:
+        """The store's clock, in epoch ms (tests move it)."""
+        return self._now_ms()
 
     def _service(self, service: str) -> Service:
         svc = self.config.service_by_id.get(service)
@@ -472,6 +583,7 @@ def ticket_from_json(d: dict[str, Any]) -> Ticket:
         rating_reason=d.get("reason"),
         rated_ms=_opt_int(d.get("rated")),
         remote=bool(d.get("remote")),
+        clerk=d.get("clerk"),
     )
 
 
@@ -482,4 +594,5 @@ def _outcome(o: dict[str, Any]) -> OutcomeEvent:
         priority=o.get("priority", ""),
         group=o.get("group", ""),
         wait_ms=_opt_int(o.get("wait")),
+        service_ms=_opt_int(o.get("dur")),
     )

@@ -10,11 +10,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from queue_core.config import HallConfig
-from queue_core.estimate import eta_seconds
+from queue_core.estimator import EtaTable, WaitEstimate
+from queue_core.figures import Accuracy, HallFigures
 from queue_core.models import (
     Appointment,
     Event,
     EventType,
+    Rating,
     Snapshot,
     Ticket,
     TicketStatus,
@@ -36,15 +38,27 @@ def iso_ms(ms: int, tz: ZoneInfo) -> str:
     return datetime.fromtimestamp(ms / 1000, tz).isoformat(timespec="milliseconds")
 
 
-def ticket_body(view: TicketView, config: HallConfig) -> dict[str, Any]:
+def ticket_estimate(view: TicketView, config: HallConfig, table: EtaTable) -> WaitEstimate | None:
+    """The learned estimate for a waiting ticket at its live place in line;
+    None once called, or while no open window serves its group."""
+    t = view.ticket
+    if t.status is not TicketStatus.WAITING or view.position is None:
+        return None
+    if not any(t.group in w.groups for w in config.windows if w.id in view.open_windows):
+        return None
+    return table.at(t.group, view.position)
+
+
+def _range(est: WaitEstimate | None) -> list[int] | None:
+    return None if est is None else [round(est.p10), round(est.p90)]
+
+
+def ticket_body(view: TicketView, config: HallConfig, table: EtaTable) -> dict[str, Any]:
+    """The contract's ticket, with `eta_range_seconds`: the 80% range."""
     t = view.ticket
     waiting = t.status is TicketStatus.WAITING and view.position is not None
     position = view.position if waiting else None
-    eta = (
-        eta_seconds(config, t.group, view.position, view.open_windows)
-        if waiting and view.position is not None
-        else None
-    )
+    est = ticket_estimate(view, config, table)
     called = t.status is TicketStatus.CALLED or t.called_ms is not None
     return {
         "id": t.id,
@@ -57,7 +71,8 @@ def ticket_body(view: TicketView, config: HallConfig) -> dict[str, Any]:
         "called_at": iso(t.called_ms, config.timezone) if called else None,
         "window": t.window if called else None,
         "position": position,
-        "eta_seconds": eta,
+        "eta_seconds": None if est is None else round(est.central),
+        "eta_range_seconds": _range(est),
     }
 
 
@@ -81,27 +96,31 @@ def appointment_body(a: Appointment, config: HallConfig) -> dict[str, Any]:
     return {"code": a.code, "service": a.service, "start": iso(a.start_ms, config.timezone)}
 
 
-def _service_queues(snap: Snapshot, config: HallConfig) -> list[dict[str, Any]]:
+def _service_queues(snap: Snapshot, config: HallConfig, table: EtaTable) -> list[dict[str, Any]]:
     """Each service's waiting count and the estimate for a ticket taken now."""
     open_ids = {w.id for w in snap.windows if w.status is WindowStatus.OPEN}
-    return [
-        {
-            "id": s.id,
-            "waiting": snap.waiting_by_service.get(s.id, 0),
-            "eta_seconds": eta_seconds(
-                config, s.group, snap.waiting_by_group.get(s.group, 0), open_ids
-            ),
-        }
-        for s in config.services
-    ]
+    served = {g for w in config.windows if w.id in open_ids for g in w.groups}
+    queues = []
+    for s in config.services:
+        est = (
+            table.at(s.group, snap.waiting_by_group.get(s.group, 0)) if s.group in served else None
+        )
+        queues.append(
+            {
+                "id": s.id,
+                "waiting": snap.waiting_by_service.get(s.id, 0),
+                "eta_seconds": None if est is None else round(est.central),
+            }
+        )
+    return queues
 
 
-def snapshot_body(snap: Snapshot, config: HallConfig) -> dict[str, Any]:
+def snapshot_body(snap: Snapshot, config: HallConfig, table: EtaTable) -> dict[str, Any]:
     return {
         "seq": snap.seq,
         "windows": [window_body(w, config) for w in snap.windows],
         "groups": [{"id": g, "waiting": n} for g, n in snap.waiting_by_group.items()],
-        "services": _service_queues(snap, config),
+        "services": _service_queues(snap, config, table),
         "recent_calls": [
             {"number": c.number, "window": c.window, "at": iso(c.at_ms, config.timezone)}
             for c in snap.recent_calls
@@ -162,7 +181,7 @@ def window_view_body(view: WindowView, config: HallConfig) -> dict[str, Any]:
     }
 
 
-def services_body(snap: Snapshot, config: HallConfig) -> dict[str, Any]:
+def services_body(snap: Snapshot, config: HallConfig, table: EtaTable) -> dict[str, Any]:
     """What a kiosk or a phone shows before issuing: the hall's services by
     group, with how many wait and about how long (no window or ticket detail)."""
     return {
@@ -173,11 +192,121 @@ def services_body(snap: Snapshot, config: HallConfig) -> dict[str, Any]:
         ],
         "services": [
             {"id": s.id, "name": s.name, "group": s.group, "prefix": s.prefix} | queue
-            for s, queue in zip(config.services, _service_queues(snap, config), strict=True)
+            for s, queue in zip(config.services, _service_queues(snap, config, table), strict=True)
         ],
         "priorities": sorted(config.kiosk_classes()),
         "remote": {
             "enabled": config.remote.enabled,
             "require_phone": config.remote.require_phone,
+        },
+    }
+
+
+def _secs(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _accuracy_body(acc: Accuracy) -> dict[str, Any]:
+    return {
+        "samples": acc.samples,
+        "mae_seconds": _secs(acc.mae_s),
+        "in_range": None if acc.in_range is None else round(acc.in_range, 3),
+    }
+
+
+def dashboard_body(f: HallFigures, config: HallConfig) -> dict[str, Any]:
+    """The manager's dashboard: `HallFigures` with the hall's names."""
+    tz = config.timezone
+    rated = sum(f.ratings.values())
+    satisfied = f.ratings.get("very_satisfied", 0) + f.ratings.get("satisfied", 0)
+    return {
+        "at": iso_ms(f.at_ms, tz),
+        "seq": f.seq,
+        "hall": {"id": config.id, "name": config.name},
+        "groups": [
+            {
+                "id": g.id,
+                "name": config.group_by_id[g.id].name,
+                "waiting": g.waiting,
+                "oldest_wait_seconds": None if g.oldest_wait_s is None else round(g.oldest_wait_s),
+                "open_windows": g.open_windows,
+            }
+            for g in f.groups
+        ],
+        "services": [
+            {
+                "id": s.id,
+                "name": config.service_by_id[s.id].name,
+                "group": s.group,
+                "waiting": s.waiting,
+                "eta_seconds": None if s.eta is None else round(s.eta.central),
+                "eta_low_seconds": None if s.eta is None else round(s.eta.p10),
+                "eta_high_seconds": None if s.eta is None else round(s.eta.p90),
+                "target_minutes": config.service_by_id[s.id].target_minutes,
+                "over_target": s.over_target,
+            }
+            for s in f.services
+        ],
+        "waits": {
+            "last_hour": {
+                "called": f.last_hour.called,
+                "mean_seconds": _secs(f.last_hour.mean_s),
+                "p90_seconds": _secs(f.last_hour.p90_s),
+            }
+        },
+        "hours": [
+            {
+                "hour": h.hour,
+                "issued": h.issued,
+                "called": h.called,
+                "served": h.served,
+                "mean_wait_seconds": _secs(h.mean_wait_s),
+            }
+            for h in f.hours
+        ],
+        "windows": [
+            window_body(w.state, config)
+            | {
+                "served": w.served,
+                "busy_seconds": round(w.busy_s),
+                "idle_seconds": round(w.idle_s),
+                "utilisation": None if w.utilisation is None else round(w.utilisation, 3),
+            }
+            for w in f.windows
+        ],
+        "breaches": [
+            {
+                "number": b.ticket.number,
+                "service": b.ticket.service,
+                "group": b.ticket.group,
+                "waited_seconds": round(b.waited_s),
+                "target_seconds": round(b.target_s),
+            }
+            for b in f.breaches
+        ],
+        "breach_count": f.breach_count,
+        "screens": {
+            "online": [
+                {
+                    "id": p.screen,
+                    "page": p.page.value,
+                    "window": p.window,
+                    "since": iso(p.connected_ms, tz),
+                }
+                for p in f.screens_online
+            ],
+            "offline": [
+                {"id": s.screen, "page": None, "window": None, "last_seen": iso(s.last_seen_ms, tz)}
+                for s in f.screens_offline
+            ],
+        },
+        "estimates": {
+            "last_hour": _accuracy_body(f.accuracy_last_hour),
+            "today": _accuracy_body(f.accuracy_today),
+        },
+        "ratings": {
+            "rated": rated,
+            "satisfied_share": round(satisfied / rated, 3) if rated else None,
+            "scores": {r.value: f.ratings.get(r.value, 0) for r in Rating},
         },
     }

@@ -131,7 +131,14 @@ async def api_client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The whole app in-process: lifespan run, state handed to each request
     the way uvicorn does it, requests over httpx's ASGI transport."""
-    app = create_app(configs, redis_url, clock=clock, metrics_interval_s=metrics_interval_s)
+    # Estimates read afresh on every request: what a test did is what it sees.
+    app = create_app(
+        configs,
+        redis_url,
+        clock=clock,
+        metrics_interval_s=metrics_interval_s,
+        estimate_max_age_s=0,
+    )
     async with app.router.lifespan_context(app) as state:
 
         async def with_state(scope: Any, receive: Any, send: Any) -> None:

@@ -81,6 +81,7 @@ async def live_server(
         clock=clock,
         metrics_interval_s=3600,
         gateway_settings=gateway_settings,
+        estimate_max_age_s=0,
     )
     sock = listening_socket(port)
     server = QmsServer(server_config(app, log_level="warning", ws_send_buffer=ws_send_buffer), app)

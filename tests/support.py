@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import itertools
 import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from queue_core.config import HallConfig, load_hall_config
+from queue_core.estimator import (
+    EtaTable,
+    OpenWindow,
+    ServiceTimeModel,
+    WaitingTicket,
+    eta_table,
+)
 
 RUN = secrets.token_hex(3)
 """Every hall of a test session starts with this, so runs never share keys."""
@@ -205,3 +214,52 @@ def process_gone(pid: int) -> bool:
         if state not in ("Z", "X"):
             return False
     return True
+
+
+def prior_estimates(
+    config: HallConfig,
+    queues: Mapping[str, Sequence[str]],
+    windows: Sequence[tuple[str, str | None, float]],
+) -> EtaTable:
+    """What the learned estimator gives before any visit has been seen (the
+    config's expected times): `queues` lists each group's waiting services in
+    dispatch order, `windows` the open ones as (id, service being served or
+    None, seconds since it was called)."""
+    waiting = {
+        g: [WaitingTicket(f"{g}{i}", g, s, float(i), float(i)) for i, s in enumerate(services)]
+        for g, services in queues.items()
+    }
+    open_windows = [
+        OpenWindow(w, config.window_by_id[w].groups, serving, elapsed)
+        for w, serving, elapsed in windows
+    ]
+    by_group: dict[str, list[str]] = {}
+    for s in config.services:
+        by_group.setdefault(s.group, []).append(s.id)
+    return eta_table(ServiceTimeModel.from_config(config), waiting, open_windows, by_group)
+
+
+def eta_fields(table: EtaTable, group: str, position: int) -> dict[str, Any]:
+    """A ticket body's estimate fields for that place in line."""
+    est = table.at(group, position)
+    if est is None:
+        return {"eta_seconds": None, "eta_range_seconds": None}
+    return {
+        "eta_seconds": round(est.central),
+        "eta_range_seconds": [round(est.p10), round(est.p90)],
+    }
+
+
+def make_config_with_targets(directory: Path, targets: Mapping[str, float]) -> HallConfig:
+    """The test hall with `target_minutes` set for the services in `targets`
+    (service id -> minutes); the others keep no target."""
+    path = write_hall(directory)
+    text = path.read_text(encoding="utf-8")
+    for service, minutes in targets.items():
+        head = f'id = "{service}"\n'
+        start = text.index(head)
+        end = text.index("expected_minutes", start)
+        end = text.index("\n", end) + 1
+        text = text[:end] + f"target_minutes = {minutes}\n" + text[end:]
+    path.write_text(text, encoding="utf-8")
+    return load_hall_config(path)

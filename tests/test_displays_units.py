@@ -129,8 +129,8 @@ def test_window_event_body_has_a_status_and_no_ticket(config: HallConfig) -> Non
 
 
 def halls(config: HallConfig) -> dict[str, Hall]:
-    # The store is never touched by parse_request.
-    return {config.id: Hall(config, None, Credentials(config.credentials))}  # type: ignore[arg-type]
+    # Neither the store nor the monitor is touched by parse_request.
+    return {config.id: Hall(config, None, Credentials(config.credentials), None)}  # type: ignore[arg-type]
 
 
 def test_handshake_with_a_display_token_and_options(config: HallConfig) -> None:

@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from qms.app import create_app
 from tests.conftest import ApiKit, api_client
-from tests.support import TOKENS, make_config
+from tests.support import TOKENS, eta_fields, make_config, prior_estimates
 
 pytestmark = pytest.mark.redis
 
@@ -39,6 +39,7 @@ TICKET_KEYS = {
     "window",
     "position",
     "eta_seconds",
+    "eta_range_seconds",  # an addition to the contract's ticket: docs/api-notes.md
 }
 TICKET_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
@@ -268,6 +269,7 @@ async def test_issue_answers_201_with_exactly_the_contract_ticket(api: ApiKit) -
         "window": None,
         "position": 0,
         "eta_seconds": None,  # no window serving the group is open
+        "eta_range_seconds": None,
     }
 
 
@@ -290,17 +292,32 @@ async def test_get_ticket_shows_the_live_position_and_eta(api: ApiKit) -> None:
     first, _, third = [await issue(api) for _ in range(3)]
     ticket = await get_ticket(api, third["id"])
     assert_ticket_shape(ticket)
-    assert ticket == third | {"position": 2, "eta_seconds": None}
+    assert ticket == third | {"position": 2, "eta_seconds": None, "eta_range_seconds": None}
 
-    await open_window(api, "2")  # serves natural
-    assert (await get_ticket(api, third["id"]))["eta_seconds"] == round(2.5 * NATURAL_MEAN_S)
+    line = {"natural": ["social-security"] * 3}
+    await open_window(api, "2")  # serves natural: A001 and A002 first, one visit each
+    one = prior_estimates(api.config, line, [("2", None, 0)])
+    live = await get_ticket(api, third["id"])
+    assert live == third | {"position": 2} | eta_fields(one, "natural", 2)
+    assert live["eta_seconds"] > 0
+    low, high = live["eta_range_seconds"]
+    assert low < live["eta_seconds"] < high
+
     await open_window(api, "1")  # natural too: two windows share the line
-    assert (await get_ticket(api, third["id"]))["eta_seconds"] == round(2.5 * NATURAL_MEAN_S / 2)
+    two = prior_estimates(api.config, line, [("1", None, 0), ("2", None, 0)])
+    shared = await get_ticket(api, third["id"])
+    assert shared == third | {"position": 2} | eta_fields(two, "natural", 2)
+    assert shared["eta_seconds"] < live["eta_seconds"]
 
     called = await call_next(api, "2")
     assert called["id"] == first["id"]
+    now = prior_estimates(
+        api.config,
+        {"natural": ["social-security"] * 2},
+        [("1", None, 0), ("2", "social-security", 0)],
+    )
     live = await get_ticket(api, third["id"])
-    assert (live["position"], live["eta_seconds"]) == (1, round(1.5 * NATURAL_MEAN_S / 2))
+    assert live == third | {"position": 1} | eta_fields(now, "natural", 1)
 
 
 async def test_open_pause_close_answer_the_window(api: ApiKit) -> None:
@@ -441,6 +458,7 @@ async def test_transfer_sends_the_ticket_back_to_wait_keeping_number_and_place(
         "window": None,
         "position": 0,  # it came at 09:00, so it stays ahead of C001 (09:05)
         "eta_seconds": None,  # no legal window open
+        "eta_range_seconds": None,
     }
     assert (await get_ticket(api, later["id"]))["position"] == 1
     assert (await snapshot(api))["windows"][1]["ticket"] is None
@@ -519,6 +537,7 @@ async def test_on_time_check_in_issues_an_appointment_ticket(api: ApiKit) -> Non
         "window": None,
         "position": 0,  # 30 minutes of credit: ahead of D001
         "eta_seconds": None,
+        "eta_range_seconds": None,
     }
     assert await get_ticket(api, ticket["id"]) == ticket
 
@@ -575,12 +594,24 @@ async def test_snapshot_has_exactly_the_contract_shape(api: ApiKit) -> None:
         {"id": "legal", "waiting": 1},
         {"id": "police", "waiting": 0},
     ]
+    # Window 1 serves natural and legal; A001 has been at it for no time yet.
+    table = prior_estimates(
+        api.config,
+        {"natural": [], "legal": ["business-licence"]},
+        [("1", "social-security", 0)],
+    )
+    natural, legal = table.at("natural", 0), table.at("legal", 1)
+    assert natural is not None and legal is not None
     assert body["services"] == [
-        {"id": "social-security", "waiting": 0, "eta_seconds": round(0.5 * NATURAL_MEAN_S)},
-        {"id": "housing-fund", "waiting": 0, "eta_seconds": round(0.5 * NATURAL_MEAN_S)},
-        {"id": "business-licence", "waiting": 1, "eta_seconds": round(1.5 * LEGAL_MEAN_S)},
+        {"id": "social-security", "waiting": 0, "eta_seconds": round(natural.central)},
+        {"id": "housing-fund", "waiting": 0, "eta_seconds": round(natural.central)},
+        {"id": "business-licence", "waiting": 1, "eta_seconds": round(legal.central)},
         {"id": "household", "waiting": 0, "eta_seconds": None},  # no police window open
     ]
+    # The one window serves both lines: a ticket taken now, natural or legal,
+    # comes after C001 (09:00) there, so both wait for A001's visit and C001's.
+    assert natural == legal
+    assert natural.mean == 60 * (8 + 12)
     assert body["recent_calls"] == [{"number": "A001", "window": "1", "at": at("09:03:00")}]
     # UTF-8, CJK readable as the config spells it
     assert "1号窗口".encode() in response.content

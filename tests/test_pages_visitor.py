@@ -33,7 +33,7 @@ from queue_core.keys import HallKeys
 from tests.browser import BROWSER_MARKS, keep_for_review, until
 from tests.conftest import delete_hall
 from tests.live import LiveServer, live_server, post
-from tests.support import make_config
+from tests.support import make_config, prior_estimates
 
 pytestmark = BROWSER_MARKS
 
@@ -162,8 +162,13 @@ async def test_a_ticket_from_the_queue_to_its_window_and_its_rating(
     assert await text(page, "#number") == mine["number"]
     assert await text(page, "#service") == "社保医保"
     assert await text(page, "#ahead") == "1 人"
-    # One ahead, one window open: (1 + 0.5) × 7-minute mean ≈ 11 minutes.
-    assert await text(page, "#eta") == "约 11 分钟"
+    # One ahead, one window open: the learned estimate, from the config until visits are seen.
+    table = prior_estimates(halls.plain, {"natural": ["social-security"] * 2}, [("2", None, 0)])
+    est = table.at("natural", 1)
+    assert est is not None
+    assert await text(page, "#eta") == f"约 {round(est.central / 60)} 分钟"
+    lo, hi = round(est.p10 / 60), round(est.p90 / 60)
+    assert await text(page, "#eta-range") == f"多数在 {lo}–{hi} 分钟之间"
     assert await page.is_hidden("#called")
     await shoot(page, tmp_path, "waiting")
 

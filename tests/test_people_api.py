@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from queue_core.keys import HallKeys
 from tests.conftest import ApiKit, api_client, delete_hall
-from tests.support import Clock, make_config
+from tests.support import Clock, eta_fields, make_config, prior_estimates
 from tests.test_http_api import hall_state, headers, issue, open_window, window_op
 
 pytestmark = pytest.mark.redis
@@ -79,8 +79,14 @@ async def test_services_are_public_with_waiting_and_eta(api: ApiKit) -> None:
         "group": "natural",
         "prefix": "A",
         "waiting": 1,
-        # 2 waiting in the group, (2 + 0.5) × 7 min mean ÷ 1 open window.
-        "eta_seconds": 1050,
+        # A ticket taken now: after the elderly one and A001, at the one open window.
+        "eta_seconds": eta_fields(
+            prior_estimates(
+                api.config, {"natural": ["housing-fund", "social-security"]}, [("2", None, 0)]
+            ),
+            "natural",
+            2,
+        )["eta_seconds"],
     }
     assert body["priorities"] == ["disabled", "elderly", "normal"]
     assert body["remote"] == {"enabled": False, "require_phone": False}

@@ -7,9 +7,12 @@ import contextlib
 
 import pytest
 
+from dispatcher.monitor import HallMonitor
 from dispatcher.simulator import HallSimulator
 from queue_core.auth import Credentials
 from queue_core.operations import Hall
+from queue_core.presence import PresenceStore
+from queue_core.scripts import Scripts
 from tests.conftest import HallFactory, stream_events
 
 pytestmark = pytest.mark.redis
@@ -17,7 +20,9 @@ pytestmark = pytest.mark.redis
 
 async def test_simulated_hall_issues_calls_and_finishes_tickets(hall_factory: HallFactory) -> None:
     kit = await hall_factory()
-    hall = Hall(kit.config, kit.store, Credentials(kit.config.credentials))
+    presence = PresenceStore(kit.redis, Scripts.register(kit.redis), kit.config.id, ttl_s=45)
+    monitor = HallMonitor(kit.store, presence)
+    hall = Hall(kit.config, kit.store, Credentials(kit.config.credentials), monitor)
     simulator = HallSimulator(speed=3000, seed=7)
     task = asyncio.create_task(simulator.run({kit.config.id: hall}))
     try:

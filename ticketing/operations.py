@@ -3,14 +3,32 @@ appointments, status, cancel, rating, and the public list of services."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from queue_core import metrics
 from queue_core import validation as v
 from queue_core.errors import QmsError
-from queue_core.models import NORMAL, Rating, Role
+from queue_core.models import NORMAL, Rating, Role, TicketView
 from queue_core.operations import Call, Operation, Reply, created, ok
-from queue_core.wire import appointment_body, rating_body, services_body, ticket_body
+from queue_core.store import Result
+from queue_core.wire import (
+    appointment_body,
+    rating_body,
+    services_body,
+    ticket_body,
+)
 
 KIOSK = frozenset({Role.KIOSK, Role.ADMIN})
+
+
+async def _body(call: Call, view: TicketView) -> dict[str, Any]:
+    return ticket_body(view, call.hall.config, await call.hall.monitor.table())
+
+
+async def _issued(call: Call, result: Result[TicketView]) -> Reply:
+    """The new ticket, its estimate kept so that its call can measure it."""
+    table = await call.hall.monitor.issued(result)
+    return created(ticket_body(result.value, call.hall.config, table))
 
 
 async def issue_ticket(call: Call) -> Reply:
@@ -18,18 +36,18 @@ async def issue_ticket(call: Call) -> Reply:
     service = v.required_string(call.body, "service")
     priority = v.string_field(call.body, "priority", required=False) or NORMAL
     result = await call.hall.store.issue(service, priority, call.idempotency)
-    return created(ticket_body(result.value, call.hall.config))
+    return await _issued(call, result)
 
 
 async def get_ticket(call: Call) -> Reply:
     view = await call.hall.store.ticket(v.ticket_id(call.params["ticket"]))
-    return ok(ticket_body(view, call.hall.config))
+    return ok(await _body(call, view))
 
 
 async def cancel_ticket(call: Call) -> Reply:
     tid = v.ticket_id(call.params["ticket"])
     result = await call.hall.store.cancel(tid, call.idempotency)
-    return ok(ticket_body(result.value, call.hall.config))
+    return ok(await _body(call, result.value))
 
 
 async def book_appointment(call: Call) -> Reply:
@@ -45,7 +63,7 @@ async def book_appointment(call: Call) -> Reply:
 async def check_in(call: Call) -> Reply:
     code = v.appointment_code(call.params["code"])
     result = await call.hall.store.check_in(code, call.idempotency)
-    return created(ticket_body(result.value, call.hall.config))
+    return await _issued(call, result)
 
 
 # Anyone may ask, as often as they like: one Redis read per second per process.
@@ -54,7 +72,7 @@ SERVICES_MAX_AGE_S = 1.0
 
 async def list_services(call: Call) -> Reply:
     snap = await call.hall.store.recent_snapshot(SERVICES_MAX_AGE_S)
-    return ok(services_body(snap, call.hall.config))
+    return ok(services_body(snap, call.hall.config, await call.hall.monitor.table()))
 
 
 async def issue_remote(call: Call) -> Reply:
@@ -70,7 +88,7 @@ async def issue_remote(call: Call) -> Reply:
         if exc.code in ("rate_limited", "remote_quota_exhausted", "phone_has_ticket"):
             metrics.REMOTE_REFUSED.labels(call.hall.config.id, exc.code).inc()
         raise
-    return created(ticket_body(result.value, call.hall.config))
+    return await _issued(call, result)
 
 
 async def rate_ticket(call: Call) -> Reply:

@@ -32,6 +32,7 @@ const CATALOGUE = {
     eta: "预计等候",
     eta_value: "约 {n} 分钟",
     eta_none: "暂无窗口开放",
+    eta_range: "多数在 {lo}–{hi} 分钟之间",
     status_waiting: "排队中，请留意叫号",
     status_next: "下一位就是您，请到窗口附近等候",
     status_called: "已叫到您的号",
@@ -89,6 +90,7 @@ const CATALOGUE = {
     eta: "Estimated wait",
     eta_value: "about {n} min",
     eta_none: "No window open yet",
+    eta_range: "usually {lo}–{hi} min",
     status_waiting: "Waiting — watch for your number",
     status_next: "You are next: please stay near the windows",
     status_called: "Your number has been called",
@@ -257,6 +259,10 @@ function show(id, visible) {
 
 // A number with its words around it ("约 {n} 分钟"): the number large, the
 // words small, so "about 120 minutes" still fits half a phone's width.
+function minutes(seconds) {
+  return Math.max(1, Math.round(seconds / 60));
+}
+
 function figure(el, key, n) {
   const said = `${i18n.lang}:${key}:${n}`;
   if (el.dataset.said === said) return; // unchanged: nothing for a screen reader to repeat
@@ -333,7 +339,14 @@ function render() {
     if (ticket.position === null) setText($("ahead"), "—");
     else figure($("ahead"), "ahead_value", ticket.position);
     if (ticket.eta_seconds === null) setText($("eta"), i18n.t("eta_none"));
-    else figure($("eta"), "eta_value", Math.max(1, Math.round(ticket.eta_seconds / 60)));
+    else figure($("eta"), "eta_value", minutes(ticket.eta_seconds));
+    // The 80% range: eight visitors in ten are called within it.
+    const range = ticket.eta_range_seconds;
+    show("eta-range", Boolean(range));
+    if (range) {
+      const [lo, hi] = range.map(minutes);
+      setText($("eta-range"), i18n.t("eta_range", { lo: Math.min(lo, hi), hi }));
+    }
   }
 
   const called = ticket.status === "called";

@@ -35,6 +35,7 @@ __all__ = [
     "archived",
     "local_day",
     "open_archive",
+    "sqlite_path",
 ]
 
 DEFAULT_ARCHIVE_URL = "sqlite:///.qms-data/archive.db"
@@ -52,8 +53,8 @@ class ArchivedTicket:
 
     `service`, `group` and `window` are the ticket's last ones: a transferred
     ticket is archived under the service that finally handled it. `clerk` is
-    the credential id (`Credential.id`) that finished it, None until the
-    scripts record it.
+    the credential id (`Credential.id`) the scripts recorded on the ticket
+    when it was called and finished; None for a ticket never called.
     """
 
     hall: str
@@ -80,7 +81,7 @@ def local_day(epoch_ms: int, tz: ZoneInfo) -> str:
     return datetime.fromtimestamp(epoch_ms / 1000, tz).date().isoformat()
 
 
-def archived(hall: str, tz: ZoneInfo, ticket: Ticket, clerk: str | None = None) -> ArchivedTicket:
+def archived(hall: str, tz: ZoneInfo, ticket: Ticket) -> ArchivedTicket:
     """The archive row of a finished ticket; `ValueError` for one still live."""
     if ticket.status not in FINAL_STATUSES:
         raise ValueError(f"ticket {ticket.number} is {ticket.status}, not finished")
@@ -97,7 +98,7 @@ def archived(hall: str, tz: ZoneInfo, ticket: Ticket, clerk: str | None = None) 
         called_ms=ticket.called_ms,
         finished_ms=ticket.finished_ms,
         window=ticket.window,
-        clerk=clerk,
+        clerk=ticket.clerk,
         rating=ticket.rating,
         rating_reason=ticket.rating_reason,
         rated_ms=ticket.rated_ms,
@@ -128,8 +129,14 @@ def open_archive(url: str = DEFAULT_ARCHIVE_URL) -> Archive:
     """
     from queue_core.archive import _db
 
-    if url.startswith("sqlite:///"):
-        return _db.SqliteArchive(url.removeprefix("sqlite:///"))
+    path = sqlite_path(url)
+    if path is not None:
+        return _db.SqliteArchive(path)
     if url.startswith(("postgresql://", "postgres://")):
         return _db.PostgresArchive(url)
     raise ValueError(f"unsupported archive URL {url!r}: use sqlite:///… or postgresql://…")
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file (or `:memory:`) a `sqlite:///` URL names; None for any other URL."""
+    return url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None

@@ -1,5 +1,8 @@
 """The sweep: moves a hall's finished tickets of past days from Redis to the archive.
 
+Also the read a report of the current day needs (`finished_tickets`): the
+finished tickets of one day that are still in Redis, read only.
+
 Besides `queue_core.store`, this is the only module that talks to Redis; it
 is kept apart because it is a batch job over the whole tickets hash, not a
 state change of the live hall. Order is what makes it safe: a batch is
@@ -16,6 +19,7 @@ import asyncio
 import json
 from datetime import date
 from importlib.resources import files
+from typing import cast
 
 from redis.asyncio import Redis
 
@@ -83,3 +87,32 @@ async def archive_hall(
     if pending:
         await flush()
     return total
+
+
+async def finished_tickets(
+    redis: Redis, config: HallConfig, day: date, *, count: int = DEFAULT_BATCH
+) -> list[ArchivedTicket]:
+    """The hall's finished tickets issued on local `day` that are still in
+    Redis, as archive rows (by issue time); Redis is only read.
+
+    HSCAN, like the sweep, so a big hash never blocks Redis; a lost
+    connection is `Unavailable`. Read this *before* the archive: a ticket
+    the sweep deletes meanwhile was committed to the archive before it left
+    Redis, so the later archive read has it, and nothing falls in between.
+    """
+    keys = HallKeys(config.id)
+    wanted = day.isoformat()
+    found: dict[str, ArchivedTicket] = {}  # by id: HSCAN may return a field twice
+    cursor = 0
+    while True:
+        cursor, chunk = await guarded(redis.hscan(keys.tickets, cursor, count=count))
+        for raw in cast(dict[str, str], chunk).values():
+            data = json.loads(raw)
+            if data.get("status") not in _FINAL:
+                continue
+            if local_day(int(data["issued"]), config.timezone) != wanted:
+                continue
+            row = archived(config.id, config.timezone, ticket_from_json(data))
+            found[row.id] = row
+        if cursor == 0:
+            return sorted(found.values(), key=lambda t: (t.issued_ms, t.id))

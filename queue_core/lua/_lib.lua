@@ -9,12 +9,18 @@
 --   KEYS[6] open         set of open window ids
 --   KEYS[7] by_service   hash service -> waiting count
 --   KEYS[8] recent       list of recent calls, newest first
+--   KEYS[9] stats        hash stats:<local day>, today's figures (fields below)
+--   KEYS[10] svc_times   hash service -> JSON array of its last visits' durations (ms)
+--   KEYS[11] estimates   hash ticket id -> JSON {c, lo, hi}: the wait (ms) told at issue
+--   KEYS[12] waits       list of calls with their wait and that estimate, newest first
 --   KEYS[#KEYS-NG+1 ..]  queue:<group>, one per group of the hall, same order as the group ids
 -- Common ARGV, then the script's own ARGV, then the group ids:
 --   ARGV[1] now in epoch ms
 --   ARGV[2] idempotency TTL in seconds (0 = no idempotency key)
 --   ARGV[3] stream cap (approximate MAXLEN)
 --   ARGV[4] NG, the number of groups
+--   ARGV[5] the acting credential's id ('' for none)
+--   ARGV[6] the local hour of NOW, 'HH'
 --   ARGV[#ARGV-NG+1 ..] group ids
 --
 -- Every script returns one JSON string:
@@ -24,6 +30,11 @@
 --   {"none": true, ...}                                                   nothing to call
 --   {"err": code}                                                         refused; nothing written
 -- "out" lists what happened, for the caller's metrics.
+--
+-- stats:<day> fields (counts, or milliseconds for times); HH is the local hour:
+--   issued:HH  called:HH  served:HH  wait:HH (sum of first-call waits)
+--   served:w:<window>  busy:w:<window> (call to finish)  open:w:<window> (ended open spans)
+--   rating:<score>  est:n  est:abs (sum of |actual - estimate|)  est:in (inside the range)
 
 local NOW = tonumber(ARGV[1])
 local IDEM_TTL = tonumber(ARGV[2])
@@ -32,7 +43,12 @@ local NG = tonumber(ARGV[4])
 local K_SEQ, K_EVENTS, K_IDEM = KEYS[1], KEYS[2], KEYS[3]
 local K_TICKETS, K_WINDOWS, K_OPEN = KEYS[4], KEYS[5], KEYS[6]
 local K_BYSVC, K_RECENT = KEYS[7], KEYS[8]
+local K_STATS, K_SVCTIMES, K_EST, K_WAITS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+local CLERK, HOUR = ARGV[5], ARGV[6]
 local RECENT_KEEP = 20
+local WAITS_KEEP = 5000       -- a big hall's busiest two hours of calls
+local SVC_TIMES_KEEP = 40     -- the learned model forgets beyond ~20 visits anyway
+local STATS_TTL = 259200      -- three days: today's figures, and yesterday's till the report
 
 local GROUP_IDS = {}
 local QUEUE = {}
@@ -43,6 +59,24 @@ for i = 1, NG do
 end
 
 local OUT = {}
+local stats_touched = false
+
+local function stat(field, by)
+  redis.call('HINCRBY', K_STATS, field, by)
+  if not stats_touched then
+    redis.call('EXPIRE', K_STATS, STATS_TTL)
+    stats_touched = true
+  end
+end
+
+-- Append one visit's duration to its service's recent ones, for the learned estimate.
+local function learn_service_time(service, ms)
+  local raw = redis.call('HGET', K_SVCTIMES, service)
+  local times = raw and cjson.decode(raw) or {}
+  times[#times + 1] = ms
+  while #times > SVC_TIMES_KEEP do table.remove(times, 1) end
+  redis.call('HSET', K_SVCTIMES, service, cjson.encode(times))
+end
 
 local function load_ticket(id)
   local raw = redis.call('HGET', K_TICKETS, id)
@@ -94,7 +128,8 @@ local function emit(etype, t, window, extra)
     o.service = t.service
     o.priority = t.priority
     o.group = t.group
-    if etype == 'called' then o.wait = NOW - t.issued end
+    if etype == 'called' and not t.transfers then o.wait = NOW - t.issued end
+    if etype == 'completed' and t.called then o.dur = NOW - t.called end
   end
   OUT[#OUT + 1] = o
 end
@@ -135,8 +170,8 @@ local function replay()
     return ticket_reply(t, true)
   end
   if kind == 'W' then return window_reply(load_window(id), true) end
-  if kind == 'A' then  -- only appointment.lua stores 'A:', and it passes the appointments hash as KEYS[9]
-    return cjson.encode({a = cjson.decode(redis.call('HGET', KEYS[9], id)), replayed = true, out = OUT})
+  if kind == 'A' then  -- only appointment.lua stores 'A:', and it passes the appointments hash as KEYS[13]
+    return cjson.encode({a = cjson.decode(redis.call('HGET', KEYS[13], id)), replayed = true, out = OUT})
   end
   return cjson.encode({none = true, replayed = true, out = OUT})
 end
@@ -155,6 +190,16 @@ end
 
 -- End the window's current ticket with a final status and free the window.
 local function finish(w, t, status)
+  if t.called then
+    local ms = NOW - t.called
+    stat('busy:w:' .. w.id, ms)
+    if status == 'completed' then
+      stat('served:w:' .. w.id, 1)
+      stat('served:' .. HOUR, 1)
+      learn_service_time(t.service, ms)
+    end
+  end
+  if CLERK ~= '' then t.clerk = CLERK end
   t.status = status
   t.done = NOW
   save_ticket(t)
@@ -162,9 +207,32 @@ local function finish(w, t, status)
   emit(status, t, w.id)
 end
 
+-- The wait of a ticket's first call, against the estimate it was given at issue.
+-- A transferred ticket's later calls are not waits of their own.
+local function record_wait(t)
+  local raw = redis.call('HGET', K_EST, t.id)
+  if raw then redis.call('HDEL', K_EST, t.id) end
+  if t.transfers then return end
+  local wait = NOW - t.issued
+  stat('called:' .. HOUR, 1)
+  stat('wait:' .. HOUR, wait)
+  local entry = {at = NOW, w = wait, g = t.group, s = t.service}
+  if raw then
+    local e = cjson.decode(raw)
+    entry.c, entry.lo, entry.hi = e.c, e.lo, e.hi
+    stat('est:n', 1)
+    stat('est:abs', math.floor(math.abs(wait - e.c) + 0.5))
+    if wait >= e.lo and wait <= e.hi then stat('est:in', 1) end
+  end
+  redis.call('LPUSH', K_WAITS, cjson.encode(entry))
+  redis.call('LTRIM', K_WAITS, 0, WAITS_KEEP - 1)
+end
+
 local function call_ticket(t, w, queue_key)
   redis.call('ZREM', queue_key, t.m)
   redis.call('HINCRBY', K_BYSVC, t.service, -1)
+  record_wait(t)
+  if CLERK ~= '' then t.clerk = CLERK end
   t.status = 'called'
   t.called = NOW
   t.window = w.id
@@ -195,6 +263,7 @@ local function create_ticket(k_counter, k_numbers, id, service, group, prefix, p
   redis.call('EXPIRE', k_numbers, 172800)
   redis.call('ZADD', QUEUE[group], t.e, member)
   redis.call('HINCRBY', K_BYSVC, service, 1)
+  stat('issued:' .. HOUR, 1)
   emit('issued', t, '')
   return t
 end

@@ -1,14 +1,14 @@
 -- appointment.lua: book an appointment (no event: screens show nothing until check-in).
 -- KEYS: common (see _lib.lua), then
---   KEYS[9] appointments
+--   KEYS[13] appointments
 --   then the group queues
 -- ARGV: common, then
---   ARGV[5] code   ARGV[6] service   ARGV[7] start (ms)
+--   ARGV[7] code   ARGV[8] service   ARGV[9] start (ms)
 --   then the group ids
 local r = replay()
 if r then return r end
-local a = {code = ARGV[5], service = ARGV[6], start = tonumber(ARGV[7])}
-if redis.call('HSETNX', KEYS[9], a.code, cjson.encode(a)) == 0 then
+local a = {code = ARGV[7], service = ARGV[8], start = tonumber(ARGV[9])}
+if redis.call('HSETNX', KEYS[13], a.code, cjson.encode(a)) == 0 then
   return err('code_taken')
 end
 remember('A:' .. a.code)

@@ -3,16 +3,16 @@
 -- effective time (ties: the earlier issue, encoded in the member).
 -- KEYS: common (see _lib.lua), then the group queues
 -- ARGV: common, then
---   ARGV[5] window id   ARGV[6] the window's group ids, comma-separated
+--   ARGV[7] window id   ARGV[8] the window's group ids, comma-separated
 --   then the group ids
 local r = replay()
 if r then return r end
-local w = load_window(ARGV[5])
+local w = load_window(ARGV[7])
 if w.status ~= 'open' then return err('window_not_open') end
 local cur = current_ticket(w)
 if cur then finish(w, cur, 'completed') end
 local best_member, best_score, best_queue
-for gid in pairs(group_set(ARGV[6])) do
+for gid in pairs(group_set(ARGV[8])) do
   local head = redis.call('ZRANGE', QUEUE[gid], 0, 0, 'WITHSCORES')
   if head[1] then
     local score = tonumber(head[2])

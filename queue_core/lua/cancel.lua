@@ -1,13 +1,14 @@
 -- cancel.lua: the visitor gives up a waiting ticket.
 -- KEYS: common (see _lib.lua), then the group queues
--- ARGV: common, then ARGV[5] ticket id, then the group ids
+-- ARGV: common, then ARGV[7] ticket id, then the group ids
 local r = replay()
 if r then return r end
-local t = load_ticket(ARGV[5])
+local t = load_ticket(ARGV[7])
 if not t then return err('ticket_not_found') end
 if t.status ~= 'waiting' then return err('ticket_not_waiting') end
 redis.call('ZREM', QUEUE[t.group], t.m)
 redis.call('HINCRBY', K_BYSVC, t.service, -1)
+redis.call('HDEL', K_EST, t.id)
 t.status = 'cancelled'
 t.done = NOW
 save_ticket(t)

@@ -2,14 +2,15 @@
 -- event: screens never show ratings.
 -- KEYS: common (see _lib.lua), then the group queues
 -- ARGV: common, then
---   ARGV[5] ticket id   ARGV[6] score   ARGV[7] reason ('' for none)
+--   ARGV[7] ticket id   ARGV[8] score   ARGV[9] reason ('' for none)
 --   then the group ids
-local t = load_ticket(ARGV[5])
+local t = load_ticket(ARGV[7])
 if not t then return err('ticket_not_found') end
 if t.rating then return err('already_rated') end
 if t.status ~= 'completed' then return err('not_completed') end
-t.rating = ARGV[6]
+t.rating = ARGV[8]
 t.rated = NOW
-if ARGV[7] ~= '' then t.reason = ARGV[7] end
+if ARGV[9] ~= '' then t.reason = ARGV[9] end
 save_ticket(t)
+stat('rating:' .. t.rating, 1)
 return ticket_reply(t, false)

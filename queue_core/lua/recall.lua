@@ -1,9 +1,9 @@
 -- recall.lua: announce the window's current ticket again.
 -- KEYS: common (see _lib.lua), then the group queues
--- ARGV: common, then ARGV[5] window id, then the group ids
+-- ARGV: common, then ARGV[7] window id, then the group ids
 local r = replay()
 if r then return r end
-local w = load_window(ARGV[5])
+local w = load_window(ARGV[7])
 local t = current_ticket(w)
 if not t then return err('no_current_ticket') end
 t.recalls = (t.recalls or 0) + 1

@@ -2,15 +2,17 @@
 -- It waits again in that service's group with its effective time and printed
 -- number kept: the hall's own referral does not send anyone to the back.
 -- KEYS: common (see _lib.lua), then the group queues
--- ARGV: common, then ARGV[5] window id, ARGV[6] service, ARGV[7] its group, then the group ids
+-- ARGV: common, then ARGV[7] window id, ARGV[8] service, ARGV[9] its group, then the group ids
 local r = replay()
 if r then return r end
-local w = load_window(ARGV[5])
+local w = load_window(ARGV[7])
 local t = current_ticket(w)
 if not t then return err('no_current_ticket') end
+stat('busy:w:' .. w.id, NOW - t.called)
+if CLERK ~= '' then t.clerk = CLERK end
 t.status = 'waiting'
-t.service = ARGV[6]
-t.group = ARGV[7]
+t.service = ARGV[8]
+t.group = ARGV[9]
 t.called = nil
 t.window = nil
 t.transfers = (t.transfers or 0) + 1

@@ -3,16 +3,18 @@
 -- person is served, nobody new is called). Setting the state a window
 -- already has changes nothing and appends no event.
 -- KEYS: common (see _lib.lua), then the group queues
--- ARGV: common, then ARGV[5] window id, ARGV[6] 'open' | 'paused' | 'closed', then the group ids
+-- ARGV: common, then ARGV[7] window id, ARGV[8] 'open' | 'paused' | 'closed', then the group ids
 local r = replay()
 if r then return r end
-local w = load_window(ARGV[5])
-local status = ARGV[6]
+local w = load_window(ARGV[7])
+local status = ARGV[8]
 if w.status ~= status then
   if status == 'closed' then
     local t = current_ticket(w)
     if t then finish(w, t, 'completed') end
   end
+  -- Open time counts toward the day its span ends in (idle = open - busy).
+  if w.status == 'open' and w.since then stat('open:w:' .. w.id, NOW - w.since) end
   w.status = status
   w.since = NOW
   save_window(w)

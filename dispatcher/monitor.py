@@ -1,0 +1,124 @@
+"""The hall monitor: one replica's current view of a hall, for estimates,
+the dashboard and the gauges.
+
+It reads the hall in one atomic script (plus screen presence), learns the
+service times, replays the dispatch into a table of wait estimates by place
+in line, and computes the dashboard's figures. A read is reused for up to
+`max_age_s`, and concurrent callers share one read: under load, ETAs cost a
+table lookup, not a Redis round trip. Every replica computes the same
+figures from the same Redis, so replicas agree (up to `max_age_s`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from queue_core.estimator import EtaTable
+from queue_core.figures import HOUR_MS, HallFigures, estimates, hall_figures, service_model
+from queue_core.models import TicketView
+from queue_core.presence import PresenceStore
+from queue_core.store import HallStore, Result
+from queue_core.wire import ticket_estimate
+
+QUEUE_HEAD = 500
+"""Tickets read from the head of each queue: the replay's horizon. Places
+further back are extrapolated, and breaches past it are not listed."""
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    table: EtaTable
+    figures: HallFigures
+    read_at: float
+    """`time.monotonic()` of the read."""
+
+
+class HallMonitor:
+    """A hall's estimates and figures, at most `max_age_s` old."""
+
+    def __init__(
+        self,
+        store: HallStore,
+        presence: PresenceStore,
+        *,
+        max_age_s: float = 2.0,
+    ) -> None:
+        self.store = store
+        self.presence = presence
+        self.max_age_s = max_age_s
+        self._view: View | None = None
+        self._reading: asyncio.Task[View] | None = None
+        self._reading_since = 0.0
+        self._reads: set[asyncio.Task[View]] = set()
+
+    async def table(self) -> EtaTable:
+        return (await self.view()).table
+
+    async def issued(self, result: Result[TicketView]) -> EtaTable:
+        """The table to answer a new ticket with, after keeping the estimate
+        it is given in Redis: its call will measure it against the wait."""
+        table = await self.table()
+        est = ticket_estimate(result.value, self.store.config, table)
+        if est is not None and not result.replayed:
+            ms = (round(1000 * est.central), round(1000 * est.p10), round(1000 * est.p90))
+            await self.store.note_estimate(result.value.ticket.id, *ms)
+        return table
+
+    async def figures(self) -> HallFigures:
+        return (await self.view()).figures
+
+    async def view(self) -> View:
+        """The latest view, read again when older than `max_age_s`."""
+        view = self._view
+        if view is not None and time.monotonic() - view.read_at <= self.max_age_s:
+            return view
+        return await self.refresh()
+
+    async def refresh(self) -> View:
+        """Read the hall now. Callers arriving during a read share it, if it
+        began at most `max_age_s` before them: a read that began before a
+        caller's own write must not answer it (with 0, nobody shares)."""
+        now = time.monotonic()
+        task = self._reading
+        if task is None or self._reading_since < now - self.max_age_s:
+            task = asyncio.ensure_future(self._read())
+            self._reading, self._reading_since = task, now
+            self._reads.add(task)
+            task.add_done_callback(self._read_done)
+        # A caller cancelled while waiting must not cancel the others' read.
+        return await asyncio.shield(task)
+
+    async def aclose(self) -> None:
+        """End a read in flight: its callers may have been cancelled, but the
+        shared read goes on until it is cancelled itself, and must not
+        outlive the Redis client."""
+        # One cancel may be swallowed by redis-py on Python 3.11 (see cancel_all in qms.app).
+        while pending := {t for t in self._reads if not t.done()}:
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=1.0)
+
+    def _read_done(self, task: asyncio.Task[View]) -> None:
+        self._reads.discard(task)
+        if self._reading is task:
+            self._reading = None
+        if task.cancelled() or task.exception() is not None:
+            return
+        view = task.result()
+        # Reads may end out of order: keep the one that began last.
+        if self._view is None or view.read_at >= self._view.read_at:
+            self._view = view
+
+    async def _read(self) -> View:
+        started = time.monotonic()
+        now_ms = self.store.now_ms()
+        config = self.store.config
+        state = await self.store.hall_state(head=QUEUE_HEAD, calls_since_ms=now_ms - HOUR_MS)
+        online = await self.presence.online()
+        last_seen = await self.presence.last_seen()
+        model = service_model(config, state)
+        table = estimates(config, state, model, now_ms)
+        figures = hall_figures(config, state, table, online, last_seen, now_ms)
+        return View(table, figures, started)

@@ -1,0 +1,64 @@
+"""A hall's daily report as the CLI and the dashboard give it: the archive's
+tickets of the day merged with those of the day still in Redis.
+
+Past days live in the archive once the sweep has run; today's finished
+tickets are still in Redis. A ticket in both (the sweep archived it but has
+not deleted it yet, or it was rated since) counts once, as Redis has it:
+Redis holds the newer copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import date
+
+from redis.asyncio import Redis
+
+from qms.archiving import one_line
+from queue_core.archive import Archive, ArchivedTicket
+from queue_core.archive.redis_sweep import finished_tickets
+from queue_core.config import HallConfig
+from queue_core.errors import Invalid, Unavailable
+from queue_core.report import DailyReport, hall_report
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class ArchiveUnavailable(Unavailable):
+    """The archive could not be read; `reason` says why in one line."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("archive_unavailable", "The report archive cannot be read right now.")
+        self.reason = reason
+
+
+def parse_day(raw: str) -> date:
+    """A calendar day written YYYY-MM-DD, nothing else (`date.fromisoformat`
+    alone would also take 20261121 and week dates)."""
+    if _DAY.fullmatch(raw):
+        try:
+            return date.fromisoformat(raw)
+        except ValueError:
+            pass
+    raise Invalid("invalid_day", f"{raw!r} is not a day: use YYYY-MM-DD, e.g. 2026-11-21.")
+
+
+async def report_of_day(
+    config: HallConfig, day: date, archive: Archive | None, redis: Redis | None
+) -> DailyReport:
+    """The report of the hall's local `day`. `archive` or `redis` None: that
+    source is left out. Raises `Unavailable` when either cannot be read."""
+    tickets: dict[str, ArchivedTicket] = {}
+    live = [] if redis is None else await finished_tickets(redis, config, day)
+    # Redis first, the archive second: the sweep commits a ticket to the
+    # archive before deleting it from Redis, so one that leaves Redis
+    # between the two reads is still found.
+    if archive is not None:
+        try:
+            stored = await asyncio.to_thread(archive.day, config.id, day.isoformat())
+        except Exception as exc:
+            raise ArchiveUnavailable(one_line(exc)) from exc
+        tickets.update((t.id, t) for t in stored)
+    tickets.update((t.id, t) for t in live)
+    return hall_report(tickets.values(), config, day.isoformat())

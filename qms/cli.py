@@ -348,6 +348,7 @@ def demo(args: argparse.Namespace) -> int:
         f"  kiosk:          {base}/halls/{hall.id}/kiosk?token=demo-kiosk\n"
         f"  clerk console:  {base}/halls/{hall.id}/windows/1?token=demo-clerk-1\n"
         f"  phone ticket:   {base}/halls/{hall.id}/remote\n"
+        f"  dashboard:      {base}/halls/{hall.id}/dashboard?token=demo-manager\n"
         f"  live events:    ws://{_url_host(settings.host)}:{settings.port}"
         f"/ws/halls/{hall.id}/display?token=demo-display\n"
         f"  hall snapshot:  curl -H 'Authorization: Bearer demo-display' {api}/snapshot\n"

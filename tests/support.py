@@ -263,3 +263,26 @@ def make_config_with_targets(directory: Path, targets: Mapping[str, float]) -> H
         text = text[:end] + f"target_minutes = {minutes}\n" + text[end:]
     path.write_text(text, encoding="utf-8")
     return load_hall_config(path)
+
+
+# Read from Redis by every replica's periodic task, so every replica
+# reports the same value: a query must take max (or min) over replicas,
+# since sum would multiply by the replica count.
+REDIS_GAUGES = frozenset(
+    {
+        "qms_waiting_tickets",
+        "qms_oldest_waiting_seconds",
+        "qms_tickets_over_target",
+        "qms_wait_target_seconds",
+        "qms_windows",
+        "qms_window_served",
+        "qms_window_busy_seconds",
+        "qms_window_idle_seconds",
+        "qms_wait_estimate_mae_seconds",
+        "qms_wait_estimate_in_range_ratio",
+        "qms_wait_estimate_samples",
+        "qms_screens_online",
+        "qms_screens_offline",
+        "qms_redis_up",
+    }
+)

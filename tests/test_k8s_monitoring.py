@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from tests.conftest import ApiKit
+from tests.support import REDIS_GAUGES
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "k8s" / "grafana" / "qms-hall.json"
@@ -33,27 +34,6 @@ GRAFANA_VALUES = {
 }
 _VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)")
 
-# Read from Redis by every replica's periodic task, so every replica
-# reports the same value: a query must take max (or min) over replicas,
-# since sum would multiply by the replica count.
-REDIS_GAUGES = frozenset(
-    {
-        "qms_waiting_tickets",
-        "qms_oldest_waiting_seconds",
-        "qms_tickets_over_target",
-        "qms_wait_target_seconds",
-        "qms_windows",
-        "qms_window_served",
-        "qms_window_busy_seconds",
-        "qms_window_idle_seconds",
-        "qms_wait_estimate_mae_seconds",
-        "qms_wait_estimate_in_range_ratio",
-        "qms_wait_estimate_samples",
-        "qms_screens_online",
-        "qms_screens_offline",
-        "qms_redis_up",
-    }
-)
 REPLICA_SAFE_AGGREGATIONS = frozenset({"max", "min"})
 
 # Series Prometheus makes itself for every target; the app cannot export them.

@@ -35,7 +35,7 @@ from queue_core.operations import Hall
 from queue_core.presence import PresenceStore
 from queue_core.scripts import Scripts
 from tests.conftest import ApiKit, delete_hall
-from tests.support import Clock, make_config, make_config_with_targets
+from tests.support import REDIS_GAUGES, Clock, make_config, make_config_with_targets
 from tests.test_http_api import (
     call_next,
     headers,
@@ -474,28 +474,11 @@ async def test_two_replicas_on_one_redis_agree(
         await delete_hall(redis, HallKeys(hall))
 
 
-GAUGES = (
-    "qms_waiting_tickets",
-    "qms_oldest_waiting_seconds",
-    "qms_tickets_over_target",
-    "qms_wait_target_seconds",
-    "qms_windows",
-    "qms_window_served",
-    "qms_window_busy_seconds",
-    "qms_window_idle_seconds",
-    "qms_wait_estimate_mae_seconds",
-    "qms_wait_estimate_in_range_ratio",
-    "qms_wait_estimate_samples",
-    "qms_screens_online",
-    "qms_screens_offline",
-)
-
-
 def hall_gauges(hall: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every Redis-derived gauge sample of the hall (NaN as a string, so it compares)."""
     out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
     for family in REGISTRY.collect():
-        if family.name not in GAUGES:
+        if family.name not in REDIS_GAUGES:
             continue
         for s in family.samples:
             if s.labels.get("hall") == hall:

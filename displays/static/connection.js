@@ -48,18 +48,46 @@ function storageKey(kind, config) {
   return parts.join(".");
 }
 
-// `?token=` is taken once: kept in storage, dropped from the address bar so
-// it is not left on screen, in history or in a bookmark.
-function takeUrlParams(config) {
+// `?token=` is taken once: kept in storage under `key`, dropped from the
+// address bar so it is not left on screen, in history or in a bookmark.
+export function takeUrlToken(key) {
   const url = new URL(location.href);
   const token = url.searchParams.get("token");
-  const screen = url.searchParams.get("screen");
-  if (token) {
-    store.set(storageKey("token", config), token);
-    url.searchParams.delete("token");
-    history.replaceState(history.state, "", url.pathname + url.search + url.hash);
-  }
+  if (!token) return;
+  store.set(key, token);
+  url.searchParams.delete("token");
+  history.replaceState(history.state, "", url.pathname + url.search + url.hash);
+}
+
+function takeUrlParams(config) {
+  takeUrlToken(storageKey("token", config));
+  const screen = new URL(location.href).searchParams.get("screen");
   if (screen && SCREEN_ID.test(screen)) store.set(storageKey("screen", config), screen);
+}
+
+// One read at a time: anything that asks meanwhile gets one more read after
+// it (while `wanted()`), so the last change is never missed and answers never
+// arrive out of order. The returned function resolves to true for the caller
+// that did the reading, false for one that only asked for another.
+export function oneReadAtATime(readOnce, wanted) {
+  let reading = false;
+  let again = false;
+  return async () => {
+    if (reading) {
+      again = true;
+      return false;
+    }
+    reading = true;
+    try {
+      do {
+        again = false;
+        await readOnce();
+      } while (again && wanted());
+    } finally {
+      reading = false;
+    }
+    return true;
+  };
 }
 
 // The screen identity presence knows it by: from `?screen=`, else made up once

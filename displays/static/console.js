@@ -2,7 +2,7 @@
 // close the window, call the next person, recall, no-show, complete,
 // transfer, call out of turn; the current ticket and the window's queue stay
 // live through the hall's WebSocket, re-read from GET /windows/{w}.
-import { HallLink, readConfig, screenId, store } from "./connection.js";
+import { HallLink, oneReadAtATime, readConfig, screenId, store, takeUrlToken } from "./connection.js";
 import { I18n } from "./i18n.js";
 
 const CATALOGUE = {
@@ -348,15 +348,6 @@ function noteSkew(date) {
 
 // ---------------------------------------------------------------- sign-in
 
-function takeUrlToken() {
-  const url = new URL(location.href);
-  const given = url.searchParams.get("token");
-  if (!given) return;
-  store.set(tokenKey, given);
-  url.searchParams.delete("token");
-  history.replaceState(history.state, "", url.pathname + url.search + url.hash);
-}
-
 // The page name goes to the gateway, so presence can tell consoles apart.
 const link = new HallLink(config, screenId(config), {
   onSnapshot: (frame) => {
@@ -468,8 +459,6 @@ $("sign-out").addEventListener("click", () => {
 // ---------------------------------------------------------------- reading
 
 let refreshTimer = null;
-let reading = false;
-let readAgain = false;
 
 function refreshSoon(delay = DEBOUNCE_MS) {
   if (refreshTimer !== null || !token) return;
@@ -479,23 +468,7 @@ function refreshSoon(delay = DEBOUNCE_MS) {
   }, delay);
 }
 
-// One read at a time; anything that asks meanwhile gets one more read after
-// it, so the last change is never missed and answers never arrive out of order.
-async function refresh() {
-  if (reading) {
-    readAgain = true;
-    return;
-  }
-  reading = true;
-  try {
-    do {
-      readAgain = false;
-      await readOnce();
-    } while (readAgain && token);
-  } finally {
-    reading = false;
-  }
-}
+const refresh = oneReadAtATime(readOnce, () => Boolean(token));
 
 async function readOnce() {
   const asked = token;
@@ -803,7 +776,7 @@ for (const b of document.querySelectorAll("[data-lang]")) {
 // ------------------------------------------------------------------ start
 
 applyLanguage();
-takeUrlToken();
+takeUrlToken(tokenKey);
 const saved = store.get(tokenKey);
 if (saved) signIn(saved);
 else ask(null);

@@ -3,7 +3,7 @@
 // states, current tickets and waiting counts move at once, and re-read the
 // figures shortly after events and every few seconds.
 import { barsWithLine, meter, niceMax, stackedBar } from "./charts.js";
-import { HallLink, readConfig, screenId, store } from "./connection.js";
+import { HallLink, oneReadAtATime, readConfig, screenId, store, takeUrlToken } from "./connection.js";
 import { DashboardModel } from "./dashboard-live.js";
 import { I18n } from "./i18n.js";
 
@@ -402,15 +402,6 @@ function clearReadNotice() {
 
 // ---------------------------------------------------------------- sign-in
 
-function takeUrlToken() {
-  const url = new URL(location.href);
-  const given = url.searchParams.get("token");
-  if (!given) return;
-  store.set(tokenKey, given);
-  url.searchParams.delete("token");
-  history.replaceState(history.state, "", url.pathname + url.search + url.hash);
-}
-
 // A screen id of its own for presence (`dashboard-…`), though the gateway
 // hears the page as `other`.
 const link = new HallLink(config, screenId({ ...config, page: "dashboard" }), {
@@ -510,8 +501,6 @@ $("sign-out").addEventListener("click", () => {
 
 let readTimer = null;
 let readDue = 0; // performance.now() the scheduled read is due at
-let reading = false;
-let readAgain = false;
 let chases = 0;
 
 // One scheduled read at a time: a request for an earlier one brings it
@@ -530,21 +519,10 @@ function readSoon(delay) {
   }, delay);
 }
 
-// One read at a time; anything asking meanwhile gets one more after it.
+const readSerially = oneReadAtATime(readOnce, () => Boolean(token));
+
 async function read() {
-  if (reading) {
-    readAgain = true;
-    return;
-  }
-  reading = true;
-  try {
-    do {
-      readAgain = false;
-      await readOnce();
-    } while (readAgain && token);
-  } finally {
-    reading = false;
-  }
+  if (!(await readSerially())) return; // a read in flight will read again
   if (token && model.behind && chases < CHASE_MAX) {
     chases += 1;
     readSoon(CHASE_MS);
@@ -1087,7 +1065,7 @@ for (const b of document.querySelectorAll("[data-lang]")) {
 // ------------------------------------------------------------------ start
 
 applyLanguage();
-takeUrlToken();
+takeUrlToken(tokenKey);
 const saved = store.get(tokenKey);
 if (saved) signIn(saved);
 else ask(null);

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from queue_core import validation as v
-from queue_core.models import Role, TicketView, WindowStatus
-from queue_core.operations import Call, Handler, Operation, Reply, empty, ok
+from queue_core.models import Role, WindowStatus
+from queue_core.operations import Call, Handler, Operation, Reply, empty, ok, ticket_reply
 from queue_core.wire import (
     dashboard_body,
     snapshot_body,
-    ticket_body,
     window_body,
     window_view_body,
 )
@@ -24,10 +21,6 @@ MANAGER = frozenset({Role.MANAGER, Role.ADMIN})
 def _actor(call: Call) -> str:
     """Whose hand did it: the credential id lands on the ticket, for reports per clerk."""
     return call.credential.id if call.credential is not None else ""
-
-
-async def _body(call: Call, view: TicketView) -> dict[str, Any]:
-    return ticket_body(view, call.hall.config, await call.hall.monitor.table())
 
 
 def _set_status(status: WindowStatus) -> Handler:
@@ -46,7 +39,7 @@ async def call_next(call: Call) -> Reply:
     )
     if result.value is None:
         return empty()
-    return ok(await _body(call, result.value))
+    return ok(await ticket_reply(call.hall, result.value))
 
 
 async def call_number(call: Call) -> Reply:
@@ -55,28 +48,28 @@ async def call_number(call: Call) -> Reply:
     result = await call.hall.store.call_number(
         call.params["window"], number, call.idempotency, actor=_actor(call)
     )
-    return ok(await _body(call, result.value))
+    return ok(await ticket_reply(call.hall, result.value))
 
 
 async def recall(call: Call) -> Reply:
     result = await call.hall.store.recall(
         call.params["window"], call.idempotency, actor=_actor(call)
     )
-    return ok(await _body(call, result.value))
+    return ok(await ticket_reply(call.hall, result.value))
 
 
 async def complete(call: Call) -> Reply:
     result = await call.hall.store.complete(
         call.params["window"], call.idempotency, actor=_actor(call)
     )
-    return ok(await _body(call, result.value))
+    return ok(await ticket_reply(call.hall, result.value))
 
 
 async def no_show(call: Call) -> Reply:
     result = await call.hall.store.no_show(
         call.params["window"], call.idempotency, actor=_actor(call)
     )
-    return ok(await _body(call, result.value))
+    return ok(await ticket_reply(call.hall, result.value))
 
 
 async def transfer(call: Call) -> Reply:
@@ -85,7 +78,7 @@ async def transfer(call: Call) -> Reply:
     result = await call.hall.store.transfer(
         call.params["window"], service, call.idempotency, actor=_actor(call)
     )
-    return ok(await _body(call, result.value))
+    return ok(await ticket_reply(call.hall, result.value))
 
 
 async def window_view(call: Call) -> Reply:

@@ -8,6 +8,7 @@ in the result are seconds; "today" is the hall's local day.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -277,11 +278,12 @@ def accuracy(calls: Sequence[CallRecord]) -> Accuracy:
     return Accuracy(len(errors), sum(errors) / len(errors), inside / len(errors))
 
 
+_HOUR_FIELD = re.compile(r"(?:issued|called|served):(\d\d)")
+"""A per-hour field of `stats:<day>` (not `served:w:<window>`)."""
+
+
 def hour_figures(stats: Mapping[str, int]) -> tuple[HourFigures, ...]:
-    hours = sorted(
-        {f.split(":")[1] for f in stats if f.split(":")[0] in ("issued", "called", "served")}
-        - {"w"}
-    )
+    hours = sorted({m[1] for f in stats if (m := _HOUR_FIELD.fullmatch(f))})
     out = []
     for h in hours:
         called = stats.get(f"called:{h}", 0)

@@ -17,8 +17,9 @@ from queue_core.auth import Credentials
 from queue_core.config import Credential, HallConfig
 from queue_core.estimator import EtaTable
 from queue_core.figures import HallFigures
-from queue_core.models import Role, TicketView
+from queue_core.models import Role, TicketStatus, TicketView
 from queue_core.store import HallStore, Result
+from queue_core.wire import ticket_body
 
 
 class Monitor(Protocol):
@@ -92,3 +93,10 @@ def created(body: dict[str, Any]) -> Reply:
 
 def empty() -> Reply:
     return Reply(ReplyKind.EMPTY)
+
+
+async def ticket_reply(hall: Hall, view: TicketView) -> dict[str, Any]:
+    """A ticket's body. Only a waiting ticket has an estimate, so only then
+    is the monitor's table read (it may cost a read of the hall)."""
+    waiting = view.ticket.status is TicketStatus.WAITING
+    return ticket_body(view, hall.config, await hall.monitor.table() if waiting else None)

@@ -57,8 +57,3 @@ def local_day_and_hour(now_ms: int, tz: ZoneInfo) -> tuple[str, str]:
     """The hall's calendar day (YYYYMMDD) and its hour of the day (HH)."""
     moment = datetime.fromtimestamp(now_ms / 1000, tz)
     return moment.strftime("%Y%m%d"), moment.strftime("%H")
-
-
-def local_hour(now_ms: int, tz: ZoneInfo) -> str:
-    """The hall's clock hour (YYYYMMDDHH): the window of the remote-ticket limit."""
-    return datetime.fromtimestamp(now_ms / 1000, tz).strftime("%Y%m%d%H")

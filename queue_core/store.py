@@ -74,6 +74,17 @@ def new_appointment_code() -> str:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Now:
+    """One operation's moment: epoch ms, and the hall's local day and hour."""
+
+    ms: int
+    day: str
+    """YYYYMMDD"""
+    hour: str
+    """HH"""
+
+
 class HallStore:
     """One hall's state in Redis."""
 
@@ -109,11 +120,10 @@ class HallStore:
         svc = self._service(service)
         if priority not in self.config.kiosk_classes():
             raise Invalid("unknown_priority", f"Priority class {priority!r} is not offered here.")
-        now = self._now_ms()
+        now = self._now()
         tid = new_ticket_id()
-        e = policy.effective_ms(now, self.config.credit_minutes(priority))
-        day = policy.local_day(now, self.config.timezone)
-        keys = [self.keys.counter(day, svc.prefix), self.keys.numbers(day)]
+        e = policy.effective_ms(now.ms, self.config.credit_minutes(priority))
+        keys = [self.keys.counter(now.day, svc.prefix), self.keys.numbers(now.day)]
         args: list[str | int | float] = [
             tid, svc.id, svc.group, svc.prefix, priority, e
         ]  # fmt: skip
@@ -124,7 +134,7 @@ class HallStore:
         self, service: str, start_ms: int, idempotency: str | None = None
     ) -> Result[Appointment]:
         svc = self._service(service)
-        now = self._now_ms()
+        now = self._now()
         for _ in range(5):
             code = new_appointment_code()
             args: list[str | int | float] = [code, svc.id, start_ms]
@@ -147,19 +157,18 @@ class HallStore:
         # has answered a retry (same Idempotency-Key) with the first ticket.
         booked = json.loads(raw)
         svc = self._service(booked["service"])
-        now = self._now_ms()
+        now = self._now()
         start = int(booked["start"])
-        on_time = policy.appointment_on_time(now, start, self.config.appointments)
+        on_time = policy.appointment_on_time(now.ms, start, self.config.appointments)
         priority = APPOINTMENT if on_time else NORMAL
         e = policy.checkin_effective_ms(
-            now, start, on_time, self.config.credit_minutes(APPOINTMENT)
+            now.ms, start, on_time, self.config.credit_minutes(APPOINTMENT)
         )
         tid = new_ticket_id()
-        day = policy.local_day(now, self.config.timezone)
         keys = [
             self.keys.appointments,
-            self.keys.counter(day, svc.prefix),
-            self.keys.numbers(day),
+            self.keys.counter(now.day, svc.prefix),
+            self.keys.numbers(now.day),
         ]
         args: list[str | int | float] = [
             code, start, tid, svc.id, svc.group, svc.prefix, priority, e
@@ -168,7 +177,7 @@ class HallStore:
         return self._result(reply, self._ticket_view(reply))
 
     async def cancel(self, ticket_id: str, idempotency: str | None = None) -> Result[TicketView]:
-        reply = await self._mutate("cancel", self._now_ms(), idempotency, [], [ticket_id])
+        reply = await self._mutate("cancel", self._now(), idempotency, [], [ticket_id])
         return self._result(reply, self._ticket_view(reply))
 
     async def issue_remote(
@@ -186,17 +195,15 @@ class HallStore:
         if not rules.enabled:
             raise NotFound("remote_not_offered", "This hall does not offer remote tickets.")
         svc = self._service(service)
-        now = self._now_ms()
+        now = self._now()
         tid = new_ticket_id()
-        e = policy.effective_ms(now, 0.0)
-        day = policy.local_day(now, self.config.timezone)
-        hour = policy.local_hour(now, self.config.timezone)
+        e = policy.effective_ms(now.ms, 0.0)
         keys = [
-            self.keys.counter(day, svc.prefix),
-            self.keys.numbers(day),
-            self.keys.remote_count(day, svc.id),
-            self.keys.remote_client(hour, self._digest(client)),
-            self.keys.remote_phones(day),
+            self.keys.counter(now.day, svc.prefix),
+            self.keys.numbers(now.day),
+            self.keys.remote_count(now.day, svc.id),
+            self.keys.remote_client(now.day + now.hour, self._digest(client)),
+            self.keys.remote_phones(now.day),
         ]
         args: list[str | int | float] = [
             tid, svc.id, svc.group, svc.prefix, NORMAL, e,
@@ -209,7 +216,7 @@ class HallStore:
     async def rate(self, ticket_id: str, rating: Rating, reason: str | None) -> TicketView:
         """Record the visitor's rating of a completed ticket, once."""
         args: list[str | int | float] = [ticket_id, rating.value, reason or ""]
-        reply = await self._mutate("rate", self._now_ms(), None, [], args)
+        reply = await self._mutate("rate", self._now(), None, [], args)
         return self._ticket_view(reply)
 
     async def ticket(self, ticket_id: str) -> TicketView:
@@ -231,7 +238,7 @@ class HallStore:
         The value is None when nobody is waiting in the window's groups."""
         w = self._window(window)
         reply = await self._mutate(
-            "call_next", self._now_ms(), idempotency, [], [w.id, ",".join(w.groups)], actor
+            "call_next", self._now(), idempotency, [], [w.id, ",".join(w.groups)], actor
         )
         value = None if reply.get("none") else self._ticket_view(reply)
         return self._result(reply, value)
@@ -241,11 +248,10 @@ class HallStore:
     ) -> Result[TicketView]:
         """Call one waiting number out of turn (it must be of a group the window serves)."""
         w = self._window(window)
-        now = self._now_ms()
-        day = policy.local_day(now, self.config.timezone)
+        now = self._now()
         args: list[str | int | float] = [w.id, ",".join(w.groups), number]
         reply = await self._mutate(
-            "call_number", now, idempotency, [self.keys.numbers(day)], args, actor
+            "call_number", now, idempotency, [self.keys.numbers(now.day)], args, actor
         )
         return self._result(reply, self._ticket_view(reply))
 
@@ -253,7 +259,7 @@ class HallStore:
         self, window: str, idempotency: str | None = None, *, actor: str = ""
     ) -> Result[TicketView]:
         w = self._window(window)
-        reply = await self._mutate("recall", self._now_ms(), idempotency, [], [w.id], actor)
+        reply = await self._mutate("recall", self._now(), idempotency, [], [w.id], actor)
         return self._result(reply, self._ticket_view(reply))
 
     async def complete(
@@ -273,7 +279,7 @@ class HallStore:
         w = self._window(window)
         svc = self._service(service)
         args: list[str | int | float] = [w.id, svc.id, svc.group]
-        reply = await self._mutate("transfer", self._now_ms(), idempotency, [], args, actor)
+        reply = await self._mutate("transfer", self._now(), idempotency, [], args, actor)
         return self._result(reply, self._ticket_view(reply))
 
     async def set_window(
@@ -281,7 +287,7 @@ class HallStore:
     ) -> Result[WindowState]:
         w = self._window(window)
         args: list[str | int | float] = [w.id, status.value]
-        reply = await self._mutate("window_state", self._now_ms(), idempotency, [], args, actor)
+        reply = await self._mutate("window_state", self._now(), idempotency, [], args, actor)
         ticket = ticket_from_json(reply["wt"]) if reply.get("wt") else None
         return self._result(reply, WindowState(w.id, WindowStatus(reply["w"]["status"]), ticket))
 
@@ -347,7 +353,7 @@ class HallStore:
         counters, recent visit times and the calls since `calls_since_ms`,
         read in one atomic script for the hall monitor."""
         k = self.keys
-        day = policy.local_day(self._now_ms(), self.config.timezone)
+        day = self._now().day
         keys = [
             k.seq, k.tickets, k.windows, k.waiting_by_service,
             k.stats(day), k.service_times, k.waits, *self._queue_keys,
@@ -445,13 +451,13 @@ class HallStore:
     ) -> Result[TicketView]:
         w = self._window(window)
         args: list[str | int | float] = [w.id, status.value]
-        reply = await self._mutate("finish", self._now_ms(), idempotency, [], args, actor)
+        reply = await self._mutate("finish", self._now(), idempotency, [], args, actor)
         return self._result(reply, self._ticket_view(reply))
 
     async def _mutate(
         self,
         name: str,
-        now_ms: int,
+        now: _Now,
         idempotency: str | None,
         own_keys: list[str],
         own_args: list[str | int | float],
@@ -459,16 +465,15 @@ class HallStore:
     ) -> dict[str, Any]:
         k = self.keys
         idem_key = k.idempotency(idempotency or "unused")
-        day, hour = policy.local_day_and_hour(now_ms, self.config.timezone)
         keys = [
             k.seq, k.events, idem_key, k.tickets, k.windows, k.open_windows,
             k.waiting_by_service, k.recent_calls,
-            k.stats(day), k.service_times, k.estimates, k.waits,
+            k.stats(now.day), k.service_times, k.estimates, k.waits,
             *own_keys, *self._queue_keys,
         ]  # fmt: skip
         ttl = self._idem_ttl if idempotency else 0
         args = [
-            now_ms, ttl, self._maxlen, len(self._group_ids), actor, hour,
+            now.ms, ttl, self._maxlen, len(self._group_ids), actor, now.hour,
             *own_args, *self._group_ids,
         ]  # fmt: skip
         raw = await self._call(self._scripts[name](keys=keys, args=args), name)
@@ -511,6 +516,10 @@ class HallStore:
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
+
+    def _now(self) -> _Now:
+        ms = self._now_ms()
+        return _Now(ms, *policy.local_day_and_hour(ms, self.config.timezone))
 
     def now_ms(self) -> int:
         """The store's clock, in epoch ms (tests move it)."""

@@ -38,11 +38,14 @@ def iso_ms(ms: int, tz: ZoneInfo) -> str:
     return datetime.fromtimestamp(ms / 1000, tz).isoformat(timespec="milliseconds")
 
 
-def ticket_estimate(view: TicketView, config: HallConfig, table: EtaTable) -> WaitEstimate | None:
+def ticket_estimate(
+    view: TicketView, config: HallConfig, table: EtaTable | None
+) -> WaitEstimate | None:
     """The learned estimate for a waiting ticket at its live place in line;
-    None once called, or while no open window serves its group."""
+    None once called, or while no open window serves its group. Only a
+    waiting ticket needs a `table`."""
     t = view.ticket
-    if t.status is not TicketStatus.WAITING or view.position is None:
+    if t.status is not TicketStatus.WAITING or view.position is None or table is None:
         return None
     if not any(t.group in w.groups for w in config.windows if w.id in view.open_windows):
         return None
@@ -53,7 +56,7 @@ def _range(est: WaitEstimate | None) -> list[int] | None:
     return None if est is None else [round(est.p10), round(est.p90)]
 
 
-def ticket_body(view: TicketView, config: HallConfig, table: EtaTable) -> dict[str, Any]:
+def ticket_body(view: TicketView, config: HallConfig, table: EtaTable | None) -> dict[str, Any]:
     """The contract's ticket, with `eta_range_seconds`: the 80% range."""
     t = view.ticket
     waiting = t.status is TicketStatus.WAITING and view.position is not None

@@ -3,13 +3,11 @@ appointments, status, cancel, rating, and the public list of services."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from queue_core import metrics
 from queue_core import validation as v
 from queue_core.errors import QmsError
 from queue_core.models import NORMAL, Rating, Role, TicketView
-from queue_core.operations import Call, Operation, Reply, created, ok
+from queue_core.operations import Call, Operation, Reply, created, ok, ticket_reply
 from queue_core.store import Result
 from queue_core.wire import (
     appointment_body,
@@ -19,10 +17,6 @@ from queue_core.wire import (
 )
 
 KIOSK = frozenset({Role.KIOSK, Role.ADMIN})
-
-
-async def _body(call: Call, view: TicketView) -> dict[str, Any]:
-    return ticket_body(view, call.hall.config, await call.hall.monitor.table())
 
 
 async def _issued(call: Call, result: Result[TicketView]) -> Reply:
@@ -41,13 +35,13 @@ async def issue_ticket(call: Call) -> Reply:
 
 async def get_ticket(call: Call) -> Reply:
     view = await call.hall.store.ticket(v.ticket_id(call.params["ticket"]))
-    return ok(await _body(call, view))
+    return ok(await ticket_reply(call.hall, view))
 
 
 async def cancel_ticket(call: Call) -> Reply:
     tid = v.ticket_id(call.params["ticket"])
     result = await call.hall.store.cancel(tid, call.idempotency)
-    return ok(await _body(call, result.value))
+    return ok(await ticket_reply(call.hall, result.value))
 
 
 async def book_appointment(call: Call) -> Reply:

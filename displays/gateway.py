@@ -2,8 +2,9 @@
 
 Each socket gets the hall's snapshot (or the events it missed, with
 `since=`), then one frame per event: JSON text frames, or msgpack binary
-frames with `format=msgpack`. Sockets are written by their own task from a
-bounded queue; a screen that falls `queue_frames` behind is closed with 1013
+frames with `format=msgpack`. An event's frame is written straight to every
+socket that can take it (see `DIRECT_WRITE_EXTENSION`); the rest queue it, up
+to `queue_frames`: a screen that falls that far behind is closed with 1013
 and expected to reconnect with `since`. Shutdown closes every socket with
 1001 so screens move to another replica.
 
@@ -31,7 +32,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from displays.codec import Format
 from displays.frames import Frame
-from displays.hub import HallHub, HubSettings, Subscriber
+from displays.hub import DirectWrite, HallHub, HubSettings, Subscriber
 from queue_core import metrics
 from queue_core.auth import authorize
 from queue_core.errors import Invalid, NotFound, QmsError, Unavailable
@@ -40,7 +41,13 @@ from queue_core.operations import Hall
 from queue_core.presence import PresenceStore
 from queue_core.scripts import Scripts
 
-__all__ = ["SCREEN_ROLES", "Gateway", "GatewaySettings", "gateway_routes"]
+__all__ = [
+    "DIRECT_WRITE_EXTENSION",
+    "SCREEN_ROLES",
+    "Gateway",
+    "GatewaySettings",
+    "gateway_routes",
+]
 
 log = logging.getLogger("qms.displays")
 
@@ -50,6 +57,12 @@ SCREEN_ROLES = frozenset({Role.DISPLAY, Role.CLERK, Role.MANAGER, Role.ADMIN})
 GOING_AWAY = 1001
 TRY_AGAIN_LATER = 1013
 _SCREEN_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+DIRECT_WRITE_EXTENSION = "qms.websocket.write_frame"
+"""A server may put a `DirectWrite` under this key in the scope's
+`extensions`: a fan-out then writes each event's pre-built frame straight to
+every open socket instead of going through a task and `send()` per screen.
+Without it (another ASGI server, the test client) frames take the ASGI way."""
 
 Denial = Callable[[WebSocket, QmsError], Any]
 """Sends the contract's error body as the handshake's HTTP answer."""
@@ -204,7 +217,7 @@ async def _run_session(ws: WebSocket, sub: Subscriber, first: list[Frame]) -> No
         async def sink(frame: Frame) -> None:
             await _write(ws, frame, sub.fmt, text)
 
-        sub.start(sink)
+        sub.start(sink, _direct_write(ws))
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for task in tasks:
@@ -214,6 +227,12 @@ async def _run_session(ws: WebSocket, sub: Subscriber, first: list[Frame]) -> No
     # A screen that vanished mid-send is routine; anything else is a bug.
     if sub.lost is not None and not isinstance(sub.lost, _GONE):
         log.error("screen session failed", exc_info=sub.lost)
+
+
+def _direct_write(ws: WebSocket) -> DirectWrite | None:
+    extensions = ws.scope.get("extensions") or {}
+    direct = extensions.get(DIRECT_WRITE_EXTENSION)
+    return cast(DirectWrite, direct) if callable(direct) else None
 
 
 async def _write(ws: WebSocket, frame: Frame, fmt: Format, text: bool) -> None:

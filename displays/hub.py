@@ -1,9 +1,12 @@
 """One hall's fan-out: one reader of the event log, many screens.
 
 The hub tails the hall's stream with ONE blocking read and hands each event,
-encoded once, to every subscriber's bounded queue. A subscriber whose queue
-is full (a screen that cannot keep up) is stopped with 1013 and reconnects
-with `since`; memory never grows with a slow screen.
+encoded and framed once, to every subscriber. A screen whose socket can take
+it now gets the frame's bytes written straight to its transport, in the
+hub's own loop step: no task, no queue, no per-socket framing. Otherwise the
+frame waits in the subscriber's bounded queue; a subscriber whose queue is
+full (a screen that cannot keep up) is stopped with 1013 and reconnects with
+`since`; memory never grows with a slow screen.
 
 Consistency on join: a subscriber is registered *before* its first frames
 are computed, so every event published after that lands in its queue. Its
@@ -26,14 +29,21 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from displays.codec import Format
-from displays.frames import Frame, FrameKind, event_frame, heartbeat_frame, snapshot_frame
+from displays.frames import (
+    EventBatch,
+    Frame,
+    FrameKind,
+    event_frame,
+    heartbeat_frame,
+    snapshot_frame,
+)
 from queue_core import wire
 from queue_core.errors import Unavailable
 from queue_core.event_log import EventLog
 from queue_core.models import Event, ScreenPresence
 from queue_core.operations import Hall
 
-__all__ = ["HallHub", "HubSettings", "Sink", "Subscriber"]
+__all__ = ["DirectWrite", "HallHub", "HubSettings", "Sink", "Subscriber"]
 
 log = logging.getLogger("qms.displays")
 
@@ -61,21 +71,30 @@ class HubSettings:
 Sink = Callable[[Frame], Awaitable[None]]
 """Writes one frame to a screen's socket."""
 
+DirectWrite = Callable[[bytes], bool]
+"""Writes a whole WebSocket frame to a screen's transport at once, if the
+socket is open and its transport is not paused; says whether it did."""
+
 
 class Subscriber:
     """One connected screen: its format, a bounded queue of frames, and the
     highest event number its first frames already covered (`floor`).
 
-    Frames are written by a drain task that exists only while the queue is
-    not empty: an idle screen holds no task and no pending future. (A
-    long-lived sender task per screen would leave one future per screen
-    waiting between events; at 5,000 screens those pile into the oldest
-    GC generation and set off full collections of half a second.)
+    With a `direct` writer (the server offers one), a frame offered while
+    nothing is queued is written to the transport there and then. Frames
+    that cannot go at once (the transport is paused, or earlier frames are
+    still queued) are written in order by a drain task that exists only
+    while the queue is not empty: an idle screen holds no task and no
+    pending future. (A long-lived sender task per screen would leave one
+    future per screen waiting between events; at 5,000 screens those pile
+    into the oldest GC generation and set off full collections of half a
+    second. A drain task per frame costs a task wake-up per screen per
+    event: a quarter of a fan-out's time.)
     """
 
     __slots__ = (
-        "_drainer", "_frames", "_sink", "_stopped", "floor", "fmt", "lost", "max_frames",
-        "presence", "stop_code", "stop_reason",
+        "_direct", "_drainer", "_frames", "_sink", "_stopped", "floor", "fmt", "lost",
+        "max_frames", "presence", "stop_code", "stop_reason",
     )  # fmt: skip
 
     def __init__(self, fmt: Format, presence: ScreenPresence, queue_frames: int) -> None:
@@ -88,6 +107,7 @@ class Subscriber:
         self.lost: Exception | None = None
         self._frames: deque[Frame] = deque()
         self._sink: Sink | None = None
+        self._direct: DirectWrite | None = None
         self._drainer: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
 
@@ -105,15 +125,41 @@ class Subscriber:
         """Queue a frame without waiting; a full queue stops the subscriber."""
         if self.stop_code is not None or self.lost is not None:
             return
+        direct = self._direct
+        if (
+            direct is not None
+            and self._drainer is None
+            and not self._frames
+            and (not self.should_send(frame) or direct(frame.wire(self.fmt)))
+        ):
+            return
         if len(self._frames) >= self.max_frames:
             self.stop(SLOW_SCREEN, "screen too slow; reconnect with since")
             return
         self._frames.append(frame)
         self._wake()
 
-    def start(self, sink: Sink) -> None:
-        """Write queued and later frames through `sink`, in order."""
+    def offer_batch(self, batch: EventBatch) -> None:
+        """Offer consecutive events; written in one go when they can be."""
+        direct = self._direct
+        if (
+            direct is not None
+            and self._drainer is None
+            and not self._frames
+            and self.stop_code is None
+            and self.lost is None
+            and batch.first_seq > self.floor
+            and direct(batch.wire(self.fmt))
+        ):
+            return
+        for frame in batch.frames:
+            self.offer(frame)
+
+    def start(self, sink: Sink, direct: DirectWrite | None = None) -> None:
+        """Write queued and later frames through `sink`, in order; later
+        frames straight through `direct` whenever nothing is queued."""
         self._sink = sink
+        self._direct = direct
         self._wake()
 
     def stop(self, code: int, reason: str) -> None:
@@ -129,6 +175,7 @@ class Subscriber:
     async def aclose(self) -> None:
         """Stop writing and drop what is queued."""
         self._sink = None
+        self._direct = None
         self._frames.clear()
         drainer, self._drainer = self._drainer, None
         if drainer is not None:
@@ -338,6 +385,7 @@ class HallHub:
                 if not events:
                     self._publish(heartbeat_frame(self.last_seq, self._now_iso()))
                     continue
+                fresh: list[Frame] = []
                 for event in events:
                     if event.seq != self.last_seq + 1:
                         log.warning(
@@ -349,10 +397,12 @@ class HallHub:
                         resync = True
                         break
                     self.last_seq = event.seq
-                    self._ring.append(self._event_frame(event))
-                    self._publish(self._ring[-1])
+                    fresh.append(self._event_frame(event))
+                    self._ring.append(fresh[-1])
                     if self._on_publish is not None:
                         self._on_publish(event)
+                if fresh:
+                    self._publish_events(EventBatch(fresh))
         finally:
             await reader.aclose()
 
@@ -376,6 +426,13 @@ class HallHub:
     def _publish(self, frame: Frame) -> None:
         for sub in self.subscribers:
             sub.offer(frame)
+
+    def _publish_events(self, batch: EventBatch) -> None:
+        if len(batch.frames) == 1:
+            self._publish(batch.frames[0])
+            return
+        for sub in self.subscribers:
+            sub.offer_batch(batch)
 
     def _event_frame(self, event: Event) -> Frame:
         return event_frame(wire.event_body(event, self.hall.config))

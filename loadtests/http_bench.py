@@ -1,6 +1,6 @@
 """HTTP benchmark of one `qms serve` process: ticket issue, call-next, queue length.
 
-    python -m loadtests.http_bench [--fsync everysec|always] [--concurrency 16]
+    python -m loadtests.http_bench [--fsync everysec|always] [--concurrency 1,16,64]
                                    [--requests 20000] [--quick] [--json PATH]
 
 Starts one `qms serve` on a free loopback port with a generated bench hall
@@ -12,10 +12,14 @@ take the server's CPU (on 2 cores: one for qms, the other shared by the
 client and redis-server). Everything it starts is stopped in `finally`;
 every loop is bounded in count and in time; traffic goes to 127.0.0.1 only.
 
-Measured, each after a warm-up:
-  a. POST /tickets (kiosk, rotating services, a unique Idempotency-Key each);
+Measured, each after a warm-up, at each concurrency (1, 16 and 64 clients):
+  a. POST /tickets (kiosk, rotating services, a unique Idempotency-Key each),
+     then GET /tickets/{id} over the first 2,000 of them while they wait;
   b. POST /windows/{w}/call-next (admin, spread over 40 open windows, with
      enough tickets waiting that each call calls someone);
+then
+  s. the same two operations through qms's store in the bench process, no
+     HTTP, and Redis's CPU per operation: the limit (`loadtests.store_bench`);
   c. call-next at concurrency 1 with a small vs a large queue in one group.
 """
 
@@ -31,7 +35,6 @@ import os
 import platform
 import secrets
 import signal
-import socket
 import sys
 import tempfile
 import textwrap
@@ -46,11 +49,11 @@ from typing import Any, Literal
 
 import redis
 
-from loadtests.serve_process import ServeProcess
+from loadtests.serve_process import HOST, ServeProcess, cpu_seconds, free_port
+from loadtests.store_bench import RefreshCase, StorePhase, measure_store
 
-JobKind = Literal["issue", "call_next", "paired"]
+JobKind = Literal["issue", "call_next", "paired", "poll"]
 
-HOST = "127.0.0.1"
 KIOSK_TOKEN = "kiosk-token"
 ADMIN_TOKEN = "admin-token"
 # Service id -> group; the first service's group is the one phase c fills.
@@ -106,6 +109,7 @@ class Job:
     call_next: POST /windows/{w}/call-next, windows rotating.
     paired:    per step one untimed issue, then one timed call-next, so the
                queue length stays where it was; one connection.
+    poll:      GET /tickets/{id}, as a visitor's phone does, over `ticket_ids`.
     """
 
     kind: JobKind
@@ -117,6 +121,7 @@ class Job:
     time_limit_s: float
     services: tuple[str, ...] = tuple(SERVICES)
     windows: tuple[str, ...] = WINDOWS
+    ticket_ids: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -127,6 +132,8 @@ class JobResult:
     elapsed_s: float = 0.0
     client_cpu_s: float = 0.0
     called_ids: list[str] = field(default_factory=list)
+    issued_ids: list[str] = field(default_factory=list)
+    """The first `ISSUED_KEPT` tickets an issue job made (for a poll job)."""
     timed_out: bool = False
 
 
@@ -174,6 +181,13 @@ class Http1Connection:
             await self._writer.wait_closed()
 
 
+ISSUED_KEPT = 2_000
+
+
+def _get(port: int, path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n".encode()
+
+
 def _ticket_id(body: bytes) -> str:
     # A ticket body starts with {"id":"<id>", (the server's json.dumps key order).
     start = body.find(b'"id":"') + 6
@@ -185,6 +199,7 @@ async def run_job(job: Job) -> JobResult:
     result = JobResult()
     statuses: Counter[int] = Counter()
     indices = iter(range(job.count))  # shared by all connections: each index sent once
+    ticket_ids = job.ticket_ids
     deadline = time.monotonic() + job.time_limit_s
 
     def issue(i: int) -> bytes:
@@ -209,7 +224,10 @@ async def run_job(job: Job) -> JobResult:
                 try:
                     if job.kind == "paired":
                         await conn.send(issue(i))
-                    request = issue(i) if job.kind == "issue" else call_next(i)
+                    if job.kind == "poll":
+                        request = _get(job.port, f"{api}/tickets/{ticket_ids[i % len(ticket_ids)]}")
+                    else:
+                        request = issue(i) if job.kind == "issue" else call_next(i)
                     t0 = time.perf_counter()
                     status, body = await conn.send(request)
                     result.latencies_ms.append((time.perf_counter() - t0) * 1000)
@@ -222,8 +240,10 @@ async def run_job(job: Job) -> JobResult:
                         return  # the server is gone: this connection stops
                     continue
                 statuses[status] += 1
-                if job.kind != "issue" and status == 200:
+                if job.kind in ("call_next", "paired") and status == 200:
                     result.called_ids.append(_ticket_id(body))
+                elif job.kind == "issue" and status == 201 and len(result.issued_ids) < ISSUED_KEPT:
+                    result.issued_ids.append(_ticket_id(body))
         finally:
             await conn.close()
 
@@ -287,13 +307,6 @@ class LoadClient:
 # ------------------------------------------------------------ the server
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def qms_command() -> list[str]:
     if importlib.util.find_spec("qms.__main__") is not None:
         return [sys.executable, "-m", "qms"]
@@ -346,17 +359,6 @@ class Server(ServeProcess):
         )
         with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT_S) as r:
             return json.loads(r.read() or b"null")
-
-
-def cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU time of a process (Linux /proc), None if unavailable."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def redis_facts(url: str | None) -> dict[str, str]:
@@ -428,6 +430,8 @@ class Bench:
         self.client = client
         self.hall = hall
         self.time_limit_s = time_limit_s
+        self.issued_ids: tuple[str, ...] = ()
+        """Tickets of the latest issue job (a few thousand), for polls."""
         self._jobs = 0
 
     def job(self, kind: JobKind, count: int, concurrency: int, **extra: Any) -> Job:
@@ -442,6 +446,8 @@ class Bench:
         redis_pid = self.server.redis_pid()
         qms0, redis0 = cpu_seconds(self.server.proc.pid), cpu_seconds(redis_pid)
         r = self.client.run(job)
+        if r.issued_ids:
+            self.issued_ids = tuple(r.issued_ids)
         qms1, redis1 = cpu_seconds(self.server.proc.pid), cpu_seconds(redis_pid)
 
         def pct(a: float | None, b: float | None) -> float | None:
@@ -509,7 +515,7 @@ def _round(x: float | None) -> float | None:
 class Options:
     fsync: str
     redis_url: str | None
-    concurrency: int
+    concurrencies: tuple[int, ...]
     fill_concurrency: int
     requests: int
     warmup: int
@@ -522,9 +528,11 @@ class Options:
 
 def run(opts: Options) -> dict[str, Any]:
     hall = f"bench-{secrets.token_hex(3)}"
+    refresh_halls = [f"{hall}-r{i}" for i in range(len(REFRESH_SIZES))]
     single_service = next(iter(SERVICES))
     phases: dict[str, Phase] = {}
     fills: list[Phase] = []
+    store: list[StorePhase] = []
     facts: dict[str, str] = {}
     load_at_start = round(os.getloadavg()[0], 2)
     with tempfile.TemporaryDirectory(prefix="qms-bench-") as tmp:
@@ -535,20 +543,43 @@ def run(opts: Options) -> dict[str, Any]:
             client = LoadClient()
             b = Bench(server, client, hall, opts.time_limit_s)
             b.open_windows()
-            c = opts.concurrency
 
-            # a. issue
-            b.measure("warm-up", b.job("issue", opts.warmup, c))
-            phases["issue"] = b.measure("issue", b.job("issue", opts.requests, c))
+            for c in opts.concurrencies:
+                # a. issue
+                b.measure("warm-up", b.job("issue", opts.warmup, c))
+                phases[f"issue@{c}"] = b.measure(f"issue, c={c}", b.job("issue", opts.requests, c))
+                # Phones polling those tickets while they wait (position and ETA live).
+                phases[f"poll@{c}"] = b.measure(
+                    f"ticket poll, c={c}",
+                    b.job("poll", opts.requests, c, ticket_ids=b.issued_ids),
+                )
 
-            # b. call-next: make sure every call (warm-up included) finds someone.
-            needed = opts.warmup + opts.requests
-            short = needed - sum(b.waiting().values())
-            if short > 0:
-                fills.append(b.fill("fill for call-next", short, opts.fill_concurrency))
-            b.measure("warm-up", b.job("call_next", opts.warmup, c))
-            phases["call_next"] = b.measure("call-next", b.job("call_next", opts.requests, c))
-            b.drain(c)
+                # b. call-next: make sure every call (warm-up included) finds someone.
+                needed = opts.warmup + opts.requests
+                short = needed - sum(b.waiting().values())
+                if short > 0:
+                    fills.append(b.fill("fill for call-next", short, opts.fill_concurrency))
+                b.measure("warm-up", b.job("call_next", opts.warmup, c))
+                phases[f"call_next@{c}"] = b.measure(
+                    f"call-next, c={c}", b.job("call_next", opts.requests, c)
+                )
+                b.drain(max(c, 16))
+
+            # s. the store without HTTP, and the Redis limit; the monitor's
+            # read of a county hall and of a big city hall at their peak
+            cases = []
+            for (waiting, calls), case_hall in zip(REFRESH_SIZES, refresh_halls, strict=True):
+                path = Path(tmp) / f"{case_hall}.toml"
+                path.write_text(hall_toml(case_hall), encoding="utf-8")
+                cases.append(RefreshCase(path, waiting, calls))
+            store = measure_store(
+                server.redis_url or "",
+                Path(tmp) / "bench_hall.toml",
+                count=opts.requests,
+                concurrencies=opts.concurrencies,
+                redis_pid=server.redis_pid(),
+                refresh_cases=cases,
+            )
 
             # c. call-next at concurrency 1, small vs large queue, held constant.
             seq_warmup = max(1, min(100, opts.sequential_calls // 10))
@@ -571,7 +602,8 @@ def run(opts: Options) -> dict[str, Any]:
             server.stop()
             if opts.redis_url:
                 with contextlib.suppress(redis.RedisError):
-                    delete_hall_keys(opts.redis_url, hall)
+                    for h in (hall, *refresh_halls):
+                        delete_hall_keys(opts.redis_url, h)
 
     small, large = phases["call_next_small_queue"], phases["call_next_large_queue"]
     return {
@@ -586,7 +618,7 @@ def run(opts: Options) -> dict[str, Any]:
             "fsync": opts.fsync if not opts.redis_url else "external",
             "redis_appendfsync": facts.get("appendfsync", "unknown"),
             "redis": "external" if opts.redis_url else "embedded",
-            "concurrency": opts.concurrency,
+            "concurrencies": list(opts.concurrencies),
             "fill_concurrency": opts.fill_concurrency,
             "requests": opts.requests,
             "warmup": opts.warmup,
@@ -594,6 +626,7 @@ def run(opts: Options) -> dict[str, Any]:
             "idempotency_keys": "unique key on every request",
         },
         "results": {name: asdict(p) for name, p in phases.items()},
+        "store": [asdict(p) for p in store],
         "queue_length": {
             "small": opts.small_queue,
             "large": opts.large_queue,
@@ -604,6 +637,11 @@ def run(opts: Options) -> dict[str, Any]:
         "fills": [asdict(f) for f in fills],
     }
 
+
+REFRESH_SIZES = ((250, 750), (1_000, 5_000))
+"""(waiting, calls in the last hour) of the halls whose monitor read is
+timed: a county hall at its 9-10 peak (750 visitors an hour), and a city
+hall of 20,000 visitors a day at its peak (5,000 an hour)."""
 
 QUEUE_METHOD = (
     "each timed call-next is preceded by one untimed issue into the same group, so the "
@@ -618,7 +656,7 @@ def table(report: dict[str, Any]) -> str:
         f"qms HTTP bench: fsync={s['fsync']} (redis appendfsync={s['redis_appendfsync']}), "
         f"redis {m['redis_version']} ({s['redis']}), {m['nproc']} cores, "
         f"Python {m['python']}, load average {m['loadavg_1m_at_start']} at start",
-        f"concurrency {s['concurrency']}, {s['windows']} windows open, "
+        f"concurrency {', '.join(map(str, s['concurrencies']))}, {s['windows']} windows open, "
         f"{s['idempotency_keys']}; cpu = % of one core over the phase",
         "",
         f"{'phase':<32}{'requests':>9}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
@@ -636,6 +674,20 @@ def table(report: dict[str, Any]) -> str:
         )
 
     lines += [row(p) for p in report["results"].values()]
+    lines += [
+        "",
+        "the same through qms's store in one process, no HTTP; Redis CPU per operation "
+        "and the limit it implies",
+        f"{'operation':<20}{'c':>4}{'ops':>8}{'ops/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'redis':>7}{'redis µs/op':>12}{'script µs':>10}{'redis limit/s':>14}",
+    ]
+    for st in report.get("store", []):
+        lines.append(
+            f"{st['op']:<20}{st['concurrency']:>4}{st['operations']:>8}{st['rps']:>9.0f}"
+            f"{st['p50_ms']:>9.2f}{st['p99_ms']:>9.2f}{_pct(st['redis_cpu_pct']):>7}"
+            f"{_num(st['redis_cpu_us']):>12}{_num(st['script_us']):>10}"
+            f"{_num(st['redis_limit_rps']):>14}"
+        )
     q = report["queue_length"]
     lines += [
         "",
@@ -652,6 +704,10 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.0f}%"
 
 
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.0f}" if x >= 100 else f"{x:.1f}"
+
+
 # ------------------------------------------------------------------ main
 
 
@@ -664,7 +720,11 @@ def parse_args(argv: list[str] | None = None) -> Options:
         default=os.environ.get("QMS_REDIS_URL") or None,
         help="use this Redis instead of the embedded one (default: $QMS_REDIS_URL)",
     )
-    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument(
+        "--concurrency",
+        default="1,16,64",
+        help="comma-separated numbers of concurrent clients (default 1,16,64)",
+    )
     p.add_argument("--fill-concurrency", type=int, default=64)
     p.add_argument("--requests", type=int, default=20_000)
     p.add_argument("--warmup", type=int, default=1_000)
@@ -678,12 +738,18 @@ def parse_args(argv: list[str] | None = None) -> Options:
     if a.quick:
         a.requests, a.warmup, a.large_queue, a.sequential_calls = 500, 50, 2_000, 50
         a.time_limit = min(a.time_limit, 30.0)
-    for name in ("concurrency", "fill_concurrency", "requests", "warmup", "small_queue",
+    try:
+        concurrencies = tuple(int(c) for c in a.concurrency.split(","))
+    except ValueError:
+        p.error("--concurrency takes comma-separated whole numbers, e.g. 1,16,64")
+    if not concurrencies or min(concurrencies) < 1:
+        p.error("--concurrency must be at least 1")
+    for name in ("fill_concurrency", "requests", "warmup", "small_queue",
                  "large_queue", "sequential_calls"):  # fmt: skip
         if getattr(a, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     return Options(
-        fsync=a.fsync, redis_url=a.redis_url, concurrency=a.concurrency,
+        fsync=a.fsync, redis_url=a.redis_url, concurrencies=concurrencies,
         fill_concurrency=a.fill_concurrency, requests=a.requests, warmup=a.warmup,
         small_queue=a.small_queue, large_queue=max(a.large_queue, a.small_queue),
         sequential_calls=a.sequential_calls, time_limit_s=a.time_limit, json_path=a.json,

@@ -1,16 +1,38 @@
 """A `qms serve` child process of a benchmark: started in a session of its
 own, logging to a file, stopped as an operator would (SIGTERM), and killed
-with its whole group if that hangs."""
+with its whole group if that hangs; and what every benchmark asks of a
+process (its CPU time) and of the machine (a free port)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
+
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of a live process (Linux /proc), None if unknown."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass

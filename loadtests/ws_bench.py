@@ -2,7 +2,7 @@
 
     python -m loadtests.ws_bench [--screens 1000,5000] [--calls N] [--interval S]
                                  [--compare-screens 1000] [--ws-impls LIST]
-                                 [--profile] [--quick] [--json PATH]
+                                 [--probes N] [--profile] [--quick] [--json PATH]
 
 For each N in `--screens`, a fresh `qms serve --config <demo hall> --fsync
 everysec` (embedded Redis in a temporary data directory, no simulator) on a
@@ -12,7 +12,8 @@ compression, spread over `--client-procs` separate processes) on
 
   1. connect all N (at most `--handshakes` handshakes in flight per client
      process: a ramp, not a storm) and time it to the last first frame;
-  2. the server's RSS and PSS before and after, idle, divided by N;
+  2. the server's RSS and PSS before and after, idle, divided by the
+     sockets connected (N screens + the probes below);
   3. M call-nexts, one every `--interval` s: each screen records, per
      `called` frame, its arrival time minus the frame's `at` (the server's
      event time, ms resolution); every screen must see every event exactly
@@ -28,6 +29,16 @@ compression, spread over `--client-procs` separate processes) on
 
 Then the same steps 1-4 with `--compare-screens` screens for each uvicorn
 WebSocket implementation in `--ws-impls` (through `loadtests.ws_serve`).
+
+The client processes share the machine with the server, so the latency
+they measure (parse time minus `at`) includes waiting for a core. In every
+round, `--probes` more screens (default 50, not counted in N; `0`: none)
+in one more process (`loadtests.ws_probe`) take the kernel's receive
+timestamp of each `called` frame: when it reached the screen's machine,
+which is the server's call-to-screen latency. They connect during the
+screens' ramp, so they sit anywhere in the server's fan-out order; they
+count in the server's sockets (memory per screen is per connected socket)
+and reconnect in the storm, whose figures are the N screens' only.
 
 Writes the JSON, each server's log and (with `--profile`) a py-spy raw
 profile of the calls phase next to `--json`. The CPU of everything else on
@@ -69,16 +80,18 @@ from typing import Any, ClassVar, TypeVar
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
-from loadtests.http_bench import (
-    HOST,
-    BenchError,
-    cpu_seconds,
-    free_port,
-    percentile,
-    qms_command,
-    redis_facts,
+from loadtests import ws_probe
+from loadtests.http_bench import BenchError, percentile, qms_command, redis_facts
+from loadtests.serve_process import HOST, ServeProcess, cpu_seconds, free_port
+from loadtests.ws_probe import (
+    ArmStorm,
+    AwaitCalls,
+    AwaitStorm,
+    Command,
+    Connect,
+    Mark,
+    Stop,
 )
-from loadtests.serve_process import ServeProcess
 
 HALL = "daye"
 DISPLAY_TOKEN = "demo-display"
@@ -111,42 +124,8 @@ class WorkerConfig:
     open_timeout_s: float
 
 
-# Commands the benchmark sends a client process; each gets one reply.
-
-
-@dataclass(frozen=True, slots=True)
-class Connect:
-    timeout_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class Mark:
-    """Start a calls phase: forget the frames counted so far."""
-
-
-@dataclass(frozen=True, slots=True)
-class AwaitCalls:
-    called: int
-    """`called` frames every screen must have seen since the mark."""
-    timeout_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class ArmStorm:
-    """Remember each screen's last seq; the next reconnect is the storm's."""
-
-
-@dataclass(frozen=True, slots=True)
-class AwaitStorm:
-    timeout_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class Stop:
-    pass
-
-
-Command = Connect | Mark | AwaitCalls | ArmStorm | AwaitStorm | Stop
+# The commands the benchmark sends a client process (screens or probes),
+# each answered with one reply, are `ws_probe`'s.
 
 
 @dataclass(slots=True)
@@ -789,6 +768,8 @@ class Options:
     ws_impls: tuple[str, ...]
     profile: bool
     json_path: Path
+    probes: int = 50
+    """Probe screens (`loadtests.ws_probe`) on top of the screens; 0: none."""
 
 
 def calls_for(n: int, opts: Options) -> int:
@@ -815,10 +796,12 @@ def run_round(
     server = QmsProcess.start(workdir, port, ws_impl)
     servers = [server]
     fleet: Fleet | None = None
+    probe: ws_probe.ProbeProcess | None = None
     api = Api(port)
     result: dict[str, Any] = {
         "label": label,
         "screens": n,
+        "probes": opts.probes,
         "ws_impl": ws_impl or "qms default",
         "calls": calls,
         "interval_s": interval,
@@ -836,9 +819,14 @@ def run_round(
         time.sleep(1.0)
         mem0, redis_mem0 = memory_kib(server.proc.pid), memory_kib(redis_pid)
 
-        # 1. connect
+        # 1. connect. The probes connect during the load screens' ramp; the
+        # server fans out over a set, so their places in its order are
+        # arbitrary either way.
         cpu = CpuMeter(server.proc.pid, redis_pid)
         t_connect = time.time()
+        if opts.probes:
+            probe = ws_probe.ProbeProcess(port, opts.probes)
+            probe.send(Connect(timeout_s=120))
         fleet = Fleet(port, n, opts.client_procs, opts.handshakes)
         connected = fleet.ask(Connect(timeout_s=120), ConnectReply, 120)
         ready = sum(r.ready for r in connected)
@@ -852,6 +840,17 @@ def run_round(
         }
         if ready != n:
             raise BenchError(f"only {ready} of {n} screens connected")
+        probes_ready = 0
+        if probe is not None:
+            probe_connect = probe.receive(ws_probe.ConnectReply, 120)
+            probes_ready = probe_connect.ready
+            result["connect"]["probes_ready"] = probes_ready
+            result["connect"]["probe_failures"] = _merge([probe_connect.failures])
+            if probes_ready != opts.probes:
+                raise BenchError(f"only {probes_ready} of {opts.probes} probe screens connected")
+        # Every socket the server holds: the load screens and the probes.
+        sockets = ready + probes_ready
+        result["sockets"] = sockets
 
         # 2. memory
         time.sleep(SETTLE_S)
@@ -859,24 +858,33 @@ def run_round(
         result["memory"] = {
             "server_before_kib": mem0,
             "server_after_kib": mem1,
-            "rss_kib_per_screen": round((mem1["rss"] - mem0["rss"]) / n, 1),
-            "pss_kib_per_screen": round((mem1.get("pss", 0) - mem0.get("pss", 0)) / n, 1),
+            # Per connected socket (screens + probes): each costs the server the same.
+            "sockets": sockets,
+            "rss_kib_per_screen": round((mem1["rss"] - mem0["rss"]) / sockets, 1),
+            "pss_kib_per_screen": round((mem1.get("pss", 0) - mem0.get("pss", 0)) / sockets, 1),
             "redis_rss_kib": [redis_mem0.get("rss"), redis_mem1.get("rss")],
         }
 
         # 3-4. calls
-        result["calls_phase"] = calls_phase(api, fleet, server, redis_pid, n, calls, interval,
-                                            opts, workdir, label)  # fmt: skip
+        result["calls_phase"] = calls_phase(api, fleet, probe, server, redis_pid, n, sockets,
+                                            calls, interval, opts, workdir, label)  # fmt: skip
+        if probe is not None:
+            result["probe"] = result["calls_phase"].pop("probe")
 
         # 5. reconnect storm
         if storm:
-            result["storm"] = reconnect_storm(api, fleet, server, workdir, n, ws_impl, servers)
+            result["storm"] = reconnect_storm(api, fleet, probe, server, workdir, n, ws_impl,
+                                              servers)  # fmt: skip
+            if probe is not None:
+                result["probe"]["storm"] = result["storm"].pop("probe")
             time.sleep(SETTLE_S)
             result["memory"]["server_after_storm_kib"] = memory_kib(servers[-1].proc.pid)
     finally:
         api.close()
         if fleet is not None:
             fleet.close()
+        if probe is not None:
+            probe.close()
         for s in servers:
             s.stop()
     return result
@@ -885,9 +893,11 @@ def run_round(
 def calls_phase(
     api: Api,
     fleet: Fleet,
+    probe: ws_probe.ProbeProcess | None,
     server: QmsProcess,
     redis_pid: int | None,
     n: int,
+    sockets: int,
     calls: int,
     interval: float,
     opts: Options,
@@ -896,6 +906,8 @@ def calls_phase(
 ) -> dict[str, Any]:
     seq0 = api.seq()
     fleet.ask(Mark(), type(None), 10)
+    if probe is not None:
+        probe.ask(Mark(), type(None), 10)
     profiler = (
         Profiler(server.proc.pid, workdir / f"py-spy-{label}.txt", calls * interval)
         if opts.profile
@@ -916,8 +928,12 @@ def calls_phase(
         http_ms.append((time.perf_counter() - t0) * 1000)
         statuses[status] += 1
     called = statuses.get(200, 0)
-    # Bounded: the frames still on their way after the last call.
+    # Bounded: the frames still on their way after the last call. The probes
+    # wait at the same time as the load screens.
+    if probe is not None:
+        probe.send(AwaitCalls(called, timeout_s=60))
     replies = fleet.ask(AwaitCalls(called, timeout_s=60), CallsReply, 60)
+    probe_reply = None if probe is None else probe.receive(ws_probe.CallsReply, 60)
     usage = cpu.read()
     seq1 = api.seq()
     events_expected = (seq1 - seq0) * n
@@ -950,12 +966,21 @@ def calls_phase(
         "call_http_ms": dist(http_ms, 2),
         **usage,
         "server_cpu_ms_per_call": round(1000 * usage["server_cpu_s"] / max(1, called), 1),
-        "server_cpu_us_per_frame": round(1e6 * usage["server_cpu_s"] / max(1, events_expected), 1),
+        # The server writes every event to every socket, the probes' too.
+        "server_cpu_us_per_frame": round(
+            1e6 * usage["server_cpu_s"] / max(1, (seq1 - seq0) * sockets), 1
+        ),
         "client_cpu_pct": [round(100 * r.cpu_s / usage["wall_s"], 1) for r in replies],
     }
+    probe_cpu_pct = 0.0
+    if probe is not None and probe_reply is not None:
+        out["probe"] = probe_section(probe.probes, probe_reply, called, usage["wall_s"])
+        probe_cpu_pct = out["probe"]["cpu_pct"]
     # Whatever else ran on the machine meanwhile (it shares the 2 cores).
-    ours = sum(out["client_cpu_pct"]) + sum(
-        usage[k] for k in ("server_cpu_pct", "redis_cpu_pct", "bench_main_cpu_pct")
+    ours = (
+        sum(out["client_cpu_pct"])
+        + probe_cpu_pct
+        + sum(usage[k] for k in ("server_cpu_pct", "redis_cpu_pct", "bench_main_cpu_pct"))
     )
     out["other_processes_cpu_pct"] = round(max(0.0, usage["machine_cpu_pct"] - ours), 1)
     if profiler is not None:
@@ -963,9 +988,34 @@ def calls_phase(
     return out
 
 
+def probe_section(
+    probes: int, reply: ws_probe.CallsReply, called: int, wall_s: float
+) -> dict[str, Any]:
+    """The probes' calls phase: latency by kernel arrival and by parse time."""
+    return {
+        "probes": probes,
+        "measure": "kernel receive time (SO_TIMESTAMPNS) of the recvmsg carrying each "
+        "`called` frame's last byte, minus the frame's `at`",
+        "complete": reply.complete,
+        **ws_probe.latency_summary(reply.samples),
+        "samples_expected": called * probes,
+        "called_per_probe": _merge([reply.called_per_probe]),
+        "events_received": reply.events,
+        "missed": reply.gaps + max(0, called * probes - len(reply.samples)),
+        "gaps": reply.gaps,
+        "duplicates": reply.duplicates,
+        "behind": reply.behind,
+        "reconnects": reply.reconnects,
+        "bad_frames": reply.bad_frames,
+        "cpu_s": round(reply.cpu_s, 3),
+        "cpu_pct": round(100 * reply.cpu_s / wall_s, 1) if wall_s else 0.0,
+    }
+
+
 def reconnect_storm(
     api: Api,
     fleet: Fleet,
+    probe: ws_probe.ProbeProcess | None,
     old: QmsProcess,
     workdir: Path,
     n: int,
@@ -973,8 +1023,14 @@ def reconnect_storm(
     started: list[QmsProcess],
 ) -> dict[str, Any]:
     """Restart the server under N screens; the new process goes in `started`
-    (the caller stops it, whatever happens here)."""
+    (the caller stops it, whatever happens here).
+
+    The probes reconnect with `since` like the screens (so the new server
+    holds the same sockets, and their seq checks span the restart), but the
+    storm's figures are the N screens'; the probes' own are under `probe`."""
     fleet.ask(ArmStorm(), type(None), 10)
+    if probe is not None:
+        probe.ask(ArmStorm(), type(None), 10)
     api.close()
     overflows0 = listen_overflows()
     t_term = time.time()
@@ -984,13 +1040,17 @@ def reconnect_storm(
     started.append(new)
     t_health = new.wait_healthy("/healthz")
     # The probe event: screens that missed nothing get only a heartbeat on
-    # resume, so one event is made as soon as the server answers.
+    # resume, so one event is made as soon as the server answers. (Nothing
+    # to do with the probe screens, which wait for it like the others.)
     status, _ = api.call("POST", f"/windows/{CALL_WINDOWS[0]}/call-next", ADMIN_TOKEN)
     t_probe = time.time()
     if status != 200:
         raise BenchError(f"the storm's probe call-next answered HTTP {status}")
+    if probe is not None:
+        probe.send(AwaitStorm(timeout_s=120))
     replies = fleet.ask(AwaitStorm(timeout_s=120), StormReply, 120)
     t_done = time.time()
+    probe_storm = None if probe is None else probe.receive(ws_probe.StormReply, 120)
     new_cpu = cpu_seconds(new.proc.pid)
     overflows1 = listen_overflows()
     caught = [t for r in replies for t in r.caught_up_at]
@@ -1001,6 +1061,18 @@ def reconnect_storm(
     def since(t0: float, values: list[float]) -> dict[str, float]:
         return dist([t - t0 for t in values], 2)
 
+    extra: dict[str, Any] = {}
+    if probe is not None and probe_storm is not None:
+        extra["probe"] = {
+            "complete": probe_storm.complete,
+            "caught_up": len(probe_storm.caught_up_at),
+            "caught_up_after_healthz_s": since(t_health, probe_storm.caught_up_at),
+            "close_codes": _merge([probe_storm.close_codes]),
+            "failed_attempts": _merge([probe_storm.failures]),
+            "missed": probe_storm.gaps,
+            "duplicates": probe_storm.duplicates,
+            "cpu_s": round(probe_storm.cpu_s, 2),
+        }
     return {
         "complete": all(r.complete for r in replies) and len(caught) == n,
         "armed_seqs": sorted({s for r in replies for s in r.armed_seqs}),
@@ -1029,6 +1101,7 @@ def reconnect_storm(
         "listen_overflows": None
         if overflows0 is None or overflows1 is None
         else overflows1 - overflows0,
+        **extra,
     }
 
 
@@ -1094,6 +1167,7 @@ def run(opts: Options) -> dict[str, Any]:
             "fsync": "everysec",
             "client_procs": opts.client_procs,
             "handshakes_in_flight_per_proc": opts.handshakes,
+            "probes": opts.probes,
         },
         "rounds": [],
         "ws_compare": [],
@@ -1125,39 +1199,80 @@ def _keep_files(workdir: Path, opts: Options, label: str) -> None:
             shutil.copy(workdir / name, opts.json_path.with_name(kept))
 
 
+def _ms3(d: dict[str, float] | None, width: int) -> str:
+    """p50, p99, max of a latency dict in columns of `width`; dashes without one."""
+    if d is None:
+        return f"{'-':>{width}}" * 3
+    return "".join(f"{d[k]:>{width}.1f}" for k in ("p50", "p99", "max"))
+
+
 def table(report: dict[str, Any]) -> str:
     m, s = report["machine"], report["settings"]
+    probes = s.get("probes", 0)
+    # Column groups: the latency each screen's client process measured
+    # (parse time, on a machine it shares with the server) and the probes'
+    # (kernel receive time: when the frame reached the screen's machine).
+    head = f"{'screens':>7} {'ws impl':<24}{'connect s':>10}{'KiB/scr':>8}{'PSS':>6}{'calls':>6}"
+    head += f"{'every':>7}"
+    pad = " " * len(head)
+    net = f"(kernel timestamp, {probes} probes)" if probes else "(no probes)"
     lines = [
         f"qms WebSocket bench: {m['nproc']} cores, Python {m['python']}, websockets "
         f"{m['websockets']}, load average {m['loadavg_1m_at_start']} at start, {m['date']}, "
         f"git {m['git']}",
-        f"{s['hall']}; fsync {s['fsync']}; {s['client_procs']} client processes",
+        f"{s['hall']}; fsync {s['fsync']}; {s['client_procs']} client processes"
+        + (f" + {probes} probe screens in one more" if probes else ""),
         "",
-        f"{'screens':>7} {'ws impl':<24}{'connect s':>10}{'KiB/scr':>8}{'PSS':>6}"
-        f"{'calls':>6}{'every':>7}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}{'missed':>7}"
-        f"{'srv cpu':>8}{'ms/call':>8}{'client cpu':>12}{'others':>8}",
+        f"{pad}{'client process':^24}{'screen arrival':^30}".rstrip(),
+        f"{pad}{'(all screens)':^24}{net:^30}".rstrip(),
+        f"{head}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}{'net p50':>10}{'net p99':>10}"
+        f"{'net max':>10}{'missed':>7}{'srv cpu':>8}{'ms/call':>8}{'client cpu':>12}"
+        f"{'probe cpu':>10}{'others':>8}",
     ]
     for r in report["rounds"] + report["ws_compare"]:
         c, mem, con = r["calls_phase"], r["memory"], r["connect"]
-        lat = c["latency_ms"]
+        pr = r.get("probe")
         clients = "/".join(f"{x:.0f}" for x in c["client_cpu_pct"]) + "%"
+        probe_cpu = f"{pr['cpu_pct']:.0f}%" if pr else "-"
         lines.append(
             f"{r['screens']:>7} {r['ws_impl']:<24}{con['seconds']:>10.2f}"
             f"{mem['rss_kib_per_screen']:>8.1f}{mem['pss_kib_per_screen']:>6.1f}"
-            f"{r['calls']:>6}{r['interval_s']:>6.2f}s{lat['p50']:>8.1f}{lat['p99']:>8.1f}"
-            f"{lat['max']:>8.1f}{c['missed']:>7}{c['server_cpu_pct']:>7.0f}%"
-            f"{c['server_cpu_ms_per_call']:>8.1f}{clients:>12}{c['other_processes_cpu_pct']:>7.0f}%"
+            f"{r['calls']:>6}{r['interval_s']:>6.2f}s{_ms3(c['latency_ms'], 8)}"
+            f"{_ms3(pr['kernel_ms'] if pr else None, 10)}{c['missed']:>7}"
+            f"{c['server_cpu_pct']:>7.0f}%{c['server_cpu_ms_per_call']:>8.1f}{clients:>12}"
+            f"{probe_cpu:>10}{c['other_processes_cpu_pct']:>7.0f}%"
         )
-    lines.append("")
-    for r in report["rounds"]:
+    lines += [
+        "",
+        "KiB/scr, PSS: server memory growth per connected socket (screens + probes); "
+        "srv cpu, ms/call: the server's CPU, fanning out to every socket; "
+        "net: kernel receive time at the probe screens minus the event's `at`",
+        "",
+    ]
+    for r in report["rounds"] + report["ws_compare"]:
         c = r["calls_phase"]
         lines.append(
-            f"{r['screens']} screens: called frames {c['samples']}/{c['samples_expected']}, "
+            f"{r['screens']} screens ({r['ws_impl']}): called frames "
+            f"{c['samples']}/{c['samples_expected']}, "
             f"events {c['events_received']}/{c['events_expected']}, "
             f"duplicates {c['duplicates']}, reconnects {c['reconnects']}, "
             f"call-next HTTP p50 {c['call_http_ms']['p50']} ms p99 {c['call_http_ms']['p99']} ms, "
             f"redis cpu {c['redis_cpu_pct']}%"
         )
+        pr = r.get("probe")
+        if pr:
+            k, u, lag = pr["kernel_ms"], pr["parsed_ms"], pr["parse_after_kernel_ms"]
+            lines.append(
+                f"  probes: {pr['probes']}, called frames {pr['samples']}/{pr['samples_expected']},"
+                f" missed {pr['missed']}, duplicates {pr['duplicates']}, reconnects "
+                f"{pr['reconnects']}; kernel arrival p50/p99/max {k['p50']}/{k['p99']}/{k['max']}"
+                f" ms (min {k['min']}); parsed by the probe process p50/p99/max "
+                f"{u['p50']}/{u['p99']}/{u['max']} ms; parse after kernel min/p50/p99/max "
+                f"{lag['min']}/{lag['p50']}/{lag['p99']}/{lag['max']} ms "
+                f"({pr['kernel_after_parse']} negative, {pr['no_kernel_timestamp']} unstamped); "
+                f"spread of the probes' arrivals per call p50/max "
+                f"{pr['spread_per_call_ms']['p50']}/{pr['spread_per_call_ms']['max']} ms"
+            )
         st = r.get("storm")
         if st:
             lines.append(
@@ -1171,6 +1286,14 @@ def table(report: dict[str, Any]) -> str:
                 f"failed attempts {st['failed_attempts']}, listen queue overflows "
                 f"{st['listen_overflows']}, new server cpu {st['new_server_cpu_s']} s"
             )
+            ps = (pr or {}).get("storm")
+            if ps:
+                lines.append(
+                    f"  storm, probes (not in the figures above): {ps['caught_up']}/{pr['probes']}"
+                    f" back (p50 {ps['caught_up_after_healthz_s']['p50']} s after /healthz), "
+                    f"close codes {ps['close_codes']}, missed {ps['missed']}, duplicates "
+                    f"{ps['duplicates']}, failed attempts {ps['failed_attempts']}"
+                )
         prof = c.get("profile")
         if prof:
             lines.append(f"  profile ({prof['samples']} samples): {prof['layers_pct']}")
@@ -1211,6 +1334,13 @@ def parse_args(argv: list[str] | None = None) -> Options:
         action="store_true",
         help="py-spy the server during each calls phase (py-spy must be installed)",
     )
+    p.add_argument(
+        "--probes",
+        type=int,
+        default=50,
+        help="probe screens (kernel receive timestamps, loadtests.ws_probe) on top of "
+        "--screens; 0 disables",
+    )
     p.add_argument("--json", type=Path, default=DEFAULT_JSON)
     p.add_argument("--quick", action="store_true", help="small counts: a smoke run")
     a = p.parse_args(argv)  # fmt: skip
@@ -1226,11 +1356,13 @@ def parse_args(argv: list[str] | None = None) -> Options:
         p.error("screen and process counts must be at least 1")
     if a.calls is not None and a.calls < 1:
         p.error("--calls must be at least 1")
+    if a.probes < 0:
+        p.error("--probes must be 0 or more")
     impls = tuple(x.strip() for x in a.ws_impls.split(",") if x.strip())
     return Options(
         screens=screens, calls=a.calls, interval_s=a.interval, client_procs=a.client_procs,
         handshakes=max(1, a.handshakes), compare_screens=a.compare_screens, ws_impls=impls,
-        profile=a.profile, json_path=a.json,
+        profile=a.profile, json_path=a.json, probes=a.probes,
     )  # fmt: skip
 
 

@@ -171,6 +171,7 @@ def serve(
             redis_max_connections=settings.redis_max_connections,
             stream_maxlen=settings.stream_maxlen,
             metrics_interval_s=settings.metrics_interval_s,
+            estimate_max_age_s=settings.estimate_max_age_s,
             gateway_settings=GatewaySettings(
                 hub=HubSettings(
                     queue_frames=settings.ws_queue_frames, heartbeat_s=settings.ws_heartbeat_s

@@ -7,13 +7,15 @@ import asyncio
 import contextlib
 import gc
 import socket
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
 
-from displays.gateway import GOING_AWAY, Gateway
+from displays.gateway import DIRECT_WRITE_EXTENSION, GOING_AWAY, Gateway
 
 # Screens send nothing but control frames; a large frame from one is abuse.
 WS_MAX_BYTES = 16 * 1024
@@ -23,12 +25,54 @@ WS_MAX_BYTES = 16 * 1024
 WS_SEND_BUFFER_BYTES = 64 * 1024
 
 
+class _OneWritePerTurn:
+    """A transport that sends what one loop turn wrote in one system call.
+
+    uvicorn writes a response's head and body separately, and a loop writes
+    each at once: two sends, two TCP segments per answer. Collected until the
+    end of the loop turn (both writes come from one step of the handler), they
+    go out together. Everything else is the real transport's.
+    """
+
+    __slots__ = ("_loop", "_pending", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(data)
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if pending and not self._transport.is_closing():
+            self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def unwrap(self) -> asyncio.Transport:
+        """The real transport, with what was written so far sent."""
+        self._flush()
+        return self._transport
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 def bounded_send_buffer(base: type[asyncio.Protocol], size: int) -> type[asyncio.Protocol]:
     """`base` (a uvicorn WebSocket protocol), with the socket's kernel send
     buffer fixed at `size` bytes once the connection is upgraded."""
 
     class BoundedSendBuffer(base):  # type: ignore[valid-type,misc]
         def connection_made(self, transport: Any) -> None:
+            if isinstance(transport, _OneWritePerTurn):
+                # An upgrade: frames go straight to the socket, as they come.
+                transport = transport.unwrap()
             sock = transport.get_extra_info("socket")
             if sock is not None:
                 with contextlib.suppress(OSError):
@@ -53,6 +97,54 @@ def bounded_send_buffer(base: type[asyncio.Protocol], size: int) -> type[asyncio
     return BoundedSendBuffer
 
 
+def screen_protocol(size: int) -> type[asyncio.Protocol]:
+    """The protocol qms serves screens with: uvicorn's websockets-sansio, its
+    kernel send buffer bounded, offering the gateway's direct frame writer
+    (`DIRECT_WRITE_EXTENSION`) in the scope."""
+    base = cast(type[WebSocketsSansIOProtocol], bounded_send_buffer(WebSocketsSansIOProtocol, size))
+
+    class ScreenProtocol(base):  # type: ignore[valid-type,misc]
+        def handle_connect(self, event: Any) -> None:
+            super().handle_connect(event)
+            scope = getattr(self, "scope", None)
+            if scope is not None:  # an upgrade (not refused by websockets itself)
+                scope["extensions"][DIRECT_WRITE_EXTENSION] = self.write_frame
+
+        def write_frame(self, data: bytes) -> bool:
+            """Write a whole server frame now, or say it cannot go now.
+
+            Writes only while the socket is open for messages and its
+            transport is not paused (above its high-water mark): a slow
+            screen's frames then wait in the gateway's bounded queue, and go
+            through `send()`, which waits for the transport, as before.
+            Frames are whole bytes written in one call on the loop's thread,
+            so they never interleave with the pings and closes uvicorn writes.
+            """
+            if (
+                self.close_sent
+                or self.disconnected
+                or not self.handshake_complete
+                or self.initial_response is not None
+                or not self.writable.is_set()
+                or self.conn.state is not State.OPEN
+                or self.transport.is_closing()
+            ):
+                return False
+            self.transport.write(data)
+            return True
+
+    return ScreenProtocol
+
+
+class HttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, sending each response in one write."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(
+            cast(asyncio.Transport, _OneWritePerTurn(cast(asyncio.Transport, transport), self.loop))
+        )
+
+
 def server_config(
     app: Starlette,
     *,
@@ -62,7 +154,8 @@ def server_config(
 ) -> uvicorn.Config:
     return uvicorn.Config(
         app,
-        ws=bounded_send_buffer(WebSocketsSansIOProtocol, ws_send_buffer),
+        ws=screen_protocol(ws_send_buffer),
+        http=HttpProtocol,
         log_level=log_level,
         access_log=access_log,
         lifespan="on",

@@ -88,6 +88,9 @@ class Settings:
     redis_max_connections: int = 64
     stream_maxlen: int = 10_000
     metrics_interval_s: float = 5.0
+    estimate_max_age_s: float = 2.0
+    """`QMS_ESTIMATE_MAX_AGE`: seconds a replica reuses its read of a hall for
+    wait estimates; a read of a big hall costs milliseconds (docs/performance.md)."""
     access_log: bool = False
     """`QMS_ACCESS_LOG=1`: one log line per request (costs ~10% of a core at load)."""
     ws_queue_frames: int = 256
@@ -108,6 +111,7 @@ class Settings:
             redis_max_connections=_number("QMS_REDIS_MAX_CONNECTIONS", "64", int, 1),
             stream_maxlen=_number("QMS_STREAM_MAXLEN", "10000", int, 100),
             metrics_interval_s=_number("QMS_METRICS_INTERVAL", "5", float, 0.1),
+            estimate_max_age_s=_number("QMS_ESTIMATE_MAX_AGE", "2", float, 0.1),
             access_log=env.get("QMS_ACCESS_LOG", "") not in ("", "0"),
             ws_queue_frames=_number("QMS_WS_QUEUE", "256", int, 1),
             ws_heartbeat_s=_number("QMS_WS_HEARTBEAT", "10", float, 0.1),

@@ -26,6 +26,7 @@ import httpx
 import pytest
 import redis
 
+from qms.settings import Settings
 from queue_core.keys import HallKeys
 from tests.support import TOKENS, write_hall
 
@@ -550,6 +551,7 @@ def test_the_listening_socket_names_tcp_so_asyncio_sets_nodelay() -> None:
         ("QMS_WS_QUEUE", "abc", "QMS_WS_QUEUE='abc' is not a number"),
         ("QMS_STREAM_MAXLEN", "5", "QMS_STREAM_MAXLEN='5' must be at least 100"),
         ("QMS_WS_HEARTBEAT", "nan", "QMS_WS_HEARTBEAT='nan' must be at least 0.1"),
+        ("QMS_ESTIMATE_MAX_AGE", "0", "QMS_ESTIMATE_MAX_AGE='0' must be at least 0.1"),
     ],
 )
 def test_a_bad_setting_in_the_environment_is_one_clean_line(
@@ -559,3 +561,10 @@ def test_a_bad_setting_in_the_environment_is_one_clean_line(
     result = run_qms("serve", "--config", write_hall(tmp_path), cwd=tmp_path, env=env)
     assert assert_one_clean_line(result) == f"qms: {says}"
     assert result.returncode == 1
+
+
+def test_the_estimate_age_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QMS_ESTIMATE_MAX_AGE", "7.5")
+    assert Settings.from_env(configs=()).estimate_max_age_s == 7.5
+    monkeypatch.delenv("QMS_ESTIMATE_MAX_AGE")
+    assert Settings.from_env(configs=()).estimate_max_age_s == 2.0

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from displays.codec import Format, decode, encode
-from displays.frames import Frame, FrameKind, event_frame, heartbeat_frame, snapshot_frame
+from displays.frames import (
+    EventBatch,
+    Frame,
+    FrameKind,
+    event_frame,
+    heartbeat_frame,
+    snapshot_frame,
+)
 from displays.gateway import parse_request
 from displays.hub import SLOW_SCREEN, Subscriber
 from queue_core.auth import Credentials
@@ -280,3 +287,82 @@ async def test_a_failed_write_marks_the_subscriber_lost() -> None:
     assert sub.lost is gone and sub.stop_code is None
     sub.offer(event_frame({"type": "issued", "seq": 2}))
     assert sub.pending == 0  # nothing more is queued for a lost screen
+
+
+def test_a_frame_is_built_once_per_format_as_a_server_websocket_frame() -> None:
+    frame = event_frame({"type": "called", "seq": 7, "window": "综合5号窗口"})
+    text = frame.wire(Format.JSON)
+    assert text is frame.wire(Format.JSON)  # cached: the same bytes for every socket
+    payload = frame.encoded(Format.JSON)
+    assert isinstance(payload, str)
+    # FIN + text opcode, unmasked, 7-bit length: what a browser decodes.
+    assert text[0] == 0x81 and text[1] == len(payload.encode()) and text[2:] == payload.encode()
+    binary = frame.wire(Format.MSGPACK)
+    assert binary[0] == 0x82 and decode(binary[2:]) == frame.document
+    big = event_frame({"type": "snapshot", "seq": 1, "pad": "x" * 70_000})
+    data = big.wire(Format.JSON)
+    assert data[1] == 127 and int.from_bytes(data[2:10], "big") == len(data) - 10
+
+
+async def test_frames_go_straight_to_an_open_socket_and_queue_while_it_is_paused() -> None:
+    sub = Subscriber(Format.JSON, presence(), queue_frames=8)
+    sub.floor = 1
+    direct: list[bytes] = []
+    queued: list[int] = []
+    writable = True
+    sent = asyncio.Event()
+
+    def write(data: bytes) -> bool:
+        if writable:
+            direct.append(data)
+        return writable
+
+    async def sink(frame: Frame) -> None:
+        queued.append(frame.seq)
+        if frame.seq == 5:
+            sent.set()
+
+    sub.start(sink, write)
+    sub.offer(event_frame({"type": "issued", "seq": 1}))  # covered by its first frames
+    first = event_frame({"type": "issued", "seq": 2})
+    sub.offer(first)
+    assert direct == [first.wire(Format.JSON)] and not sub.draining  # no task, no queue
+    writable = False  # the transport is above its high-water mark
+    sub.offer(event_frame({"type": "issued", "seq": 3}))
+    assert sub.pending == 1 and sub.draining
+    writable = True
+    # A frame behind a queued one waits its turn, even if the socket could take it.
+    sub.offer(event_frame({"type": "issued", "seq": 4}))
+    sub.offer(event_frame({"type": "issued", "seq": 5}))
+    await asyncio.wait_for(sent.wait(), 1)
+    await asyncio.sleep(0)
+    assert queued == [3, 4, 5] and len(direct) == 1 and not sub.draining
+    sub.offer(event_frame({"type": "issued", "seq": 6}))
+    assert len(direct) == 2 and queued == [3, 4, 5]
+    await sub.aclose()
+
+
+async def test_events_read_together_go_out_in_one_write_unless_some_were_covered() -> None:
+    sub = Subscriber(Format.JSON, presence(), queue_frames=8)
+    writes: list[bytes] = []
+
+    async def sink(frame: Frame) -> None:
+        raise AssertionError("an open socket takes batches directly")
+
+    def write(data: bytes) -> bool:
+        writes.append(data)
+        return True
+
+    sub.floor = 3
+    sub.start(sink, write)
+    frames = [event_frame({"type": t, "seq": s}) for t, s in (("completed", 4), ("called", 5))]
+    batch = EventBatch(frames)
+    sub.offer_batch(batch)
+    assert writes == [frames[0].wire(Format.JSON) + frames[1].wire(Format.JSON)]
+    # A screen whose first frames already covered event 6 gets only event 7.
+    writes.clear()
+    sub.floor = 6
+    later = [event_frame({"type": t, "seq": s}) for t, s in (("completed", 6), ("called", 7))]
+    sub.offer_batch(EventBatch(later))
+    assert writes == [later[1].wire(Format.JSON)]
+    await sub.aclose()

@@ -519,7 +519,7 @@ async def test_blocked_audio_offers_a_button_once(
     await page.wait_for_selector("#sound-enable", state="hidden", timeout=10_000)
     assert await page.evaluate("localStorage.getItem('qms.sound')") == "on"
     # The button hides at the click; the audio context resumes a moment later.
-    await page.wait_for_function("window.qmsAnnouncer.blocked === false", timeout=10_000)
+    await until(page, "window.qmsAnnouncer.blocked === false")
 
 
 async def test_unknown_hall_or_window_is_a_404_page(

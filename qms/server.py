@@ -25,7 +25,7 @@ WS_MAX_BYTES = 16 * 1024
 WS_SEND_BUFFER_BYTES = 64 * 1024
 
 
-class _OneWritePerTurn:
+class OneWritePerTurn:
     """A transport that sends what one loop turn wrote in one system call.
 
     uvicorn writes a response's head and body separately, and a loop writes
@@ -70,7 +70,7 @@ def bounded_send_buffer(base: type[asyncio.Protocol], size: int) -> type[asyncio
 
     class BoundedSendBuffer(base):  # type: ignore[valid-type,misc]
         def connection_made(self, transport: Any) -> None:
-            if isinstance(transport, _OneWritePerTurn):
+            if isinstance(transport, OneWritePerTurn):
                 # An upgrade: frames go straight to the socket, as they come.
                 transport = transport.unwrap()
             sock = transport.get_extra_info("socket")
@@ -141,7 +141,7 @@ class HttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(
-            cast(asyncio.Transport, _OneWritePerTurn(cast(asyncio.Transport, transport), self.loop))
+            cast(asyncio.Transport, OneWritePerTurn(cast(asyncio.Transport, transport), self.loop))
         )
 
 

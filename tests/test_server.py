@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from qms.server import _OneWritePerTurn, bounded_send_buffer
+from qms.server import OneWritePerTurn, bounded_send_buffer
 
 
 class Recorder(asyncio.Transport):
@@ -36,7 +36,7 @@ class Recorder(asyncio.Transport):
 
 async def test_a_response_head_and_body_go_out_in_one_write_at_the_end_of_the_turn() -> None:
     real = Recorder()
-    transport = _OneWritePerTurn(real, asyncio.get_running_loop())
+    transport = OneWritePerTurn(real, asyncio.get_running_loop())
     transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
     transport.write(b"{}")
     assert real.writes == []  # nothing yet: the handler's step is not over
@@ -51,7 +51,7 @@ async def test_a_response_head_and_body_go_out_in_one_write_at_the_end_of_the_tu
 
 async def test_close_sends_what_was_written_first_and_nothing_after() -> None:
     real = Recorder()
-    transport = _OneWritePerTurn(real, asyncio.get_running_loop())
+    transport = OneWritePerTurn(real, asyncio.get_running_loop())
     transport.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
     transport.close()
     assert real.writes == [b"HTTP/1.1 400 Bad Request\r\n\r\n"] and real.closed
@@ -70,7 +70,7 @@ async def test_a_websocket_upgrade_gets_the_real_transport_with_earlier_writes_s
     try:
         real = Recorder()
         real.get_extra_info = lambda name, default=None: a if name == "socket" else default  # type: ignore[method-assign]
-        wrapped = _OneWritePerTurn(real, asyncio.get_running_loop())
+        wrapped = OneWritePerTurn(real, asyncio.get_running_loop())
         wrapped.write(b"pending")
         protocol: Any = bounded_send_buffer(Base, 4096)()
         protocol.connection_made(wrapped)
@@ -86,7 +86,7 @@ async def test_a_websocket_upgrade_gets_the_real_transport_with_earlier_writes_s
 @pytest.mark.parametrize("writes", [1, 2, 5])
 async def test_every_write_of_a_turn_is_kept_in_order(writes: int) -> None:
     real = Recorder()
-    transport = _OneWritePerTurn(real, asyncio.get_running_loop())
+    transport = OneWritePerTurn(real, asyncio.get_running_loop())
     for i in range(writes):
         transport.write(str(i).encode())
     await asyncio.sleep(0)

@@ -58,7 +58,6 @@ import json
 import multiprocessing
 import os
 import platform
-import random
 import resource
 import shutil
 import signal
@@ -84,17 +83,19 @@ from loadtests import ws_probe
 from loadtests.http_bench import BenchError, percentile, qms_command, redis_facts
 from loadtests.serve_process import HOST, ServeProcess, cpu_seconds, free_port
 from loadtests.ws_probe import (
+    HALL,
     ArmStorm,
     AwaitCalls,
     AwaitStorm,
     Command,
     Connect,
     Mark,
+    SeqCount,
     Stop,
+    backoff,
+    screen_url,
 )
 
-HALL = "daye"
-DISPLAY_TOKEN = "demo-display"
 ADMIN_TOKEN = "demo-admin"
 KIOSK_TOKEN = "demo-kiosk"
 # Windows 1-4 of the demo hall serve both groups these two services are in,
@@ -168,51 +169,42 @@ class StormReply:
     cpu_s: float
 
 
-class Screen:
+class Screen(SeqCount):
     """One simulated hall screen: what it has seen, when, and on which connection."""
 
     __slots__ = (
-        "armed",
-        "behind",
         "called",
-        "caught_up_at",
         "close_codes",
         "closed_at",
         "connects",
-        "duplicates",
-        "events",
         "failures",
         "first_frame_at",
         "first_kind",
         "fresh",
-        "gaps",
         "id",
-        "last_seq",
         "reopened_at",
         "snapshots",
-        "storm_from",
         "ws",
     )
 
     def __init__(self, screen_id: str) -> None:
         self.id = screen_id
         self.ws: ClientConnection | None = None
-        self.last_seq: int | None = None
         self.first_frame_at = 0.0
         self.fresh = False
         """No frame yet on the current connection."""
         self.failures: Counter[str] = Counter()
         self.close_codes: Counter[int] = Counter()
         self.connects = 0
-        self.armed = False
-        self.storm_from = -1
-        self.closed_at = self.reopened_at = self.caught_up_at = 0.0
+        super().__init__()
+        self.closed_at = self.reopened_at = 0.0
         self.first_kind = ""
         self.reset_counts()
 
     def reset_counts(self) -> None:
+        self.reset_seq_counts()
         self.called: dict[int, float] = {}
-        self.events = self.gaps = self.duplicates = self.snapshots = self.behind = 0
+        self.snapshots = 0
 
     def arm(self) -> None:
         self.armed = True
@@ -224,45 +216,26 @@ class Screen:
         self.reset_counts()
 
     def url(self, port: int) -> str:
-        url = (
-            f"ws://{HOST}:{port}/ws/halls/{HALL}/display?token={DISPLAY_TOKEN}"
-            f"&format=json&page=display&screen={self.id}"
-        )
-        return url if self.last_seq is None else f"{url}&since={self.last_seq}"
+        return screen_url(port, self.id, self.last_seq)
 
     def on_frame(self, doc: dict[str, Any], now: float, at_of: dict[int, float]) -> None:
         """Account for one frame (the client's hot path: keep it cheap)."""
         kind: str = doc["type"]
         seq: int = doc["seq"]
-        last = self.last_seq
         if self.fresh:
             self.fresh = False
             if not self.first_frame_at:
                 self.first_frame_at = now
             if self.armed and not self.first_kind:
                 self.first_kind = kind if kind in ("snapshot", "heartbeat") else "events"
-        if kind == "heartbeat":
-            # A heartbeat carries the hall's latest seq: ahead of ours = missed.
-            if last is not None and seq > last:
-                self.behind += 1
+        if not self.count(kind, seq, now):
             return
         if kind == "snapshot":
             self.snapshots += 1
-            self.last_seq = seq
-        else:
-            if last is not None:
-                if seq <= last:
-                    self.duplicates += 1
-                    return
-                self.gaps += seq - last - 1
-            self.last_seq = seq
-            self.events += 1
-            if kind == "called":
-                self.called[seq] = now
-                if seq not in at_of:
-                    at_of[seq] = datetime.fromisoformat(doc["at"]).timestamp()
-        if self.armed and not self.caught_up_at and seq > self.storm_from:
-            self.caught_up_at = now
+        elif kind == "called":
+            self.called[seq] = now
+            if seq not in at_of:
+                at_of[seq] = datetime.fromisoformat(doc["at"]).timestamp()
 
 
 def _failure(exc: BaseException) -> str:
@@ -273,11 +246,6 @@ def _failure(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timeout"
     return type(exc).__name__
-
-
-def _backoff(attempt: int) -> float:
-    # Jittered so thousands of screens refused together do not retry together.
-    return min(1.0, 0.05 * (1 << min(attempt, 5))) * random.uniform(0.5, 1.0)
 
 
 class ClientFleet:
@@ -313,7 +281,7 @@ class ClientFleet:
             except (OSError, TimeoutError, WebSocketException) as exc:
                 s.failures[_failure(exc)] += 1
                 attempt += 1
-                await asyncio.sleep(_backoff(attempt))
+                await asyncio.sleep(backoff(attempt))
                 continue
             attempt = 0
             s.ws, s.fresh = ws, True

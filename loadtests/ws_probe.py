@@ -169,8 +169,59 @@ def errno_name(err: int) -> str:
 
 
 def backoff(attempt: int) -> float:
-    # As the load screens: jittered, 50 ms doubling up to 1 s.
+    """A bench screen's wait before reconnecting: jittered, 50 ms doubling up
+    to 1 s, so thousands of screens refused together do not retry together."""
     return min(1.0, 0.05 * (1 << min(attempt, 5))) * random.uniform(0.5, 1.0)
+
+
+def screen_url(port: int, screen_id: str, since: int | None) -> str:
+    """The demo hall's display socket for a bench screen, resuming after `since`."""
+    url = (
+        f"ws://{HOST}:{port}/ws/halls/{HALL}/display?token={DISPLAY_TOKEN}"
+        f"&format=json&page=display&screen={screen_id}"
+    )
+    return url if since is None else f"{url}&since={since}"
+
+
+class SeqCount:
+    """What every bench screen (ws_bench's and the probes) counts of the
+    frames it gets: events, gaps and duplicates in `seq`, heartbeats ahead of
+    it, and when it caught up after a storm was armed."""
+
+    __slots__ = (
+        "armed", "behind", "caught_up_at", "duplicates", "events", "gaps", "last_seq",
+        "storm_from",
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self.last_seq: int | None = None
+        self.armed = False
+        self.storm_from = -1
+        self.caught_up_at = 0.0
+        self.reset_seq_counts()
+
+    def reset_seq_counts(self) -> None:
+        self.events = self.gaps = self.duplicates = self.behind = 0
+
+    def count(self, kind: str, seq: int, now: float) -> bool:
+        """Count one frame; False for a heartbeat or a duplicate (nothing new)."""
+        last = self.last_seq
+        if kind == "heartbeat":
+            # A heartbeat carries the hall's latest seq: ahead of ours = missed.
+            if last is not None and seq > last:
+                self.behind += 1
+            return False
+        if kind != "snapshot":
+            if last is not None:
+                if seq <= last:
+                    self.duplicates += 1
+                    return False
+                self.gaps += seq - last - 1
+            self.events += 1
+        self.last_seq = seq
+        if self.armed and not self.caught_up_at and seq > self.storm_from:
+            self.caught_up_at = now
+        return True
 
 
 # ============================================================ commands and replies
@@ -259,33 +310,25 @@ class StormReply:
 # ============================================================ the probe process
 
 
-class Probe:
+class Probe(SeqCount):
     """One probe screen and its current connection, if any."""
 
     __slots__ = (
-        "armed",
         "attempt",
         "bad_frames",
-        "behind",
         "called",
-        "caught_up_at",
         "close_codes",
         "connects",
         "deadline",
-        "duplicates",
         "eof_pending",
-        "events",
         "failures",
         "first_frame_at",
-        "gaps",
         "id",
-        "last_seq",
         "outbox",
         "proto",
         "retry_at",
         "samples",
         "sock",
-        "storm_from",
         "tcp_up",
     )
 
@@ -301,54 +344,31 @@ class Probe:
         self.retry_at: float | None = None
         """monotonic: when to reconnect; None while connected or stopping."""
         self.attempt = 0
-        self.last_seq: int | None = None
         self.first_frame_at = 0.0
         self.failures: Counter[str] = Counter()
         self.close_codes: Counter[int] = Counter()
         self.connects = 0
-        self.armed = False
-        self.storm_from = -1
-        self.caught_up_at = 0.0
+        super().__init__()
         self.reset_counts()
 
     def reset_counts(self) -> None:
+        self.reset_seq_counts()
         self.samples: list[Sample] = []
         self.called: set[int] = set()
-        self.events = self.gaps = self.duplicates = self.behind = self.bad_frames = 0
+        self.bad_frames = 0
 
     def url(self, port: int) -> str:
-        url = (
-            f"ws://{HOST}:{port}/ws/halls/{HALL}/display?token={DISPLAY_TOKEN}"
-            f"&format=json&page=display&screen={self.id}"
-        )
-        return url if self.last_seq is None else f"{url}&since={self.last_seq}"
+        return screen_url(port, self.id, self.last_seq)
 
     def on_frame(self, doc: dict[str, Any], kernel_s: float | None, parsed_s: float) -> None:
         """Account for one frame, as `ws_bench.Screen.on_frame` does."""
         kind: str = doc["type"]
         seq: int = doc["seq"]
-        last = self.last_seq
         if not self.first_frame_at:
             self.first_frame_at = parsed_s
-        if kind == "heartbeat":
-            if last is not None and seq > last:
-                self.behind += 1
-            return
-        if kind == "snapshot":
-            self.last_seq = seq
-        else:
-            if last is not None:
-                if seq <= last:
-                    self.duplicates += 1
-                    return
-                self.gaps += seq - last - 1
-            self.last_seq = seq
-            self.events += 1
-            if kind == "called":
-                self.called.add(seq)
-                self.samples.append(Sample(seq, at_epoch(doc["at"]), kernel_s, parsed_s))
-        if self.armed and not self.caught_up_at and seq > self.storm_from:
-            self.caught_up_at = parsed_s
+        if self.count(kind, seq, parsed_s) and kind == "called":
+            self.called.add(seq)
+            self.samples.append(Sample(seq, at_epoch(doc["at"]), kernel_s, parsed_s))
 
 
 @dataclass(slots=True)

@@ -49,7 +49,7 @@ from typing import Any, Literal
 
 import redis
 
-from loadtests.serve_process import HOST, ServeProcess, cpu_seconds, free_port
+from loadtests.serve_process import HOST, ServeProcess, cpu_seconds, free_port, percentile
 from loadtests.store_bench import RefreshCase, StorePhase, measure_store
 
 JobKind = Literal["issue", "call_next", "paired", "poll"]
@@ -414,14 +414,6 @@ class Phase:
     timed_out: bool
     duplicate_calls: int = 0
     """Tickets a call-next answered more than once: must be 0."""
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending list; 0.0 for an empty one."""
-    if not sorted_values:
-        return 0.0
-    rank = max(1, round(q / 100 * len(sorted_values)))
-    return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
 class Bench:

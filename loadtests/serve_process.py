@@ -1,7 +1,8 @@
 """A `qms serve` child process of a benchmark: started in a session of its
 own, logging to a file, stopped as an operator would (SIGTERM), and killed
 with its whole group if that hangs; and what every benchmark asks of a
-process (its CPU time) and of the machine (a free port)."""
+process (its CPU time) and of the machine (a free port), and the
+percentile every benchmark reports."""
 
 from __future__ import annotations
 
@@ -33,6 +34,14 @@ def cpu_seconds(pid: int | None) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list; 0.0 for an empty one."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, round(q / 100 * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
 @dataclass

@@ -38,7 +38,7 @@ import uvloop
 from redis.asyncio import Redis
 
 from dispatcher.monitor import HallMonitor
-from loadtests.serve_process import cpu_seconds
+from loadtests.serve_process import cpu_seconds, percentile
 from queue_core.auth import Credentials
 from queue_core.config import load_hall_config
 from queue_core.models import WindowStatus
@@ -87,13 +87,6 @@ class RefreshCase:
     config_path: Path
     waiting: int
     calls_last_hour: int
-
-
-def _percentile(ordered: list[float], q: float) -> float:
-    if not ordered:
-        return 0.0
-    rank = max(1, round(q / 100 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
 
 
 async def _script_usec(store: HallStore) -> tuple[int, int]:
@@ -176,8 +169,8 @@ async def _measure(
         operations=count,
         seconds=round(elapsed, 3),
         rps=round(count / elapsed, 1),
-        p50_ms=round(_percentile(latencies, 50), 2),
-        p99_ms=round(_percentile(latencies, 99), 2),
+        p50_ms=round(percentile(latencies, 50), 2),
+        p99_ms=round(percentile(latencies, 99), 2),
         redis_cpu_pct=None if redis_cpu is None else round(100 * redis_cpu / elapsed, 1),
         redis_cpu_us=None if per_op_us is None else round(per_op_us, 1),
         redis_limit_rps=None if not per_op_us else round(1e6 / per_op_us),

@@ -80,8 +80,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from loadtests import ws_probe
-from loadtests.http_bench import BenchError, percentile, qms_command, redis_facts
-from loadtests.serve_process import HOST, ServeProcess, cpu_seconds, free_port
+from loadtests.http_bench import BenchError, qms_command, redis_facts
+from loadtests.serve_process import HOST, ServeProcess, cpu_seconds, free_port, percentile
 from loadtests.ws_probe import (
     HALL,
     ArmStorm,

@@ -52,8 +52,8 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from loadtests.http_bench import BenchError, percentile
-from loadtests.serve_process import HOST
+from loadtests.http_bench import BenchError
+from loadtests.serve_process import HOST, percentile
 
 HALL = "daye"
 DISPLAY_TOKEN = "demo-display"

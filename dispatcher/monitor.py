@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from queue_core.estimator import EtaTable
 from queue_core.figures import HOUR_MS, HallFigures, estimates, hall_figures, service_model
-from queue_core.models import TicketView
+from queue_core.models import TicketView, WindowStatus
 from queue_core.presence import PresenceStore
 from queue_core.store import HallStore, Result
 from queue_core.wire import ticket_estimate
@@ -33,6 +33,8 @@ class View:
     figures: HallFigures
     read_at: float
     """`time.monotonic()` of the read."""
+    open_windows: frozenset[str]
+    """The windows open when the hall was read: the table estimates for them."""
 
 
 class HallMonitor:
@@ -53,13 +55,16 @@ class HallMonitor:
         self._reading_since = 0.0
         self._reads: set[asyncio.Task[View]] = set()
 
-    async def table(self) -> EtaTable:
-        return (await self.view()).table
+    async def table(self, open_windows: frozenset[str] | None = None) -> EtaTable:
+        """The estimates; with `open_windows` (the caller's own view of the
+        hall), never a table computed for other open windows: a window that
+        opened a moment ago must give its group an estimate at once."""
+        return (await self.view(open_windows)).table
 
     async def issued(self, result: Result[TicketView]) -> EtaTable:
         """The table to answer a new ticket with, after keeping the estimate
         it is given in Redis: its call will measure it against the wait."""
-        table = await self.table()
+        table = await self.table(result.value.open_windows)
         est = ticket_estimate(result.value, self.store.config, table)
         if est is not None and not result.replayed:
             ms = (round(1000 * est.central), round(1000 * est.p10), round(1000 * est.p90))
@@ -69,26 +74,41 @@ class HallMonitor:
     async def figures(self) -> HallFigures:
         return (await self.view()).figures
 
-    async def view(self) -> View:
-        """The latest view, read again when older than `max_age_s`."""
+    async def view(self, open_windows: frozenset[str] | None = None) -> View:
+        """The latest view, read again when older than `max_age_s` or when
+        its open windows differ from `open_windows` (the caller saw a newer
+        hall than the view)."""
         view = self._view
-        if view is not None and time.monotonic() - view.read_at <= self.max_age_s:
+        if (
+            view is not None
+            and time.monotonic() - view.read_at <= self.max_age_s
+            and (open_windows is None or view.open_windows == open_windows)
+        ):
             return view
-        return await self.refresh()
+        view = await self.refresh()
+        if open_windows is not None and view.open_windows != open_windows:
+            # A shared read that began before the caller's change: read anew.
+            view = await self.refresh(shared=False)
+        return view
 
-    async def refresh(self) -> View:
+    async def refresh(self, *, shared: bool = True) -> View:
         """Read the hall now. Callers arriving during a read share it, if it
         began at most `max_age_s` before them: a read that began before a
         caller's own write must not answer it (with 0, nobody shares)."""
         now = time.monotonic()
         task = self._reading
-        if task is None or self._reading_since < now - self.max_age_s:
+        if not shared or task is None or self._reading_since < now - self.max_age_s:
             task = asyncio.ensure_future(self._read())
             self._reading, self._reading_since = task, now
             self._reads.add(task)
             task.add_done_callback(self._read_done)
         # A caller cancelled while waiting must not cancel the others' read.
         return await asyncio.shield(task)
+
+    async def settle(self) -> None:
+        """Until every read in flight has ended (tests count reads)."""
+        while pending := {t for t in self._reads if not t.done()}:
+            await asyncio.wait(pending)
 
     async def aclose(self) -> None:
         """End a read in flight: its callers may have been cancelled, but the
@@ -121,4 +141,5 @@ class HallMonitor:
         model = service_model(config, state)
         table = estimates(config, state, model, now_ms)
         figures = hall_figures(config, state, table, online, last_seen, now_ms)
-        return View(table, figures, started)
+        opened = frozenset(w.id for w in state.windows if w.status is WindowStatus.OPEN)
+        return View(table, figures, started, opened)

@@ -4,9 +4,22 @@ from __future__ import annotations
 
 from queue_core import validation as v
 from queue_core.models import Role, WindowStatus
-from queue_core.operations import Call, Handler, Operation, Reply, empty, ok, ticket_reply
+from queue_core.operations import (
+    Call,
+    Handler,
+    Operation,
+    Reply,
+    actor_of,
+    empty,
+    hall_hours_body,
+    ok,
+    open_windows,
+    ticket_reply,
+)
 from queue_core.wire import (
+    audit_body,
     dashboard_body,
+    parked_body,
     snapshot_body,
     window_body,
     window_view_body,
@@ -18,15 +31,10 @@ READER = frozenset({Role.DISPLAY, Role.MANAGER, Role.ADMIN})
 MANAGER = frozenset({Role.MANAGER, Role.ADMIN})
 
 
-def _actor(call: Call) -> str:
-    """Whose hand did it: the credential id lands on the ticket, for reports per clerk."""
-    return call.credential.id if call.credential is not None else ""
-
-
 def _set_status(status: WindowStatus) -> Handler:
     async def handler(call: Call) -> Reply:
         result = await call.hall.store.set_window(
-            call.params["window"], status, call.idempotency, actor=_actor(call)
+            call.params["window"], status, call.idempotency, actor=actor_of(call)
         )
         return ok(window_body(result.value, call.hall.config))
 
@@ -35,7 +43,7 @@ def _set_status(status: WindowStatus) -> Handler:
 
 async def call_next(call: Call) -> Reply:
     result = await call.hall.store.call_next(
-        call.params["window"], call.idempotency, actor=_actor(call)
+        call.params["window"], call.idempotency, actor=actor_of(call)
     )
     if result.value is None:
         return empty()
@@ -46,28 +54,28 @@ async def call_number(call: Call) -> Reply:
     v.only_fields(call.body, {"number"})
     number = v.ticket_number(v.required_string(call.body, "number"))
     result = await call.hall.store.call_number(
-        call.params["window"], number, call.idempotency, actor=_actor(call)
+        call.params["window"], number, call.idempotency, actor=actor_of(call)
     )
     return ok(await ticket_reply(call.hall, result.value))
 
 
 async def recall(call: Call) -> Reply:
     result = await call.hall.store.recall(
-        call.params["window"], call.idempotency, actor=_actor(call)
+        call.params["window"], call.idempotency, actor=actor_of(call)
     )
     return ok(await ticket_reply(call.hall, result.value))
 
 
 async def complete(call: Call) -> Reply:
     result = await call.hall.store.complete(
-        call.params["window"], call.idempotency, actor=_actor(call)
+        call.params["window"], call.idempotency, actor=actor_of(call)
     )
     return ok(await ticket_reply(call.hall, result.value))
 
 
 async def no_show(call: Call) -> Reply:
     result = await call.hall.store.no_show(
-        call.params["window"], call.idempotency, actor=_actor(call)
+        call.params["window"], call.idempotency, actor=actor_of(call)
     )
     return ok(await ticket_reply(call.hall, result.value))
 
@@ -76,9 +84,46 @@ async def transfer(call: Call) -> Reply:
     v.only_fields(call.body, {"service"})
     service = v.required_string(call.body, "service")
     result = await call.hall.store.transfer(
-        call.params["window"], service, call.idempotency, actor=_actor(call)
+        call.params["window"], service, call.idempotency, actor=actor_of(call)
     )
     return ok(await ticket_reply(call.hall, result.value))
+
+
+async def park(call: Call) -> Reply:
+    result = await call.hall.store.park(
+        call.params["window"], call.idempotency, actor=actor_of(call)
+    )
+    return ok(await ticket_reply(call.hall, result.value))
+
+
+async def resume(call: Call) -> Reply:
+    v.only_fields(call.body, {"number"})
+    number = v.ticket_number(v.required_string(call.body, "number"))
+    result = await call.hall.store.resume(
+        call.params["window"], number, call.idempotency, actor=actor_of(call)
+    )
+    return ok(await ticket_reply(call.hall, result.value))
+
+
+async def parked(call: Call) -> Reply:
+    return ok(parked_body(await call.hall.store.parked(), call.hall.config))
+
+
+async def close_hall(call: Call) -> Reply:
+    result = await call.hall.store.close_hall(call.idempotency, actor=actor_of(call))
+    return ok(hall_hours_body(call.hall, result.value.closed_until_ms))
+
+
+async def open_hall(call: Call) -> Reply:
+    result = await call.hall.store.open_hall(call.idempotency, actor=actor_of(call))
+    return ok(hall_hours_body(call.hall, result.value.closed_until_ms))
+
+
+async def audit(call: Call) -> Reply:
+    since = v.audit_cursor(call.query.get("since"))
+    limit = v.limit(call.query.get("limit"), default=100, maximum=1000)
+    entries = await call.hall.store.audit(since, limit)
+    return ok(audit_body(entries, since, call.hall.config))
 
 
 async def window_view(call: Call) -> Reply:
@@ -89,7 +134,9 @@ async def window_view(call: Call) -> Reply:
 
 async def snapshot(call: Call) -> Reply:
     snap = await call.hall.store.snapshot()
-    return ok(snapshot_body(snap, call.hall.config, await call.hall.monitor.table()))
+    table = await call.hall.monitor.table(open_windows(snap))
+    hours = hall_hours_body(call.hall, snap.closed_until_ms)
+    return ok(snapshot_body(snap, call.hall.config, table, hours))
 
 
 async def dashboard(call: Call) -> Reply:
@@ -106,6 +153,12 @@ OPERATIONS = (
     Operation("POST", "/windows/{window}/complete", complete, CLERK),
     Operation("POST", "/windows/{window}/no-show", no_show, CLERK),
     Operation("POST", "/windows/{window}/transfer", transfer, CLERK, takes_body=True),
+    Operation("POST", "/windows/{window}/park", park, CLERK),
+    Operation("POST", "/windows/{window}/resume", resume, CLERK, takes_body=True),
+    Operation("GET", "/parked", parked, SUPERVISOR),
+    Operation("POST", "/close", close_hall, MANAGER),
+    Operation("POST", "/open", open_hall, MANAGER),
+    Operation("GET", "/audit", audit, MANAGER),
     Operation("GET", "/windows/{window}", window_view, SUPERVISOR),
     Operation("GET", "/snapshot", snapshot, READER),
     Operation("GET", "/dashboard", dashboard, MANAGER),

@@ -17,11 +17,10 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from queue_core.config import HallConfig, Window
+from queue_core.config import Window
 from queue_core.errors import QmsError
-from queue_core.models import Role, WindowStatus
+from queue_core.models import NOBODY, Actor, Role, WindowStatus
 from queue_core.operations import Hall
-from queue_core.store import HallStore
 
 log = logging.getLogger("qms.simulator")
 
@@ -58,7 +57,7 @@ class HallSimulator:
         for w in config.windows:
             status = WindowStatus.OPEN if w in opened else WindowStatus.CLOSED
             await self._safely(store.set_window(w.id, status))
-        clerks = [self._clerk(store, config, w) for w in opened]
+        clerks = [self._clerk(hall, w) for w in opened]
         await asyncio.gather(self._visitors(hall, len(opened)), *clerks)
 
     async def _visitors(self, hall: Hall, windows: int) -> None:
@@ -85,12 +84,16 @@ class HallSimulator:
                 # As a kiosk's ticket: its estimate kept, to be measured at its call.
                 await self._safely(hall.monitor.issued(issued))
 
-    async def _clerk(self, store: HallStore, config: HallConfig, window: Window) -> None:
-        # The window's own clerk, as the reports per clerk expect.
-        actor = next(
-            (c.id for c in config.credentials if c.role is Role.CLERK and window.id in c.windows),
-            "",
+    async def _clerk(self, hall: Hall, window: Window) -> None:
+        store, config = hall.store, hall.config
+        # The window's own clerk, as the reports per clerk and the audit expect.
+        clerk = next(
+            (c for c in config.credentials if c.role is Role.CLERK and window.id in c.windows),
+            None,
         )
+        actor = NOBODY
+        if clerk is not None:
+            actor = Actor(hall.credentials.label(clerk), Role.CLERK.value, "simulator")
         while True:
             called = await self._safely(store.call_next(window.id, actor=actor))
             if called is None or called.value is None:

@@ -41,7 +41,7 @@ from queue_core import wire
 from queue_core.errors import Unavailable
 from queue_core.event_log import EventLog
 from queue_core.models import Event, ScreenPresence
-from queue_core.operations import Hall
+from queue_core.operations import Hall, hall_hours_body, open_windows
 
 __all__ = ["DirectWrite", "HallHub", "HubSettings", "Sink", "Subscriber"]
 
@@ -322,8 +322,9 @@ class HallHub:
 
     async def _take_snapshot(self) -> Frame:
         snap = await self.hall.store.snapshot()
-        table = await self.hall.monitor.table()
-        return snapshot_frame(wire.snapshot_body(snap, self.hall.config, table))
+        table = await self.hall.monitor.table(open_windows(snap))
+        hours = hall_hours_body(self.hall, snap.closed_until_ms)
+        return snapshot_frame(wire.snapshot_body(snap, self.hall.config, table, hours))
 
     # ------------------------------------------------------------- reader
 

@@ -9,10 +9,11 @@ import importlib.metadata
 import logging
 import platform
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -20,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.websockets import WebSocket
 
+from dispatcher.day_keeper import DayKeeper
 from dispatcher.monitor import HallMonitor
 from dispatcher.operations import OPERATIONS as WINDOW_OPERATIONS
 from displays.gateway import Gateway, GatewaySettings, gateway_routes
@@ -44,7 +46,7 @@ from queue_core.operations import Hall
 from queue_core.presence import PresenceStore
 from queue_core.redis_client import create_blocking_reader, create_redis
 from queue_core.scripts import Scripts
-from queue_core.store import HallStore
+from queue_core.store import HallStore, load_audit_secret
 from ticketing.operations import OPERATIONS as TICKET_OPERATIONS
 
 log = logging.getLogger("qms")
@@ -107,6 +109,20 @@ async def cancel_all(tasks: Sequence[asyncio.Task[None]]) -> None:
         _, pending = await asyncio.wait(pending, timeout=1.0)
 
 
+async def _share_audit_secret(redis: Redis, halls: Iterable[Hall]) -> None:
+    """Read the deployment's audit key (retrying while Redis is down) and
+    hand it to every hall's credentials; until then staff changes answer 503."""
+    while True:
+        try:
+            secret = await load_audit_secret(redis)
+        except QmsError:
+            await asyncio.sleep(1.0)
+            continue
+        for hall in halls:
+            hall.credentials.set_secret(secret)
+        return
+
+
 def _gateway_of(ws: WebSocket) -> Gateway:
     return cast(Gateway, ws.state.gateway)
 
@@ -124,11 +140,14 @@ def create_app(
     archive_url: str | None = None,
     archive_interval_s: float = 3600.0,
     estimate_max_age_s: float = 2.0,
+    clock_rate: float = 1.0,
 ) -> Starlette:
     """The whole qms app. `app.state.gateway` holds the screen gateway while
     the lifespan runs (the server closes its sockets with 1001 on shutdown).
     Wait estimates and the dashboard reuse a read of the hall for
-    `estimate_max_age_s` (0: read on every request, as tests want)."""
+    `estimate_max_age_s` (0: read on every request, as tests want).
+    `clock_rate` is how fast `clock` runs against real time (the demo's runs
+    faster), so the day keeper wakes at each calendar boundary."""
     screens = gateway_settings or GatewaySettings()
 
     @contextlib.asynccontextmanager
@@ -152,10 +171,18 @@ def create_app(
             )
             for c in configs
         }
+        try:
+            secret: bytes | None = await load_audit_secret(redis)
+        except QmsError:
+            secret = None  # Redis is down: read it when it is back
         halls = {
-            c.id: Hall(c, monitors[c.id].store, Credentials(c.credentials), monitors[c.id])
+            c.id: Hall(c, monitors[c.id].store, Credentials(c.credentials, secret), monitors[c.id])
             for c in configs
         }
+        # The day's end passed while no replica ran: expire its leftovers
+        # before serving anyone. Redis down now is the keeper's next tick's job.
+        keeper = DayKeeper({h: m.store for h, m in monitors.items()}, rate=clock_rate)
+        await keeper.tick()
         block_s = screens.hub.heartbeat_s
         gateway = Gateway(
             halls,
@@ -166,7 +193,12 @@ def create_app(
         )
         gateway.start()
         app.state.gateway = gateway
-        tasks = [asyncio.create_task(refresh_gauges(monitors, metrics_interval_s))]
+        tasks = [
+            asyncio.create_task(refresh_gauges(monitors, metrics_interval_s)),
+            asyncio.create_task(keeper.run()),
+        ]
+        if secret is None:
+            tasks.append(asyncio.create_task(_share_audit_secret(redis, halls.values())))
         tasks += [asyncio.create_task(run(halls)) for run in background]
         # No archive URL (tests): no sweep, and reports read Redis alone.
         archive = None if archive_url is None else ArchiveHandle(archive_url)
@@ -175,7 +207,13 @@ def create_app(
             sweeper = Sweeper(halls, archive, archive_interval_s, clock or time.time)
             tasks.append(asyncio.create_task(sweeper.run()))
         try:
-            yield {"halls": halls, "gateway": gateway, "archive": archive, "sweeper": sweeper}
+            yield {
+                "halls": halls,
+                "gateway": gateway,
+                "archive": archive,
+                "sweeper": sweeper,
+                "day_keeper": keeper,
+            }
         finally:
             await gateway.aclose()
             await cancel_all(tasks)

@@ -7,7 +7,7 @@ import hmac
 from collections.abc import Iterable
 
 from queue_core.config import Credential
-from queue_core.errors import Forbidden, Unauthorized
+from queue_core.errors import Forbidden, Unauthorized, Unavailable
 from queue_core.models import Role
 
 
@@ -20,8 +20,28 @@ class Credentials:
     match in constant time. Only digests are ever held in memory.
     """
 
-    def __init__(self, credentials: Iterable[Credential]) -> None:
+    def __init__(self, credentials: Iterable[Credential], secret: bytes | None = b"") -> None:
         self._by_digest = {c.token_sha256: c for c in credentials}
+        self._secret = secret
+
+    def set_secret(self, secret: bytes) -> None:
+        """The deployment's audit key, once read (the app reads it from Redis,
+        which may be down when qms starts)."""
+        self._secret = secret
+
+    def label(self, credential: Credential) -> str:
+        """Who a credential is in audit entries and reports: its `name`, else
+        its role and a short id keyed with the deployment's secret (an HMAC,
+        not the token's plain hash: a weak token must not be recoverable
+        from a report)."""
+        if credential.name:
+            return credential.name
+        if self._secret is None:
+            raise Unavailable(
+                "redis_unavailable", "The queue store cannot be reached right now; try again."
+            )
+        mac = hmac.new(self._secret, credential.token_sha256.encode(), hashlib.sha256)
+        return f"{credential.role.value}-{mac.hexdigest()[:8]}"
 
     def find(self, token: str | None) -> Credential | None:
         if not token:

@@ -21,10 +21,12 @@ import re
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Final, Generic, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from queue_core.calendar import DAY_MINUTES, WEEKDAYS, CallingRules, Hours, Span
 from queue_core.models import NORMAL, Role
 
 
@@ -119,6 +121,11 @@ class HallConfig:
     credentials: tuple[Credential, ...]
     remote: RemoteRules = RemoteRules()
     source: str = ""
+    hours: Hours | None = None
+    """`[hours]`; None (no such section): open all day, every day."""
+    calling: CallingRules = field(default_factory=CallingRules)
+    language: str = "zh"
+    """The language of what the hall's visitors read ("zh" or "en")."""
     group_by_id: dict[str, Group] = field(init=False, repr=False, compare=False)
     service_by_id: dict[str, Service] = field(init=False, repr=False, compare=False)
     window_by_id: dict[str, Window] = field(init=False, repr=False, compare=False)
@@ -190,8 +197,17 @@ _SHA256_HEX: Final = re.compile(r"[0-9a-fA-F]{64}")
 _MIN_TOKEN_CHARS: Final = 8
 
 _SECTIONS: Final = (
-    "hall", "priority", "appointments", "remote", "group", "service", "window", "credential",
+    "hall", "priority", "appointments", "remote", "hours", "calling",
+    "group", "service", "window", "credential",
 )  # fmt: skip
+_LANGUAGES: Final = ("zh", "en")  # the first is the default
+_LANGUAGE: Final = re.compile("|".join(_LANGUAGES))
+_LANGUAGE_RULE: Final = 'use "zh" (Chinese) or "en" (English)'
+_SPAN: Final = re.compile(r"\s*([^-\s]+)\s*-\s*([^-\s]+)\s*")
+_SPAN_EXAMPLE: Final = '"08:30-12:00"'
+_CLOCK: Final = re.compile(r"([0-9]{2}):([0-9]{2})")
+_DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATE_RULE: Final = 'write YYYY-MM-DD, such as "2026-10-01"'
 _FILE_KEY: Final = "(file)"
 _MISSING: Final = object()
 
@@ -225,12 +241,16 @@ def _check_file(path: str | Path) -> _Checked:
     if doc is None:
         return _Checked(None, report.problems, None)
     _reject_unknown(report, "", doc, _SECTIONS, "section")
-    hall_id, name, timezone = _hall(report, doc)
+    hall_id, name, timezone, language = _hall(report, doc)
     priority = _priority(report, doc)
     appointments = _appointments(report, doc)
     remote = _remote(report, doc)
+    hours = _hours(report, doc)
+    calling = _calling(report, doc)
     groups = _groups(report, doc)
-    group_ids = None if groups is None else set(groups.ids)
+    # Without a usable [[group]] section no group exists: every reference to
+    # one is a problem of its own, listed along with the section's.
+    group_ids = set() if groups is None else set(groups.ids)
     services = _services(report, doc, group_ids)
     windows = _windows(report, doc, group_ids)
     credentials = _credentials(report, doc, None if windows is None else set(windows.ids))
@@ -253,6 +273,9 @@ def _check_file(path: str | Path) -> _Checked:
         credentials=tuple(credentials.built),
         remote=remote,
         source=str(path),
+        hours=hours,
+        calling=calling,
+        language=language,
     )
     return _Checked(config, [], hall_id)
 
@@ -503,17 +526,21 @@ class _Entries(Generic[_T]):
 
 def _hall(
     report: _Report, doc: dict[str, object]
-) -> tuple[str | None, str | None, ZoneInfo | None]:
+) -> tuple[str | None, str | None, ZoneInfo | None, str]:
+    default_language = _LANGUAGES[0]
     data = _table(report, doc, "hall")
     if data is None:
         if "hall" not in doc:
             report.add("hall", "the [hall] table is required")
-        return None, None, None
-    t = _Table(report, "hall", data, ("id", "name", "timezone"))
+        return None, None, None, default_language
+    t = _Table(report, "hall", data, ("id", "name", "timezone", "language"))
     hall_id = t.text("id", _ID, _ID_RULE)
     name = t.text("name")
     zone_name = t.text("timezone")
-    return hall_id, name, _zone(t, zone_name)
+    language = (
+        t.text("language", _LANGUAGE, _LANGUAGE_RULE) if "language" in data else default_language
+    )
+    return hall_id, name, _zone(t, zone_name), language or default_language
 
 
 def _zone(t: _Table, name: str | None) -> ZoneInfo | None:
@@ -588,6 +615,188 @@ def _remote(report: _Report, doc: dict[str, object]) -> RemoteRules:
     )
 
 
+def _hours(report: _Report, doc: dict[str, object]) -> Hours | None:
+    """`[hours]`, or None without one (open all day, every day). With it, a
+    weekday it leaves out is closed."""
+    data = _table(report, doc, "hours")
+    if data is None:
+        return None
+    t = _Table(report, "hours", data, (*WEEKDAYS, "closed", "open", "issue_until_minutes"))
+    weekly = tuple(_day_spans(t, day) if day in data else () for day in WEEKDAYS)
+    closed = _dates(t, "closed")
+    opened = _open_dates(t, closed)
+    until = t.minutes("issue_until_minutes", positive=False, default=0.0)
+    return Hours(
+        weekly=weekly,
+        closed=frozenset(closed),
+        open=opened,
+        issue_until_minutes=0.0 if until is None else until,
+    )
+
+
+def _day_spans(t: _Table, name: str) -> tuple[Span, ...]:
+    """The valid spans of the day `t[name]`, sorted by start: an array of
+    "HH:MM-HH:MM" strings. A day's spans may touch (12:00-13:00 then
+    13:00-14:00) but not overlap."""
+    value = t.data[name]
+    if isinstance(value, str):  # the brackets forgotten: mon = "08:30-12:00"
+        t.report.add(t.key(name), f'must be an array of spans, not a string: write ["{value}"]')
+        return ()
+    if not isinstance(value, list):
+        t.report.add(
+            t.key(name), f"must be an array of spans such as [{_SPAN_EXAMPLE}], not {_kind(value)}"
+        )
+        return ()
+    spans: list[tuple[Span, str]] = []
+    for i, item in enumerate(value):
+        span = _span(t.report, f"{t.key(name)}[{i}]", item)
+        if span is not None:
+            spans.append((span, str(item).strip()))  # as written, for messages
+    spans.sort()
+    reach: tuple[Span, str] | None = None  # the span ending last so far
+    for span, text in spans:
+        if reach is not None and span.start < reach[0].end:
+            if span == reach[0]:
+                t.report.add(t.key(name), f"{text!r} is listed twice")
+            else:
+                t.report.add(t.key(name), f"{reach[1]!r} and {text!r} overlap")
+        if reach is None or span.end > reach[0].end:
+            reach = (span, text)
+    return tuple(span for span, _ in spans)
+
+
+def _span(report: _Report, key: str, value: object) -> Span | None:
+    """One "HH:MM-HH:MM" span within a day; 24:00 only as its end."""
+    if not isinstance(value, str):
+        report.add(key, f"must be a string such as {_SPAN_EXAMPLE}, not {_kind(value)}")
+        return None
+    match = _SPAN.fullmatch(value)
+    if match is None:
+        report.add(key, f"{value!r} is not a span of time: write {_SPAN_EXAMPLE}")
+        return None
+    start = _clock(report, key, match[1], end=False)
+    end = _clock(report, key, match[2], end=True)
+    if start is None or end is None:
+        return None
+    if end <= start:
+        hint = (
+            " (a span cannot cross midnight: end it at 24:00, start the next day at 00:00)"
+            if end < start
+            else ""
+        )
+        report.add(key, f"{value!r} must end after it starts{hint}")
+        return None
+    return Span(start, end)
+
+
+def _clock(report: _Report, key: str, text: str, *, end: bool) -> int | None:
+    """Minutes after midnight of an "HH:MM" time."""
+    match = _CLOCK.fullmatch(text)
+    if match is None:
+        report.add(key, f"{text!r} is not a time: write HH:MM, such as 08:30")
+        return None
+    minutes = int(match[1]) * 60 + int(match[2])
+    if int(match[2]) > 59 or minutes > DAY_MINUTES:
+        report.add(key, f"{text!r} is not a time of day: use 00:00 to 23:59, or 24:00 as an end")
+        return None
+    if minutes == DAY_MINUTES and not end:
+        report.add(key, f"{text!r} can only end a span: start at 00:00 instead")
+        return None
+    return minutes
+
+
+def _dates(t: _Table, name: str) -> list[date]:
+    """An array of dates, each a TOML date or a "YYYY-MM-DD" string, each once."""
+    value = t.data.get(name, _MISSING)
+    if value is _MISSING:
+        return []
+    if not isinstance(value, list):
+        t.report.add(
+            t.key(name), f'must be an array of dates such as ["2026-10-01"], not {_kind(value)}'
+        )
+        return []
+    dates: list[date] = []
+    for i, item in enumerate(value):
+        key = f"{t.key(name)}[{i}]"
+        day = _date(t.report, key, item)
+        if day is None:
+            continue
+        if day in dates:
+            t.report.add(key, f"{day.isoformat()} is listed twice")
+        else:
+            dates.append(day)
+    return dates
+
+
+def _date(report: _Report, key: str, value: object) -> date | None:
+    if isinstance(value, datetime):  # a subclass of date: a TOML date-time
+        report.add(key, f"must be a date without a time of day: {_DATE_RULE}")
+        return None
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str):
+        report.add(key, f"must be a date ({_DATE_RULE}), not {_kind(value)}")
+        return None
+    return _date_text(report, key, value)
+
+
+def _date_text(report: _Report, key: str, text: str) -> date | None:
+    if _DATE.fullmatch(text):
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            report.add(key, f"{text!r} is not a day of the calendar")
+            return None
+    report.add(key, f"{text!r} is not a date: {_DATE_RULE}")
+    return None
+
+
+def _open_dates(t: _Table, closed: list[date]) -> dict[date, tuple[Span, ...]]:
+    """`open`: date -> spans, for days the weekday rule would close (调休)."""
+    value = t.data.get("open", _MISSING)
+    if value is _MISSING:
+        return {}
+    if not isinstance(value, dict):
+        t.report.add(
+            t.key("open"),
+            f'must be a table such as {{ "2026-09-27" = [{_SPAN_EXAMPLE}] }}, not {_kind(value)}',
+        )
+        return {}
+    days = _Table(t.report, t.key("open"), value, tuple(value))  # each key a date, checked below
+    opened: dict[date, tuple[Span, ...]] = {}
+    for name in value:
+        day = _date_text(t.report, days.key(name), name)
+        spans = _day_spans(days, name)
+        if value[name] == []:
+            t.report.add(
+                days.key(name),
+                "must list at least one span; to close the day, list it in hours.closed",
+            )
+        if day is None:
+            continue
+        if day in closed:
+            t.report.add(
+                days.key(name), "this date is also in hours.closed; a date is either closed or open"
+            )
+        elif spans:
+            opened[day] = spans
+    return opened
+
+
+def _calling(report: _Report, doc: dict[str, object]) -> CallingRules:
+    defaults = CallingRules()
+    data = _table(report, doc, "calling")
+    if data is None:
+        return defaults
+    t = _Table(report, "calling", data, ("recall_limit", "late_return_minutes"))
+    recall_limit = t.count("recall_limit", defaults.recall_limit, minimum=0)
+    late = t.minutes("late_return_minutes", positive=False, default=defaults.late_return_minutes)
+    return CallingRules(
+        recall_limit=recall_limit,
+        late_return_minutes=defaults.late_return_minutes if late is None else late,
+    )
+
+
 def _groups(report: _Report, doc: dict[str, object]) -> _Entries[Group] | None:
     entries = _array_of_tables(report, doc, "group", required=True)
     if entries is None:
@@ -604,7 +813,7 @@ def _groups(report: _Report, doc: dict[str, object]) -> _Entries[Group] | None:
 
 
 def _services(
-    report: _Report, doc: dict[str, object], group_ids: set[str] | None
+    report: _Report, doc: dict[str, object], group_ids: set[str]
 ) -> _Entries[Service] | None:
     entries = _array_of_tables(report, doc, "service", required=True)
     if entries is None:
@@ -657,7 +866,7 @@ def _check_prefixes(report: _Report, entries: list[tuple[str, dict[str, object]]
 
 
 def _windows(
-    report: _Report, doc: dict[str, object], group_ids: set[str] | None
+    report: _Report, doc: dict[str, object], group_ids: set[str]
 ) -> _Entries[Window] | None:
     entries = _array_of_tables(report, doc, "window", required=True)
     if entries is None:
@@ -683,9 +892,9 @@ def _windows(
     return windows
 
 
-def _check_group_exists(report: _Report, key: str, group: str, group_ids: set[str] | None) -> None:
-    if group_ids is None or group in group_ids:
-        return  # without a usable [[group]] section that section's problem says it all
+def _check_group_exists(report: _Report, key: str, group: str, group_ids: set[str]) -> None:
+    if group in group_ids:
+        return
     known = ", ".join(repr(g) for g in sorted(group_ids)) or "none"
     report.add(key, f"there is no group {group!r}; the groups are: {known}")
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from queue_core.calendar import HallHours, hall_hours
 from queue_core.config import HallConfig
 from queue_core.estimator import (
     EtaTable,
@@ -127,6 +128,10 @@ class HallFigures:
     accuracy_last_hour: Accuracy
     accuracy_today: Accuracy
     ratings: dict[str, int]
+    hall: HallHours | None = None
+    """Whether the hall takes tickets (its calendar and a manager's close)."""
+    parked: int = 0
+    expired_today: int = 0
 
 
 def day_start_ms(now_ms: int, config: HallConfig) -> int:
@@ -253,6 +258,9 @@ def hall_figures(
         accuracy_last_hour=accuracy(recent),
         accuracy_today=Accuracy(n, abs_ms / n / 1000 if n else None, inside / n if n else None),
         ratings={f.removeprefix("rating:"): v for f, v in stats.items() if f.startswith("rating:")},
+        hall=hall_hours(config.hours, config.timezone, now_ms, state.closed_until_ms),
+        parked=state.parked,
+        expired_today=stats.get("expired", 0),
     )
 
 

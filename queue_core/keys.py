@@ -80,6 +80,25 @@ class HallKeys:
         """List of calls (JSON: time, wait, group, service, estimate), newest first, capped."""
         return self._k("waits")
 
+    @property
+    def day(self) -> str:
+        """Hash of the hall's day: `done` (the latest calendar boundary passed,
+        epoch ms), `expired_through` (its day end: what joined before it has
+        expired), `closed_until` (a manager's close, until that moment) and
+        `status` (open | closed, as last announced by a `hall` event)."""
+        return self._k("day")
+
+    @property
+    def audit(self) -> str:
+        """Stream of audit entries, id `<ms>-<seq>`, trimmed by age: fields
+        at, actor, role, action, window, number, client."""
+        return self._k("audit")
+
+    @property
+    def parked(self) -> str:
+        """Sorted set of parked ticket ids, scored by when they were parked."""
+        return self._k("parked")
+
     def screen(self, screen: str) -> str:
         """String (JSON presence) of one connected screen, with a TTL: gone = offline."""
         return self._k(f"screen:{screen}")
@@ -118,6 +137,16 @@ class HallKeys:
         """String holding a reference to the first answer of a retried request."""
         return self._k(f"idem:{scope_digest}")
 
+    @property
+    def audit_archived(self) -> str:
+        """String: the id of the latest audit entry copied to the archive."""
+        return self._k("audit-archived")
+
     def match_all(self) -> str:
         """A SCAN pattern for every key of this hall."""
         return f"{PREFIX}:{{{self.hall}}}:*"
+
+
+AUDIT_SECRET = f"{PREFIX}:secret:audit"
+"""String: the server-side key (hex) that derives an unnamed credential's
+short id in audit entries and reports; made once, shared by every replica."""

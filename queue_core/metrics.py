@@ -28,7 +28,25 @@ TICKETS = {
     EventType.TRANSFERRED: Counter(
         "qms_tickets_transferred_total", "Tickets transferred to another service.", _LABELS
     ),
+    EventType.EXPIRED: Counter(
+        "qms_tickets_expired_total",
+        "Waiting or parked tickets left when the hall's day ended (or a manager closed it).",
+        _LABELS,
+    ),
+    EventType.PARKED: Counter(
+        "qms_tickets_parked_total", "Called tickets parked (the visitor stepped aside).", _LABELS
+    ),
+    EventType.REJOINED: Counter(
+        "qms_tickets_rejoined_total", "No-show tickets that came back in time.", _LABELS
+    ),
 }
+
+DAY_BOUNDARIES = Counter(
+    "qms_day_boundaries_total",
+    "Calendar boundaries (span starts and ends, midnights) this replica passed for a hall; "
+    "each is passed by one replica only.",
+    ["hall"],
+)
 
 WAIT_BUCKETS = (60, 120, 300, 600, 900, 1200, 1800, 2700, 3600, 5400, 7200, 10800)
 
@@ -130,6 +148,10 @@ EVENT_LAG = Histogram(
     "From an event's time in Redis to its fan-out to this replica's screens.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+PARKED = Gauge("qms_parked_tickets", "Tickets parked now.", ["hall"])
+HALL_OPEN = Gauge(
+    "qms_hall_open", "1 while the hall takes tickets (its hours, no manager's close).", ["hall"]
+)
 REDIS_UP = Gauge("qms_redis_up", "1 when the last periodic read of Redis worked.", ["hall"])
 REDIS_LATENCY = Histogram(
     "qms_redis_command_seconds",
@@ -177,6 +199,9 @@ def record_figures(hall: str, f: HallFigures) -> None:
         ESTIMATE_IN_RANGE.labels(hall, span).set(
             acc.in_range if acc.in_range is not None else math.nan
         )
+    PARKED.labels(hall).set(f.parked)
+    if f.hall is not None:
+        HALL_OPEN.labels(hall).set(1 if f.hall.open else 0)
     SCREENS_ONLINE.labels(hall).set(len(f.screens_online))
     SCREENS_OFFLINE.labels(hall).set(len(f.screens_offline))
     REDIS_UP.labels(hall).set(1)

@@ -17,6 +17,7 @@ class TicketStatus(StrEnum):
     NO_SHOW = "no_show"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
+    PARKED = "parked"
 
 
 class WindowStatus(StrEnum):
@@ -42,6 +43,10 @@ class EventType(StrEnum):
     TRANSFERRED = "transferred"
     CANCELLED = "cancelled"
     WINDOW = "window"
+    EXPIRED = "expired"
+    PARKED = "parked"
+    REJOINED = "rejoined"
+    HALL = "hall"
 
 
 NORMAL = "normal"
@@ -73,7 +78,15 @@ class Ticket:
     remote: bool = False
     """Taken on a phone rather than at a kiosk."""
     clerk: str | None = None
-    """The credential id of the clerk who called it last (reports per clerk)."""
+    """Who last acted on it at a window: the credential's audit label (its
+    name, or role and keyed short id), for reports per clerk."""
+    recalls: int = 0
+    """Announcements after the first call (at most the hall's recall limit)."""
+    parked_ms: int | None = None
+    parked_window: str | None = None
+    """Where it was parked, while it is."""
+    rejoined_ms: int | None = None
+    """When a no-show came back (once)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +149,9 @@ class Snapshot:
     waiting_by_group: dict[str, int]
     waiting_by_service: dict[str, int]
     recent_calls: tuple[RecentCall, ...]
+    closed_until_ms: int | None = None
+    """A manager's close in force until then (the calendar says the rest)."""
+    parked: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +199,8 @@ class HallState:
     stats: dict[str, int]
     service_times: dict[str, tuple[int, ...]]
     calls: tuple[CallRecord, ...]
+    parked: int = 0
+    closed_until_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +220,45 @@ class Event:
     service: str | None
     waiting: dict[str, int]
     status: WindowStatus | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who makes a change: `label` lands on the ticket (reports per clerk) and,
+    with a `role` (clerk, manager, admin), in the audit entry with `client`."""
+
+    label: str = ""
+    role: str = ""
+    client: str = ""
+
+
+NOBODY = Actor()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: str
+    """The cursor: `<ms>-<n>`, rising."""
+    at_ms: int
+    actor: str
+    role: str
+    action: str
+    window: str | None
+    number: str | None
+    client: str
+
+
+@dataclass(frozen=True, slots=True)
+class DayState:
+    """The hall's day as Redis holds it (`keys.HallKeys.day`)."""
+
+    done_ms: int
+    """The latest calendar boundary passed."""
+    expired_through_ms: int
+    closed_until_ms: int | None
+    """A manager's close in force until then."""
+    status: str | None
+    """open | closed, as last announced."""
 
 
 class ScreenPage(StrEnum):

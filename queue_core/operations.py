@@ -17,15 +17,15 @@ from queue_core.auth import Credentials
 from queue_core.config import Credential, HallConfig
 from queue_core.estimator import EtaTable
 from queue_core.figures import HallFigures
-from queue_core.models import Role, TicketStatus, TicketView
+from queue_core.models import Actor, Role, Snapshot, TicketStatus, TicketView, WindowStatus
 from queue_core.store import HallStore, Result
-from queue_core.wire import ticket_body
+from queue_core.wire import hall_body, ticket_body
 
 
 class Monitor(Protocol):
     """A hall's recent estimates and figures (the dispatcher's `HallMonitor`)."""
 
-    async def table(self) -> EtaTable: ...
+    async def table(self, open_windows: frozenset[str] | None = None) -> EtaTable: ...
 
     async def issued(self, result: Result[TicketView]) -> EtaTable: ...
 
@@ -55,6 +55,20 @@ class Call:
     """The client's address (behind a trusted proxy, the one it forwarded)."""
 
 
+AUDITED = frozenset({Role.CLERK, Role.MANAGER, Role.ADMIN})
+"""Roles whose changes get an audit entry."""
+
+
+def actor_of(call: Call) -> Actor:
+    """Who makes the call's change: the credential's label, and its role when
+    its changes are audited."""
+    c = call.credential
+    if c is None:
+        return Actor(client=call.client)
+    role = c.role.value if c.role in AUDITED else ""
+    return Actor(call.hall.credentials.label(c), role, call.client)
+
+
 class ReplyKind(StrEnum):
     OK = "ok"
     CREATED = "created"
@@ -64,7 +78,7 @@ class ReplyKind(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Reply:
     kind: ReplyKind
-    body: dict[str, Any] | None = None
+    body: dict[str, Any] | list[Any] | None = None
 
 
 Handler = Callable[[Call], Awaitable[Reply]]
@@ -83,7 +97,7 @@ class Operation:
     takes_body: bool = False
 
 
-def ok(body: dict[str, Any]) -> Reply:
+def ok(body: dict[str, Any] | list[Any]) -> Reply:
     return Reply(ReplyKind.OK, body)
 
 
@@ -99,4 +113,15 @@ async def ticket_reply(hall: Hall, view: TicketView) -> dict[str, Any]:
     """A ticket's body. Only a waiting ticket has an estimate, so only then
     is the monitor's table read (it may cost a read of the hall)."""
     waiting = view.ticket.status is TicketStatus.WAITING
-    return ticket_body(view, hall.config, await hall.monitor.table() if waiting else None)
+    table = await hall.monitor.table(view.open_windows) if waiting else None
+    return ticket_body(view, hall.config, table)
+
+
+def open_windows(snap: Snapshot) -> frozenset[str]:
+    return frozenset(w.id for w in snap.windows if w.status is WindowStatus.OPEN)
+
+
+def hall_hours_body(hall: Hall, closed_until_ms: int | None) -> dict[str, Any]:
+    """The hall's `hall_body` now, with a manager's close read from Redis."""
+    store = hall.store
+    return hall_body(store.hall_hours(closed_until_ms), hall.config, store.now_ms())

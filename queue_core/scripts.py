@@ -29,9 +29,17 @@ MUTATING = (
     "window_state",
     "rate",
     "remote_issue",
+    "park",
+    "resume",
+    "rejoin",
+    "hall_close",
+    "hall_open",
+    "day_boundary",
 )
 # Scripts that stand alone: they read, or write what is not hall state (presence).
-STANDALONE = ("snapshot", "ticket", "presence", "window_view", "hall_state", "note_estimate")
+STANDALONE = (
+    "snapshot", "ticket", "presence", "window_view", "hall_state", "note_estimate", "parked",
+)  # fmt: skip
 
 
 def source(name: str) -> str:

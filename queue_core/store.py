@@ -19,15 +19,19 @@ from typing import Any, Generic, TypeVar
 
 from redis.asyncio import Redis
 
-from queue_core import metrics, policy
+from queue_core import calendar, metrics, policy
 from queue_core.config import HallConfig, Service, Window
 from queue_core.errors import Conflict, Invalid, NotFound, QmsError, RateLimited
-from queue_core.keys import HallKeys
+from queue_core.keys import AUDIT_SECRET, HallKeys
 from queue_core.models import (
     APPOINTMENT,
+    NOBODY,
     NORMAL,
+    Actor,
     Appointment,
+    AuditEntry,
     CallRecord,
+    DayState,
     EventType,
     HallState,
     OutcomeEvent,
@@ -76,13 +80,39 @@ def new_appointment_code() -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Now:
-    """One operation's moment: epoch ms, and the hall's local day and hour."""
+    """One operation's moment: epoch ms, the hall's local day and hour, and
+    the latest day end at or before it (what joined before has expired)."""
 
     ms: int
     day: str
     """YYYYMMDD"""
     hour: str
     """HH"""
+    stale_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Calendar:
+    """What the calendar says, valid for `from_ms <= now < until_ms`: between
+    two boundaries (and issue stops) nothing in it changes, so most
+    operations reuse it instead of working through dates."""
+
+    from_ms: int
+    until_ms: int
+    hours: calendar.HallHours
+    stale_ms: int
+
+
+AUDIT_KEEP_MS = 3 * 86_400_000
+"""Audit entries stay in Redis three days; the sweep archives them hourly."""
+
+
+async def load_audit_secret(redis: Redis) -> bytes:
+    """The deployment's audit key, made by the first replica that asks and
+    then shared: every replica derives the same short id for a credential."""
+    await guarded(redis.set(AUDIT_SECRET, secrets.token_hex(32), nx=True))
+    value = await guarded(redis.get(AUDIT_SECRET))
+    return bytes.fromhex(value.decode() if isinstance(value, bytes) else str(value))
 
 
 class HallStore:
@@ -98,6 +128,7 @@ class HallStore:
         idempotency_ttl_s: int = 86_400,
         clock: Callable[[], float] = time.time,
         observer: Observer | None = None,
+        audit_keep_ms: int = AUDIT_KEEP_MS,
     ) -> None:
         self.redis = redis
         self.config = config
@@ -110,28 +141,37 @@ class HallStore:
         self._group_ids = [g.id for g in config.groups]
         self._queue_keys = [self.keys.queue(g) for g in self._group_ids]
         self._recent: tuple[float, Snapshot] | None = None
+        self._audit_keep_ms = audit_keep_ms
+        self._cal: _Calendar | None = None
 
     # ------------------------------------------------------------ visitors
 
     async def issue(
-        self, service: str, priority: str = NORMAL, idempotency: str | None = None
+        self,
+        service: str,
+        priority: str = NORMAL,
+        idempotency: str | None = None,
+        *,
+        actor: Actor = NOBODY,
     ) -> Result[TicketView]:
-        """Issue a ticket for a service in a priority class a kiosk may set."""
+        """Issue a ticket for a service in a priority class a kiosk may set;
+        `hall_closed` outside the hall's hours."""
         svc = self._service(service)
         if priority not in self.config.kiosk_classes():
             raise Invalid("unknown_priority", f"Priority class {priority!r} is not offered here.")
         now = self._now()
+        self._require_issuing(now)
         tid = new_ticket_id()
         e = policy.effective_ms(now.ms, self.config.credit_minutes(priority))
         keys = [self.keys.counter(now.day, svc.prefix), self.keys.numbers(now.day)]
         args: list[str | int | float] = [
             tid, svc.id, svc.group, svc.prefix, priority, e
         ]  # fmt: skip
-        reply = await self._mutate("issue", now, idempotency, keys, args)
+        reply = await self._mutate("issue", now, idempotency, keys, args, actor)
         return self._result(reply, self._ticket_view(reply))
 
     async def book_appointment(
-        self, service: str, start_ms: int, idempotency: str | None = None
+        self, service: str, start_ms: int, idempotency: str | None = None, *, actor: Actor = NOBODY
     ) -> Result[Appointment]:
         svc = self._service(service)
         now = self._now()
@@ -140,7 +180,7 @@ class HallStore:
             args: list[str | int | float] = [code, svc.id, start_ms]
             try:
                 reply = await self._mutate(
-                    "appointment", now, idempotency, [self.keys.appointments], args
+                    "appointment", now, idempotency, [self.keys.appointments], args, actor
                 )
             except _CodeTaken:
                 continue
@@ -148,8 +188,11 @@ class HallStore:
             return self._result(reply, Appointment(a["code"], a["service"], int(a["start"]), None))
         raise Conflict("code_taken", "Could not find a free appointment code; try again.")
 
-    async def check_in(self, code: str, idempotency: str | None = None) -> Result[TicketView]:
-        """Check in an appointment: on time gets the appointment credit, else normal."""
+    async def check_in(
+        self, code: str, idempotency: str | None = None, *, actor: Actor = NOBODY
+    ) -> Result[TicketView]:
+        """Check in an appointment: on time gets the appointment credit, else
+        normal; `hall_closed` outside the hall's hours."""
         raw = await self._call(self.redis.hget(self.keys.appointments, code), "hget")
         if raw is None:
             raise NotFound("appointment_not_found", f"No appointment has code {code}.")
@@ -158,6 +201,7 @@ class HallStore:
         booked = json.loads(raw)
         svc = self._service(booked["service"])
         now = self._now()
+        self._require_issuing(now)
         start = int(booked["start"])
         on_time = policy.appointment_on_time(now.ms, start, self.config.appointments)
         priority = APPOINTMENT if on_time else NORMAL
@@ -173,11 +217,32 @@ class HallStore:
         args: list[str | int | float] = [
             code, start, tid, svc.id, svc.group, svc.prefix, priority, e
         ]  # fmt: skip
-        reply = await self._mutate("checkin", now, idempotency, keys, args)
+        reply = await self._mutate("checkin", now, idempotency, keys, args, actor)
         return self._result(reply, self._ticket_view(reply))
 
-    async def cancel(self, ticket_id: str, idempotency: str | None = None) -> Result[TicketView]:
-        reply = await self._mutate("cancel", self._now(), idempotency, [], [ticket_id])
+    async def cancel(
+        self, ticket_id: str, idempotency: str | None = None, *, actor: Actor = NOBODY
+    ) -> Result[TicketView]:
+        reply = await self._mutate("cancel", self._now(), idempotency, [], [ticket_id], actor)
+        return self._result(reply, self._ticket_view(reply))
+
+    async def rejoin(
+        self, ticket_id: str, idempotency: str | None = None, *, actor: Actor = NOBODY
+    ) -> Result[TicketView]:
+        """A no-show ticket waits again, once, within the hall's late-return
+        time, placed as if issued now with its class credit;
+        `late_return_closed` otherwise, `hall_closed` outside the hours."""
+        now = self._now()
+        raw = await self._call(self.redis.hget(self.keys.tickets, ticket_id), "hget")
+        if raw is None:
+            raise NotFound("ticket_not_found", "There is no such ticket.")
+        # The class is fixed at issue: reading it first cannot race with the script.
+        priority = json.loads(raw)["priority"]
+        e = policy.effective_ms(now.ms, self.config.credit_minutes(priority))
+        late_ms = round(self.config.calling.late_return_minutes * policy.MINUTE_MS)
+        in_span = self._calendar(now.ms).hours.in_span
+        args: list[str | int | float] = [ticket_id, late_ms, e, "1" if in_span else "0"]
+        reply = await self._mutate("rejoin", now, idempotency, [], args, actor)
         return self._result(reply, self._ticket_view(reply))
 
     async def issue_remote(
@@ -196,6 +261,7 @@ class HallStore:
             raise NotFound("remote_not_offered", "This hall does not offer remote tickets.")
         svc = self._service(service)
         now = self._now()
+        self._require_issuing(now)
         tid = new_ticket_id()
         e = policy.effective_ms(now.ms, 0.0)
         keys = [
@@ -231,7 +297,7 @@ class HallStore:
     # ------------------------------------------------------------- windows
 
     async def call_next(
-        self, window: str, idempotency: str | None = None, *, actor: str = ""
+        self, window: str, idempotency: str | None = None, *, actor: Actor = NOBODY
     ) -> Result[TicketView | None]:
         """Complete the window's current ticket, then call the next by the dispatch rule.
 
@@ -244,7 +310,7 @@ class HallStore:
         return self._result(reply, value)
 
     async def call_number(
-        self, window: str, number: str, idempotency: str | None = None, *, actor: str = ""
+        self, window: str, number: str, idempotency: str | None = None, *, actor: Actor = NOBODY
     ) -> Result[TicketView]:
         """Call one waiting number out of turn (it must be of a group the window serves)."""
         w = self._window(window)
@@ -256,24 +322,25 @@ class HallStore:
         return self._result(reply, self._ticket_view(reply))
 
     async def recall(
-        self, window: str, idempotency: str | None = None, *, actor: str = ""
+        self, window: str, idempotency: str | None = None, *, actor: Actor = NOBODY
     ) -> Result[TicketView]:
         w = self._window(window)
-        reply = await self._mutate("recall", self._now(), idempotency, [], [w.id], actor)
+        args: list[str | int | float] = [w.id, self.config.calling.recall_limit]
+        reply = await self._mutate("recall", self._now(), idempotency, [], args, actor)
         return self._result(reply, self._ticket_view(reply))
 
     async def complete(
-        self, window: str, idempotency: str | None = None, *, actor: str = ""
+        self, window: str, idempotency: str | None = None, *, actor: Actor = NOBODY
     ) -> Result[TicketView]:
         return await self._finish(window, TicketStatus.COMPLETED, idempotency, actor)
 
     async def no_show(
-        self, window: str, idempotency: str | None = None, *, actor: str = ""
+        self, window: str, idempotency: str | None = None, *, actor: Actor = NOBODY
     ) -> Result[TicketView]:
         return await self._finish(window, TicketStatus.NO_SHOW, idempotency, actor)
 
     async def transfer(
-        self, window: str, service: str, idempotency: str | None = None, *, actor: str = ""
+        self, window: str, service: str, idempotency: str | None = None, *, actor: Actor = NOBODY
     ) -> Result[TicketView]:
         """Send the window's current ticket to another service, keeping its place."""
         w = self._window(window)
@@ -283,13 +350,120 @@ class HallStore:
         return self._result(reply, self._ticket_view(reply))
 
     async def set_window(
-        self, window: str, status: WindowStatus, idempotency: str | None = None, *, actor: str = ""
+        self,
+        window: str,
+        status: WindowStatus,
+        idempotency: str | None = None,
+        *,
+        actor: Actor = NOBODY,
     ) -> Result[WindowState]:
         w = self._window(window)
         args: list[str | int | float] = [w.id, status.value]
         reply = await self._mutate("window_state", self._now(), idempotency, [], args, actor)
         ticket = ticket_from_json(reply["wt"]) if reply.get("wt") else None
         return self._result(reply, WindowState(w.id, WindowStatus(reply["w"]["status"]), ticket))
+
+    async def park(
+        self, window: str, idempotency: str | None = None, *, actor: Actor = NOBODY
+    ) -> Result[TicketView]:
+        """The window's called ticket steps aside (`parked`); the window is free."""
+        w = self._window(window)
+        reply = await self._mutate("park", self._now(), idempotency, [], [w.id], actor)
+        return self._result(reply, self._ticket_view(reply))
+
+    async def resume(
+        self, window: str, number: str, idempotency: str | None = None, *, actor: Actor = NOBODY
+    ) -> Result[TicketView]:
+        """Call a parked ticket at this window (one of its group's windows),
+        completing the window's current ticket first."""
+        w = self._window(window)
+        now = self._now()
+        args: list[str | int | float] = [w.id, ",".join(w.groups), number]
+        reply = await self._mutate(
+            "resume", now, idempotency, [self.keys.numbers(now.day)], args, actor
+        )
+        return self._result(reply, self._ticket_view(reply))
+
+    # ---------------------------------------------------------- the hall's day
+
+    def hall_hours(self, closed_until_ms: int | None = None) -> calendar.HallHours:
+        """Whether the hall takes tickets now (the calendar, and a manager's
+        close in force until `closed_until_ms`)."""
+        now_ms = self._now_ms()
+        if closed_until_ms is not None and closed_until_ms > now_ms:
+            return calendar.hall_hours(
+                self.config.hours, self.config.timezone, now_ms, closed_until_ms
+            )
+        return self._calendar(now_ms).hours
+
+    async def close_hall(
+        self, idempotency: str | None = None, *, actor: Actor = NOBODY
+    ) -> Result[DayState]:
+        """Close the hall now until the next span starts (or `open_hall`):
+        windows close, waiting and parked tickets expire, issuing stops."""
+        now = self._now()
+        until = calendar.next_span_start(self.config.hours, self.config.timezone, now.ms)
+        # No span ahead within the horizon: closed until a manager opens it.
+        until_ms = until if until is not None else now.ms + calendar.HORIZON_DAYS * 86_400_000
+        reply = await self._mutate("hall_close", now, idempotency, [], [until_ms], actor)
+        self._recent = None  # the next /services must say closed
+        return self._result(reply, _day_state(reply["day"]))
+
+    async def open_hall(
+        self, idempotency: str | None = None, *, actor: Actor = NOBODY
+    ) -> Result[DayState]:
+        """Lift a manager's close; the calendar's hours still apply."""
+        now = self._now()
+        in_span = self._calendar(now.ms).hours.in_span
+        args: list[str | int | float] = ["1" if in_span else "0"]
+        reply = await self._mutate("hall_open", now, idempotency, [], args, actor)
+        self._recent = None
+        return self._result(reply, _day_state(reply["day"]))
+
+    async def pass_boundary(self, boundary: calendar.Boundary) -> tuple[bool, int]:
+        """Pass one calendar boundary (`calendar.latest_boundary`) unless some
+        replica already has: (whether this call passed it, tickets expired)."""
+        args: list[str | int | float] = [
+            boundary.at_ms,
+            "1" if boundary.open_after else "0",
+            boundary.expire_before_ms,
+            boundary.finish_before_ms,
+        ]
+        reply = await self._mutate("day_boundary", self._now(), None, [], args)
+        self._result(reply, None)
+        return bool(reply["passed"]), int(reply["expired"])
+
+    async def day_state(self) -> DayState:
+        raw = await self._call(self.redis.hgetall(self.keys.day), "hgetall")
+        return _day_state(raw)
+
+    async def parked(self) -> list[Ticket]:
+        """The parked tickets, earliest parked first."""
+        keys = [self.keys.parked, self.keys.tickets]
+        raw = await self._call(self._scripts["parked"](keys=keys, args=[]), "parked")
+        return [ticket_from_json(t) for t in json.loads(raw)]
+
+    async def audit(self, since: str | None, limit: int) -> list[AuditEntry]:
+        """Audit entries after the cursor `since` (from the oldest kept), oldest first."""
+        low = "-" if since is None else f"({since}"
+        entries = await self._call(
+            self.redis.xrange(self.keys.audit, low, "+", count=limit), "xrange"
+        )
+        out = []
+        for entry_id, f in entries:
+            out.append(
+                AuditEntry(
+                    id=str(entry_id),
+                    at_ms=int(f["at"]),
+                    actor=f.get("actor", ""),
+                    role=f.get("role", ""),
+                    action=f.get("action", ""),
+                    window=f.get("window") or None,
+                    number=f.get("number") or None,
+                    client=f.get("client", ""),
+                )
+            )
+        return out
 
     # --------------------------------------------------------------- reads
 
@@ -320,6 +494,8 @@ class HallStore:
             k.windows,
             k.waiting_by_service,
             k.recent_calls,
+            k.day,
+            k.parked,
             *self._queue_keys,
         ]
         raw = await self._call(
@@ -346,6 +522,8 @@ class HallStore:
             waiting_by_group={g: int(groups_raw.get(g, 0)) for g in self._group_ids},
             waiting_by_service={s.id: int(services_raw.get(s.id, 0)) for s in self.config.services},
             recent_calls=tuple(recent),
+            closed_until_ms=_opt_int(data.get("closed_until")),
+            parked=int(data.get("parked") or 0),
         )
 
     async def hall_state(self, *, head: int, calls_since_ms: int) -> HallState:
@@ -356,7 +534,7 @@ class HallStore:
         day = self._now().day
         keys = [
             k.seq, k.tickets, k.windows, k.waiting_by_service,
-            k.stats(day), k.service_times, k.waits, *self._queue_keys,
+            k.stats(day), k.service_times, k.waits, k.day, k.parked, *self._queue_keys,
         ]  # fmt: skip
         args: list[str | int] = [head, calls_since_ms, *self._group_ids]
         raw = await self._call(self._scripts["hall_state"](keys=keys, args=args), "hall_state")
@@ -415,6 +593,8 @@ class HallStore:
                 for s, v in (data["svc_times"] or {}).items()
             },
             calls=tuple(calls),
+            parked=int(data.get("parked") or 0),
+            closed_until_ms=_opt_int(data.get("closed_until")),
         )
 
     async def note_estimate(
@@ -447,7 +627,7 @@ class HallStore:
     # ------------------------------------------------------------ plumbing
 
     async def _finish(
-        self, window: str, status: TicketStatus, idempotency: str | None, actor: str
+        self, window: str, status: TicketStatus, idempotency: str | None, actor: Actor
     ) -> Result[TicketView]:
         w = self._window(window)
         args: list[str | int | float] = [w.id, status.value]
@@ -461,7 +641,7 @@ class HallStore:
         idempotency: str | None,
         own_keys: list[str],
         own_args: list[str | int | float],
-        actor: str = "",
+        actor: Actor = NOBODY,
     ) -> dict[str, Any]:
         k = self.keys
         idem_key = k.idempotency(idempotency or "unused")
@@ -469,11 +649,13 @@ class HallStore:
             k.seq, k.events, idem_key, k.tickets, k.windows, k.open_windows,
             k.waiting_by_service, k.recent_calls,
             k.stats(now.day), k.service_times, k.estimates, k.waits,
+            k.day, k.audit, k.parked,
             *own_keys, *self._queue_keys,
         ]  # fmt: skip
         ttl = self._idem_ttl if idempotency else 0
         args = [
-            now.ms, ttl, self._maxlen, len(self._group_ids), actor, now.hour,
+            now.ms, ttl, self._maxlen, len(self._group_ids), actor.label, now.hour,
+            actor.role, actor.client, now.stale_ms, self._audit_keep_ms,
             *own_args, *self._group_ids,
         ]  # fmt: skip
         raw = await self._call(self._scripts[name](keys=keys, args=args), name)
@@ -482,8 +664,46 @@ class HallStore:
     def _parse(self, raw: str) -> dict[str, Any]:
         reply: dict[str, Any] = json.loads(raw)
         if "err" in reply:
+            if reply["err"] == "hall_closed":
+                raise self._closed(self._now_ms(), _opt_int(reply.get("until")))
+            if reply["err"] == "recall_limit":
+                limit = int(reply.get("limit") or 0)
+                raise Conflict(
+                    "recall_limit",
+                    f"This ticket has been announced again {limit} times, the hall's limit; "
+                    "mark it a no-show instead.",
+                )
             raise _refusal(reply["err"])
         return reply
+
+    def _calendar(self, now_ms: int) -> _Calendar:
+        cal = self._cal
+        if cal is not None and cal.from_ms <= now_ms < cal.until_ms:
+            return cal
+        hours, tz = self.config.hours, self.config.timezone
+        state = calendar.hall_hours(hours, tz, now_ms)
+        until = calendar.next_boundary(hours, tz, now_ms).at_ms
+        if state.closes_at_ms is not None:
+            until = min(until, state.closes_at_ms)
+        latest = calendar.latest_boundary(hours, tz, now_ms)
+        cal = _Calendar(latest.at_ms, until, state, latest.expire_before_ms)
+        # An issue stop later than the latest boundary starts the cache there.
+        if state.open is False and state.in_span and cal.from_ms < now_ms:
+            cal = _Calendar(now_ms, until, state, latest.expire_before_ms)
+        self._cal = cal
+        return cal
+
+    def _closed(self, now_ms: int, closed_until_ms: int | None) -> Conflict:
+        cfg = self.config
+        state = calendar.hall_hours(cfg.hours, cfg.timezone, now_ms, closed_until_ms)
+        message = calendar.closed_message(now_ms, state.opens_at_ms, cfg.timezone, cfg.language)
+        return HallClosed(message, state.opens_at_ms)
+
+    def _require_issuing(self, now: _Now) -> None:
+        """Refuse a new ticket outside the calendar's hours (a manager's close
+        is checked by the script, atomically with the issue)."""
+        if not self._calendar(now.ms).hours.open:
+            raise self._closed(now.ms, None)
 
     def _result(self, reply: dict[str, Any], value: T) -> Result[T]:
         replayed = bool(reply.get("replayed"))
@@ -519,7 +739,8 @@ class HallStore:
 
     def _now(self) -> _Now:
         ms = self._now_ms()
-        return _Now(ms, *policy.local_day_and_hour(ms, self.config.timezone))
+        day, hour = policy.local_day_and_hour(ms, self.config.timezone)
+        return _Now(ms, day, hour, self._calendar(ms).stale_ms)
 
     def now_ms(self) -> int:
         """The store's clock, in epoch ms (tests move it)."""
@@ -542,6 +763,23 @@ class _CodeTaken(QmsError):
     pass
 
 
+class HallClosed(Conflict):
+    """409 `hall_closed`: its message names the next opening in the hall's language."""
+
+    def __init__(self, message: str, opens_at_ms: int | None) -> None:
+        super().__init__("hall_closed", message)
+        self.opens_at_ms = opens_at_ms
+
+
+def _day_state(d: dict[str, Any]) -> DayState:
+    return DayState(
+        done_ms=int(d.get("done") or 0),
+        expired_through_ms=int(d.get("expired_through") or 0),
+        closed_until_ms=_opt_int(d.get("closed_until")),
+        status=str(d["status"]) if d.get("status") else None,
+    )
+
+
 _REFUSALS: dict[str, tuple[type[QmsError], str]] = {
     "window_not_open": (Conflict, "The window is not open: open it before calling."),
     "no_current_ticket": (Conflict, "The window has no called ticket right now."),
@@ -561,6 +799,12 @@ _REFUSALS: dict[str, tuple[type[QmsError], str]] = {
     ),
     "rate_limited": (RateLimited, "Too many remote tickets from here; try again later."),
     "phone_has_ticket": (Conflict, "This phone number already holds a ticket that is waiting."),
+    "number_not_parked": (NotFound, "No ticket with that number is parked."),
+    "late_return_closed": (
+        Conflict,
+        "This ticket can no longer rejoin the queue: only a missed call, once, "
+        "within the hall's late-return time.",
+    ),
 }
 
 
@@ -593,6 +837,10 @@ def ticket_from_json(d: dict[str, Any]) -> Ticket:
         rated_ms=_opt_int(d.get("rated")),
         remote=bool(d.get("remote")),
         clerk=d.get("clerk"),
+        recalls=int(d.get("recalls") or 0),
+        parked_ms=_opt_int(d.get("parked")),
+        parked_window=d.get("parked_at"),
+        rejoined_ms=_opt_int(d.get("rejoined")),
     )
 
 

@@ -129,3 +129,15 @@ def limit(raw: str | None, default: int, maximum: int) -> int:
     if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= maximum:
         raise Invalid("invalid_limit", f"limit must be a whole number from 1 to {maximum}.")
     return int(raw)
+
+
+AUDIT_CURSOR = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+
+
+def audit_cursor(raw: str | None) -> str | None:
+    """An audit cursor as `GET /audit` gave it in `next` (`<ms>-<n>`), or None."""
+    if raw is None or raw == "":
+        return None
+    if not AUDIT_CURSOR.fullmatch(raw):
+        raise Invalid("invalid_cursor", "since must be a cursor from an earlier answer's next.")
+    return raw

@@ -9,11 +9,13 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from queue_core.calendar import MINUTE_MS, HallHours, closed_message
 from queue_core.config import HallConfig
 from queue_core.estimator import EtaTable, WaitEstimate
 from queue_core.figures import Accuracy, HallFigures
 from queue_core.models import (
     Appointment,
+    AuditEntry,
     Event,
     EventType,
     Rating,
@@ -76,7 +78,39 @@ def ticket_body(view: TicketView, config: HallConfig, table: EtaTable | None) ->
         "position": position,
         "eta_seconds": None if est is None else round(est.central),
         "eta_range_seconds": _range(est),
+        "recalls": t.recalls,
+        "rejoin_until": iso(rejoin_until_ms(t, config), config.timezone),
     }
+
+
+def rejoin_until_ms(t: Ticket, config: HallConfig) -> int | None:
+    """Until when a no-show ticket may rejoin the queue (None: it may not).
+    The day's end closes it earlier: rejoin then answers `hall_closed`."""
+    late = config.calling.late_return_minutes
+    if t.status is not TicketStatus.NO_SHOW or t.rejoined_ms is not None or late <= 0:
+        return None
+    if t.finished_ms is None:
+        return None
+    return t.finished_ms + round(late * MINUTE_MS)
+
+
+def hall_body(hours: HallHours, config: HallConfig, now_ms: int) -> dict[str, Any]:
+    """Whether the hall takes tickets now and when it next does, with the
+    sentence a closed kiosk shows in each language of the pages."""
+    tz = config.timezone
+    body: dict[str, Any] = {
+        "open": hours.open,
+        "opens_at": iso(hours.opens_at_ms, tz),
+        "closes_at": iso(hours.closes_at_ms, tz),
+        "in_span": hours.in_span,
+        "closed_by_manager": hours.closed_by_manager,
+        "message": None,
+    }
+    if not hours.open:
+        body["message"] = {
+            lang: closed_message(now_ms, hours.opens_at_ms, tz, lang) for lang in ("zh", "en")
+        }
+    return body
 
 
 def window_body(state: WindowState, config: HallConfig) -> dict[str, Any]:
@@ -118,9 +152,14 @@ def _service_queues(snap: Snapshot, config: HallConfig, table: EtaTable) -> list
     return queues
 
 
-def snapshot_body(snap: Snapshot, config: HallConfig, table: EtaTable) -> dict[str, Any]:
+def snapshot_body(
+    snap: Snapshot, config: HallConfig, table: EtaTable, hall: dict[str, Any]
+) -> dict[str, Any]:
+    """`hall` is a `hall_body`: whether the hall is open, for the screens."""
     return {
         "seq": snap.seq,
+        "hall": hall,
+        "parked": snap.parked,
         "windows": [window_body(w, config) for w in snap.windows],
         "groups": [{"id": g, "waiting": n} for g, n in snap.waiting_by_group.items()],
         "services": _service_queues(snap, config, table),
@@ -146,6 +185,9 @@ def event_body(event: Event, config: HallConfig) -> dict[str, Any]:
     if event.type is EventType.WINDOW:
         body["number"] = body["service"] = None
         body["status"] = event.status.value if event.status else None
+    if event.type is EventType.HALL:
+        body["number"] = body["service"] = body["window"] = None
+        body["status"] = event.status.value if event.status else None
     return body
 
 
@@ -167,6 +209,40 @@ def staff_ticket_body(t: Ticket, config: HallConfig) -> dict[str, Any]:
         "status": t.status.value,
         "issued_at": iso(t.issued_ms, config.timezone),
         "called_at": iso(t.called_ms, config.timezone),
+        "recalls": t.recalls,
+    }
+
+
+def parked_body(tickets: list[Ticket], config: HallConfig) -> list[dict[str, Any]]:
+    """The contract's `GET /parked`: who stepped aside, and where."""
+    return [
+        {
+            "number": t.number,
+            "service": t.service,
+            "group": t.group,
+            "window": t.parked_window,
+            "parked_at": iso(t.parked_ms, config.timezone),
+        }
+        for t in tickets
+    ]
+
+
+def audit_body(entries: list[AuditEntry], since: str | None, config: HallConfig) -> dict[str, Any]:
+    return {
+        "entries": [
+            {
+                "id": e.id,
+                "at": iso_ms(e.at_ms, config.timezone),
+                "actor": e.actor,
+                "role": e.role,
+                "action": e.action,
+                "window": e.window,
+                "number": e.number,
+                "client": e.client,
+            }
+            for e in entries
+        ],
+        "next": entries[-1].id if entries else since,
     }
 
 
@@ -181,14 +257,22 @@ def window_view_body(view: WindowView, config: HallConfig) -> dict[str, Any]:
             staff_ticket_body(t, config) | {"position": i} for i, t in enumerate(view.waiting)
         ],
         "waiting_total": view.waiting_total,
+        "recall_limit": config.calling.recall_limit,
     }
 
 
-def services_body(snap: Snapshot, config: HallConfig, table: EtaTable) -> dict[str, Any]:
+def services_body(
+    snap: Snapshot, config: HallConfig, table: EtaTable, hall: dict[str, Any]
+) -> dict[str, Any]:
     """What a kiosk or a phone shows before issuing: the hall's services by
-    group, with how many wait and about how long (no window or ticket detail)."""
+    group, with how many wait and about how long (no window or ticket
+    detail), and whether it takes tickets now (`open`, `opens_at`; `hours`
+    is the whole `hall_body`)."""
     return {
         "hall": {"id": config.id, "name": config.name},
+        "open": hall["open"],
+        "opens_at": hall["opens_at"],
+        "hours": hall,
         "groups": [
             {"id": g.id, "name": g.name, "waiting": snap.waiting_by_group.get(g.id, 0)}
             for g in config.groups
@@ -222,10 +306,13 @@ def dashboard_body(f: HallFigures, config: HallConfig) -> dict[str, Any]:
     tz = config.timezone
     rated = sum(f.ratings.values())
     satisfied = f.ratings.get("very_satisfied", 0) + f.ratings.get("satisfied", 0)
+    hours = None if f.hall is None else hall_body(f.hall, config, f.at_ms)
     return {
         "at": iso_ms(f.at_ms, tz),
         "seq": f.seq,
-        "hall": {"id": config.id, "name": config.name},
+        "hall": {"id": config.id, "name": config.name, "hours": hours},
+        "parked": f.parked,
+        "expired_today": f.expired_today,
         "groups": [
             {
                 "id": g.id,

@@ -90,9 +90,11 @@ async def hall_factory(redis: Redis, tmp_path: Path) -> AsyncIterator[HallFactor
     scripts = Scripts.register(redis)
 
     async def make(
-        extra_priority: str = "", extra_windows: int = 0, **store_options: Any
+        extra_priority: str = "", extra_windows: int = 0, extra: str = "", **store_options: Any
     ) -> HallKit:
-        config = make_config(tmp_path, extra_priority=extra_priority, extra_windows=extra_windows)
+        config = make_config(
+            tmp_path, extra_priority=extra_priority, extra_windows=extra_windows, extra=extra
+        )
         clock = Clock()
         store = HallStore(redis, scripts, config, clock=clock, **store_options)
         made.append(HallKit(store, clock, config, redis))

@@ -41,6 +41,10 @@ disabled = 20
 early_minutes = 30
 grace_minutes = 10
 
+[calling]
+recall_limit = 3
+late_return_minutes = 10
+
 [[group]]
 id = "natural"
 name = "自然人综合窗口"
@@ -153,9 +157,11 @@ def write_hall(
     extra_priority: str = "",
     extra_windows: int = 0,
     remote: str = "",
+    extra: str = "",
 ) -> Path:
     """Write the test hall; `extra_windows` adds windows w1..wN serving natural
-    and legal; `remote` is the body of a `[remote]` section."""
+    and legal; `remote` is the body of a `[remote]` section; `extra` is TOML
+    appended as it is (an `[hours]` or `[calling]` section)."""
     hall = hall or new_hall_id()
     path = directory / f"{hall}.toml"
     text = HALL_TOML.format(hall=hall, extra_priority=extra_priority)
@@ -164,16 +170,26 @@ def write_hall(
     for i in range(1, extra_windows + 1):
         text += f'\n[[window]]\nid = "w{i}"\nname = "综合{i}号窗口"\n'
         text += 'groups = ["natural", "legal"]\n'
+    if extra:
+        text += "\n" + extra + "\n"
     path.write_text(text, encoding="utf-8")
     return path
 
 
 def make_config(
-    directory: Path, extra_priority: str = "", extra_windows: int = 0, remote: str = ""
+    directory: Path,
+    extra_priority: str = "",
+    extra_windows: int = 0,
+    remote: str = "",
+    extra: str = "",
 ) -> HallConfig:
     return load_hall_config(
         write_hall(
-            directory, extra_priority=extra_priority, extra_windows=extra_windows, remote=remote
+            directory,
+            extra_priority=extra_priority,
+            extra_windows=extra_windows,
+            remote=remote,
+            extra=extra,
         )
     )
 

@@ -108,7 +108,10 @@ async def test_concurrent_retries_with_one_idempotency_key_call_one_person(
     await kit.store.set_window("2", WindowStatus.OPEN)
     clients = [create_redis(redis_url, max_connections=1) for _ in range(16)]
     try:
-        stores = [HallStore(c, Scripts.register(c), kit.config) for c in clients]
+        stores = [
+            HallStore(c, Scripts.register(c), kit.config, clock=lambda: kit.store.now_ms() / 1000)
+            for c in clients
+        ]
         results = await asyncio.gather(*(s.call_next("2", "same-click") for s in stores))
     finally:
         await asyncio.gather(*(c.aclose() for c in clients))

@@ -503,9 +503,19 @@ def test_a_table_where_an_array_of_tables_belongs(tmp_path: Path) -> None:
     text = edited('[[group]]\nid = "legal"\nname = "法人综合窗口"\n', "")
     text = edited('[[group]]\nid = "natural"', '[group]\nid = "natural"', text)
     problems = problems_of(tmp_path, text)
-    # Without a usable [[group]] section, references to groups are not checked.
-    assert keys_of(problems) == ["group"]
+    # Without a usable [[group]] section no group exists: every reference to
+    # one is listed too, so one pass shows all there is to fix.
+    assert keys_of(problems) == [
+        "group",
+        "service[0].group",
+        "service[1].group",
+        "service[2].group",
+        "window[0].groups",
+        "window[0].groups",
+        "window[1].groups",
+    ]
     assert "write [[group]], not [group]" in problems[0].message
+    assert problems[1].message == "there is no group 'natural'; the groups are: none"
 
 
 def test_a_non_table_entry_in_an_array(tmp_path: Path) -> None:

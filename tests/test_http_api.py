@@ -39,7 +39,9 @@ TICKET_KEYS = {
     "window",
     "position",
     "eta_seconds",
-    "eta_range_seconds",  # an addition to the contract's ticket: docs/api-notes.md
+    "eta_range_seconds",  # additions to the contract's ticket: docs/api-notes.md
+    "recalls",
+    "rejoin_until",
 }
 TICKET_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
@@ -270,6 +272,8 @@ async def test_issue_answers_201_with_exactly_the_contract_ticket(api: ApiKit) -
         "position": 0,
         "eta_seconds": None,  # no window serving the group is open
         "eta_range_seconds": None,
+        "recalls": 0,
+        "rejoin_until": None,
     }
 
 
@@ -398,7 +402,7 @@ async def test_recall_announces_the_current_ticket_again(api: ApiKit) -> None:
     api.clock.advance(minutes=1)
     response = await window_op(api, "1", "recall", role="clerk")
     assert response.status_code == 200, response.text
-    assert json_object(response) == called
+    assert json_object(response) == called | {"recalls": 1}
     calls = (await snapshot(api))["recent_calls"]
     assert calls == [
         {"number": ticket["number"], "window": "1", "at": at("09:01:00")},
@@ -426,7 +430,9 @@ async def test_no_show_finishes_the_current_ticket(api: ApiKit) -> None:
     called = await call_next(api, "1")
     response = await window_op(api, "1", "no-show", role="clerk")
     assert response.status_code == 200, response.text
-    assert json_object(response) == called | {"status": "no_show"}
+    # the test hall lets a no-show come back within 10 minutes
+    rejoin_until = at("09:10:00")
+    assert json_object(response) == called | {"status": "no_show", "rejoin_until": rejoin_until}
     assert (await get_ticket(api, called["id"]))["status"] == "no_show"
 
 
@@ -459,6 +465,8 @@ async def test_transfer_sends_the_ticket_back_to_wait_keeping_number_and_place(
         "position": 0,  # it came at 09:00, so it stays ahead of C001 (09:05)
         "eta_seconds": None,  # no legal window open
         "eta_range_seconds": None,
+        "recalls": 0,
+        "rejoin_until": None,
     }
     assert (await get_ticket(api, later["id"]))["position"] == 1
     assert (await snapshot(api))["windows"][1]["ticket"] is None
@@ -538,6 +546,8 @@ async def test_on_time_check_in_issues_an_appointment_ticket(api: ApiKit) -> Non
         "position": 0,  # 30 minutes of credit: ahead of D001
         "eta_seconds": None,
         "eta_range_seconds": None,
+        "recalls": 0,
+        "rejoin_until": None,
     }
     assert await get_ticket(api, ticket["id"]) == ticket
 
@@ -570,7 +580,8 @@ async def test_snapshot_has_exactly_the_contract_shape(api: ApiKit) -> None:
     response = await api.client.get(f"{api.base}/snapshot", headers=headers("display"))
     assert response.status_code == 200
     body = json_object(response)
-    assert set(body) == {"seq", "windows", "groups", "services", "recent_calls"}
+    # `hall` (open, opens_at …) and `parked` are additions: docs/api-notes.md
+    assert set(body) == {"seq", "windows", "groups", "services", "recent_calls", "hall", "parked"}
     assert body["seq"] == 4  # issued, issued, window, called
     for window in body["windows"]:
         assert set(window) == {"id", "name", "status", "ticket"}
@@ -633,6 +644,7 @@ KIOSK_ROLES = frozenset({"kiosk", "admin"})
 SUPERVISOR_ROLES = frozenset({"clerk", "manager", "admin"})
 CLERK_ROLES = frozenset({"clerk", "admin"})
 READER_ROLES = frozenset({"display", "manager", "admin"})
+MANAGER_ROLES = frozenset({"manager", "admin"})
 
 # Who calls, as (the role they hold or None, their Authorization header). Window
 # endpoints below act on window 1: "clerk_of_window" holds it, "clerk_of_other_window"
@@ -688,6 +700,13 @@ ENDPOINTS = (
     Endpoint("POST", "/windows/1/no-show", CLERK_ROLES, 200),
     Endpoint("POST", "/windows/1/transfer", CLERK_ROLES, 200, {"service": "business-licence"}),
     Endpoint("GET", "/snapshot", READER_ROLES, 200),
+    Endpoint("POST", "/tickets/{no_show}/rejoin", None, 200),
+    Endpoint("POST", "/windows/1/park", CLERK_ROLES, 200),
+    Endpoint("POST", "/windows/1/resume", CLERK_ROLES, 200, {"number": "A004"}),
+    Endpoint("GET", "/parked", SUPERVISOR_ROLES, 200),
+    Endpoint("POST", "/close", MANAGER_ROLES, 200),
+    Endpoint("POST", "/open", MANAGER_ROLES, 200),
+    Endpoint("GET", "/audit", MANAGER_ROLES, 200),
 )
 
 
@@ -700,7 +719,7 @@ def expected_refusal(endpoint: Endpoint, caller: str) -> tuple[int, str] | None:
         return 401, "unauthorized"
     if role not in endpoint.allowed:
         return 403, "forbidden"
-    if caller == "clerk_of_other_window":
+    if caller == "clerk_of_other_window" and endpoint.path.startswith("/windows/"):
         return 403, "window_forbidden"
     return None
 
@@ -709,24 +728,34 @@ def expected_refusal(endpoint: Endpoint, caller: str) -> tuple[int, str] | None:
 class Staged:
     waiting_id: str
     code: str
+    no_show_id: str
 
 
 async def stage(kit: ApiKit) -> Staged:
-    """Window 1 open with A001 at it, A002 waiting, an appointment booked: every
-    endpoint has something to act on."""
+    """Window 1 open with A001 at it, A002 waiting, A003 a no-show that may
+    rejoin, A004 parked, an appointment booked: every endpoint has something
+    to act on."""
     await issue(kit, role="admin")  # A001
     waiting = await issue(kit, role="admin")  # A002
+    no_show = await issue(kit, role="admin")  # A003
+    await issue(kit, role="admin")  # A004
     code = (await book(kit, "household", "2026-11-21T09:10"))["code"]
     await open_window(kit, "1")
+    for number, then in (("A003", "no-show"), ("A004", "park")):
+        response = await window_op(kit, "1", "call", json={"number": number})
+        assert response.status_code == 200, response.text
+        assert (await window_op(kit, "1", then)).status_code == 200
     assert (await call_next(kit, "1"))["number"] == "A001"
-    return Staged(waiting["id"], code)
+    return Staged(waiting["id"], code, no_show["id"])
 
 
 @pytest.mark.parametrize("caller", list(CALLERS))
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: f"{e.method} {e.path}")
 async def test_auth_matrix(api: ApiKit, endpoint: Endpoint, caller: str) -> None:
     staged = await stage(api)
-    path = endpoint.path.format(ticket=staged.waiting_id, code=staged.code)
+    path = endpoint.path.format(
+        ticket=staged.waiting_id, code=staged.code, no_show=staged.no_show_id
+    )
     _, auth = CALLERS[caller]
     refusal = expected_refusal(endpoint, caller)
     if refusal is not None:
@@ -1250,7 +1279,9 @@ async def test_the_same_key_on_a_finishing_operation_answers_the_same(
     first = await window_op(api, "1", op, key="finish-1")
     again = await window_op(api, "1", op, key="finish-1")
     assert first.status_code == again.status_code == 200, again.text
-    assert json_object(first) == json_object(again) == called | {"status": status}
+    rejoin_until = at("09:10:00") if status == "no_show" else None
+    finished = called | {"status": status, "rejoin_until": rejoin_until}
+    assert json_object(first) == json_object(again) == finished
 
 
 async def test_the_same_key_on_open_answers_the_window_again(api: ApiKit) -> None:

@@ -155,10 +155,14 @@ async def stats(kit: ApiKit) -> dict[str, int]:
     return {str(k): int(v) for k, v in raw.items()}
 
 
-def credential_id(config: HallConfig, role: Role, window: str | None = None) -> str:
-    for c in config.credentials:
+def credential_id(kit: MonKit, role: Role, window: str | None = None) -> str:
+    """The label a credential leaves on tickets: its name, else its role and an
+    HMAC of its token's digest under the deployment's secret."""
+    for c in kit.config.credentials:
         if c.role is role and (window is None or window in c.windows):
-            return c.id
+            label = kit.hall.credentials.label(c)
+            assert c.token_sha256[:8] not in label  # never the token's plain hash
+            return label
     raise AssertionError(f"no {role} credential")
 
 
@@ -575,7 +579,21 @@ async def test_dashboard_after_a_small_day(mon: MonKit) -> None:
     assert body == {
         "at": "2026-11-21T09:30:00.000+08:00",
         "seq": 8,  # window opened, 4 issued, 2 called, 1 completed (ratings are no event)
-        "hall": {"id": kit.config.id, "name": "测试政务服务中心"},
+        "hall": {
+            "id": kit.config.id,
+            "name": "测试政务服务中心",
+            # a hall without [hours] is open all day; the kiosk stops at midnight
+            "hours": {
+                "open": True,
+                "opens_at": None,
+                "closes_at": "2026-11-22T00:00:00+08:00",
+                "in_span": True,
+                "closed_by_manager": False,
+                "message": None,
+            },
+        },
+        "parked": 0,
+        "expired_today": 0,
         "groups": [
             {
                 "id": "natural",
@@ -695,9 +713,9 @@ async def test_dashboard_after_a_small_day(mon: MonKit) -> None:
 
 async def test_the_clerks_credential_lands_on_the_ticket(mon: MonKit) -> None:
     kit = mon
-    clerk1 = credential_id(kit.config, Role.CLERK, "1")
-    clerk2 = credential_id(kit.config, Role.CLERK, "2")
-    admin = credential_id(kit.config, Role.ADMIN)
+    clerk1 = credential_id(kit, Role.CLERK, "1")
+    clerk2 = credential_id(kit, Role.CLERK, "2")
+    admin = credential_id(kit, Role.ADMIN)
     assert len({clerk1, clerk2, admin}) == 3
     await open_window(kit, "1")
     await open_window(kit, "2")
@@ -784,27 +802,37 @@ async def test_a_read_is_reused_within_estimate_max_age(
     try:
         async with serve(config, redis_url, redis, Clock(), estimate_max_age_s=60) as kit:
             await kit.monitor.view()  # the first read (or the periodic task's, shared)
+            await kit.monitor.settle()
             reads = hall_state_reads()
             seq = (await ok(kit.client.get(f"{kit.base}/dashboard", headers=headers("admin"))))[
                 "seq"
             ]
             await open_window(kit, "2")
             t = await issue(kit, "social-security")
+            # a window opened since the read: the issue's own answer reads the
+            # hall again, once, so its estimate is never older than its view
+            assert hall_state_reads() == reads + 1
+            assert t["eta_seconds"] is not None
             await ok(kit.client.get(f"{kit.base}/tickets/{t['id']}"))
             again = await ok(kit.client.get(f"{kit.base}/dashboard", headers=headers("admin")))
-            # nothing read the hall again: the dashboard is the one from before the writes
-            assert hall_state_reads() == reads
-            assert again["seq"] == seq
+            assert hall_state_reads() == reads + 1
+            assert again["seq"] == seq + 2
+            # with the same windows open, writes reuse the read
+            await issue(kit, "social-security")
+            again = await ok(kit.client.get(f"{kit.base}/dashboard", headers=headers("admin")))
+            assert hall_state_reads() == reads + 1
+            assert again["seq"] == seq + 2
             # a refresh reads it, once, and the next request sees the writes
             await kit.monitor.refresh()
-            assert hall_state_reads() == reads + 1
+            assert hall_state_reads() == reads + 2
             fresh = await ok(kit.client.get(f"{kit.base}/dashboard", headers=headers("admin")))
-            assert fresh["seq"] == seq + 2
-            assert hall_state_reads() == reads + 1
+            assert fresh["seq"] == seq + 3
+            assert hall_state_reads() == reads + 2
 
         # the tests' app (max age 0) reads on every request
         async with serve(config, redis_url, redis, Clock()) as kit:
             await kit.monitor.view()
+            await kit.monitor.settle()  # the gauges' first read, started with the app
             reads = hall_state_reads()
             for _ in range(3):
                 await ok(kit.client.get(f"{kit.base}/dashboard", headers=headers("admin")))

@@ -7,7 +7,17 @@ from queue_core import metrics
 from queue_core import validation as v
 from queue_core.errors import QmsError
 from queue_core.models import NORMAL, Rating, Role, TicketView
-from queue_core.operations import Call, Operation, Reply, created, ok, ticket_reply
+from queue_core.operations import (
+    Call,
+    Operation,
+    Reply,
+    actor_of,
+    created,
+    hall_hours_body,
+    ok,
+    open_windows,
+    ticket_reply,
+)
 from queue_core.store import Result
 from queue_core.wire import (
     appointment_body,
@@ -29,7 +39,7 @@ async def issue_ticket(call: Call) -> Reply:
     v.only_fields(call.body, {"service", "priority"})
     service = v.required_string(call.body, "service")
     priority = v.string_field(call.body, "priority", required=False) or NORMAL
-    result = await call.hall.store.issue(service, priority, call.idempotency)
+    result = await call.hall.store.issue(service, priority, call.idempotency, actor=actor_of(call))
     return await _issued(call, result)
 
 
@@ -40,7 +50,13 @@ async def get_ticket(call: Call) -> Reply:
 
 async def cancel_ticket(call: Call) -> Reply:
     tid = v.ticket_id(call.params["ticket"])
-    result = await call.hall.store.cancel(tid, call.idempotency)
+    result = await call.hall.store.cancel(tid, call.idempotency, actor=actor_of(call))
+    return ok(await ticket_reply(call.hall, result.value))
+
+
+async def rejoin_ticket(call: Call) -> Reply:
+    tid = v.ticket_id(call.params["ticket"])
+    result = await call.hall.store.rejoin(tid, call.idempotency, actor=actor_of(call))
     return ok(await ticket_reply(call.hall, result.value))
 
 
@@ -50,13 +66,15 @@ async def book_appointment(call: Call) -> Reply:
     start = v.local_time_ms(
         v.required_string(call.body, "start"), call.hall.config.timezone, "start"
     )
-    result = await call.hall.store.book_appointment(service, start, call.idempotency)
+    result = await call.hall.store.book_appointment(
+        service, start, call.idempotency, actor=actor_of(call)
+    )
     return created(appointment_body(result.value, call.hall.config))
 
 
 async def check_in(call: Call) -> Reply:
     code = v.appointment_code(call.params["code"])
-    result = await call.hall.store.check_in(code, call.idempotency)
+    result = await call.hall.store.check_in(code, call.idempotency, actor=actor_of(call))
     return await _issued(call, result)
 
 
@@ -66,7 +84,9 @@ SERVICES_MAX_AGE_S = 1.0
 
 async def list_services(call: Call) -> Reply:
     snap = await call.hall.store.recent_snapshot(SERVICES_MAX_AGE_S)
-    return ok(services_body(snap, call.hall.config, await call.hall.monitor.table()))
+    table = await call.hall.monitor.table(open_windows(snap))
+    hours = hall_hours_body(call.hall, snap.closed_until_ms)
+    return ok(services_body(snap, call.hall.config, table, hours))
 
 
 async def issue_remote(call: Call) -> Reply:
@@ -110,6 +130,7 @@ OPERATIONS = (
     Operation("POST", "/tickets", issue_ticket, KIOSK, takes_body=True),
     Operation("GET", "/tickets/{ticket}", get_ticket, None),
     Operation("POST", "/tickets/{ticket}/cancel", cancel_ticket, None),
+    Operation("POST", "/tickets/{ticket}/rejoin", rejoin_ticket, None),
     Operation("POST", "/appointments", book_appointment, KIOSK, takes_body=True),
     Operation("POST", "/appointments/{code}/check-in", check_in, KIOSK),
     Operation("POST", "/tickets/{ticket}/rating", rate_ticket, None, takes_body=True),

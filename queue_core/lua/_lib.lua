@@ -1,6 +1,6 @@
 -- _lib.lua: prepended to every script that changes state (not a script itself).
 --
--- Common KEYS, in this order, then the script's own KEYS, then one queue per group:
+-- Common KEYS, in this order, then the script's own KEYS (from KEYS[KO + 1]), then one queue per group:
 --   KEYS[1] seq          INCR counter, the hall's event number
 --   KEYS[2] events       stream, entry id <seq>-0, capped
 --   KEYS[3] idem         idempotency reference of this request (untouched when ARGV[2] = 0)
@@ -13,14 +13,24 @@
 --   KEYS[10] svc_times   hash service -> JSON array of its last visits' durations (ms)
 --   KEYS[11] estimates   hash ticket id -> JSON {c, lo, hi}: the wait (ms) told at issue
 --   KEYS[12] waits       list of calls with their wait and that estimate, newest first
+--   KEYS[13] day         hash: done, expired_through, closed_until, status (keys.py)
+--   KEYS[14] audit       stream of audit entries, id <ms>-<n>, trimmed by age
+--   KEYS[15] parked      sorted set of parked ticket ids, scored by when parked
 --   KEYS[#KEYS-NG+1 ..]  queue:<group>, one per group of the hall, same order as the group ids
--- Common ARGV, then the script's own ARGV, then the group ids:
+-- Common ARGV, then the script's own ARGV (from ARGV[AO + 1]), then the group ids:
 --   ARGV[1] now in epoch ms
 --   ARGV[2] idempotency TTL in seconds (0 = no idempotency key)
 --   ARGV[3] stream cap (approximate MAXLEN)
 --   ARGV[4] NG, the number of groups
---   ARGV[5] the acting credential's id ('' for none)
+--   ARGV[5] the acting credential's label: its name, or role and keyed short id ('' for none)
 --   ARGV[6] the local hour of NOW, 'HH'
+--   ARGV[7] the acting credential's role when its changes are audited (clerk, manager,
+--           admin), else ''
+--   ARGV[8] the client's address, for the audit entry
+--   ARGV[9] stale: the latest day end at or before NOW (epoch ms); a ticket that joined
+--           the queue or was parked before it belongs to an ended day and is expired,
+--           never called
+--   ARGV[10] how long audit entries stay in Redis (ms)
 --   ARGV[#ARGV-NG+1 ..] group ids
 --
 -- Every script returns one JSON string:
@@ -28,13 +38,15 @@
 --   {"w": window, "wt": ticket-or-absent, ...}                            a window
 --   {"a": appointment, ...}                                               an appointment
 --   {"none": true, ...}                                                   nothing to call
---   {"err": code}                                                         refused; nothing written
+--   {"day": day hash, ...}                                                the hall's day
+--   {"err": code, ...}                                                    refused; nothing written
 -- "out" lists what happened, for the caller's metrics.
 --
 -- stats:<day> fields (counts, or milliseconds for times); HH is the local hour:
 --   issued:HH  called:HH  served:HH  wait:HH (sum of first-call waits)
 --   served:w:<window>  busy:w:<window> (call to finish)  open:w:<window> (ended open spans)
 --   rating:<score>  est:n  est:abs (sum of |actual - estimate|)  est:in (inside the range)
+--   expired  parked  rejoined
 
 local NOW = tonumber(ARGV[1])
 local IDEM_TTL = tonumber(ARGV[2])
@@ -44,7 +56,12 @@ local K_SEQ, K_EVENTS, K_IDEM = KEYS[1], KEYS[2], KEYS[3]
 local K_TICKETS, K_WINDOWS, K_OPEN = KEYS[4], KEYS[5], KEYS[6]
 local K_BYSVC, K_RECENT = KEYS[7], KEYS[8]
 local K_STATS, K_SVCTIMES, K_EST, K_WAITS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+local K_DAY, K_AUDIT, K_PARKED = KEYS[13], KEYS[14], KEYS[15]
 local CLERK, HOUR = ARGV[5], ARGV[6]
+local ROLE, CLIENT = ARGV[7], ARGV[8]
+local STALE = tonumber(ARGV[9])
+local AUDIT_KEEP = tonumber(ARGV[10])
+local KO, AO = 15, 10  -- the script's own KEYS start at KEYS[KO + 1], its ARGV at ARGV[AO + 1]
 local RECENT_KEEP = 20
 local WAITS_KEEP = 5000       -- a big hall's busiest two hours of calls
 local SVC_TIMES_KEEP = 40     -- the learned model forgets beyond ~20 visits anyway
@@ -128,7 +145,7 @@ local function emit(etype, t, window, extra)
     o.service = t.service
     o.priority = t.priority
     o.group = t.group
-    if etype == 'called' and not t.transfers then o.wait = NOW - t.issued end
+    if etype == 'called' and not t.transfers and not t.rejoined then o.wait = NOW - t.issued end
     if etype == 'completed' and t.called then o.dur = NOW - t.called end
   end
   OUT[#OUT + 1] = o
@@ -153,8 +170,49 @@ local function window_reply(w, replayed)
   return cjson.encode(reply)
 end
 
-local function err(code)
-  return cjson.encode({err = code})
+local function err(code, extra)
+  local reply = extra or {}
+  reply.err = code
+  return cjson.encode(reply)
+end
+
+-- The hall's day hash as a table (numbers as numbers).
+local function day_state()
+  local flat = redis.call('HGETALL', K_DAY)
+  local d = {}
+  for i = 1, #flat, 2 do d[flat[i]] = tonumber(flat[i + 1]) or flat[i + 1] end
+  return d
+end
+
+-- Why a new ticket cannot be taken now, or nil: a manager closed the hall,
+-- or NOW is before a day end already passed (a replica whose clock lags).
+local function hall_refusal()
+  local until_ms = tonumber(redis.call('HGET', K_DAY, 'closed_until') or '')
+  if until_ms and until_ms > NOW then return err('hall_closed', {['until'] = until_ms}) end
+  local through = tonumber(redis.call('HGET', K_DAY, 'expired_through') or '')
+  if through and NOW < through then return err('hall_closed') end
+  return nil
+end
+
+-- One audit entry for a change made by a clerk, manager or admin credential,
+-- in the same script as the change. Ids are <ms>-<n>, rising even when a
+-- replica's clock lags the last entry's, so a cursor never skips one.
+local function audit(action, window, number)
+  if ROLE == '' then return end
+  local id = NOW .. '-0'
+  local last = redis.call('XREVRANGE', K_AUDIT, '+', '-', 'COUNT', 1)[1]
+  if last then
+    local ms, n = string.match(last[1], '^(%d+)-(%d+)$')
+    if tonumber(ms) >= NOW then id = ms .. '-' .. (tonumber(n) + 1) end
+  end
+  redis.call('XADD', K_AUDIT, id, 'at', tostring(NOW), 'actor', CLERK, 'role', ROLE,
+    'action', action, 'window', window or '', 'number', number or '', 'client', CLIENT)
+  redis.call('XTRIM', K_AUDIT, 'MINID', '~', tostring(NOW - AUDIT_KEEP))
+end
+
+-- Whether a queue member (or a parked time) belongs to a day that has ended.
+local function stale_member(member)
+  return tonumber(string.match(member, '^(%d+):')) < STALE
 end
 
 -- A retried request answers with the current state of what it first returned.
@@ -170,9 +228,10 @@ local function replay()
     return ticket_reply(t, true)
   end
   if kind == 'W' then return window_reply(load_window(id), true) end
-  if kind == 'A' then  -- only appointment.lua stores 'A:', and it passes the appointments hash as KEYS[13]
-    return cjson.encode({a = cjson.decode(redis.call('HGET', KEYS[13], id)), replayed = true, out = OUT})
+  if kind == 'A' then  -- only appointment.lua stores 'A:', and it passes the appointments hash as KEYS[KO + 1]
+    return cjson.encode({a = cjson.decode(redis.call('HGET', KEYS[KO + 1], id)), replayed = true, out = OUT})
   end
+  if kind == 'D' then return cjson.encode({day = day_state(), replayed = true, out = OUT}) end
   return cjson.encode({none = true, replayed = true, out = OUT})
 end
 
@@ -212,7 +271,7 @@ end
 local function record_wait(t)
   local raw = redis.call('HGET', K_EST, t.id)
   if raw then redis.call('HDEL', K_EST, t.id) end
-  if t.transfers then return end
+  if t.transfers or t.rejoined then return end
   local wait = NOW - t.issued
   stat('called:' .. HOUR, 1)
   stat('wait:' .. HOUR, wait)
@@ -276,3 +335,62 @@ local function group_set(csv)
 end
 
 -- ---------------------------------------------------------------- script body
+
+-- A waiting or parked ticket whose day ended: out of its queue, `expired`.
+local function expire_ticket(t)
+  if t.status == 'waiting' then
+    redis.call('ZREM', QUEUE[t.group], t.m)
+    redis.call('HINCRBY', K_BYSVC, t.service, -1)
+    redis.call('HDEL', K_EST, t.id)
+  else
+    redis.call('ZREM', K_PARKED, t.id)
+  end
+  t.status = 'expired'
+  t.done = NOW
+  save_ticket(t)
+  stat('expired', 1)
+  emit('expired', t, '')
+end
+
+-- Expire every waiting ticket that joined its queue before `before` (ms),
+-- and every ticket parked before it; how many.
+local function expire_before(before)
+  local n = 0
+  for _, gid in ipairs(GROUP_IDS) do
+    for _, member in ipairs(redis.call('ZRANGE', QUEUE[gid], 0, -1)) do
+      if tonumber(string.match(member, '^(%d+):')) < before then
+        local t = load_ticket(string.match(member, '^%d+:%d+:(.+)$'))
+        if t then expire_ticket(t) else redis.call('ZREM', QUEUE[gid], member) end
+        n = n + 1
+      end
+    end
+  end
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_PARKED, '-inf', '(' .. before)) do
+    local t = load_ticket(id)
+    if t then expire_ticket(t) else redis.call('ZREM', K_PARKED, id) end
+    n = n + 1
+  end
+  return n
+end
+
+-- The head of a group's queue as {member, score}, expiring heads of an
+-- ended day on the way: no ticket of an earlier day is ever called, even
+-- when the day's closing has not run yet.
+local function live_head(gid)
+  while true do
+    local head = redis.call('ZRANGE', QUEUE[gid], 0, 0, 'WITHSCORES')
+    if not head[1] then return nil end
+    if not stale_member(head[1]) then return head end
+    local t = load_ticket(string.match(head[1], '^%d+:%d+:(.+)$'))
+    if t then expire_ticket(t) else redis.call('ZREM', QUEUE[gid], head[1]) end
+  end
+end
+
+-- Announce the hall's status with a `hall` event when it changed (a hall's
+-- first status is set silently: nothing on a screen changes).
+local function announce_hall(status)
+  local was = redis.call('HGET', K_DAY, 'status')
+  if was == status then return end
+  redis.call('HSET', K_DAY, 'status', status)
+  if was then emit('hall', nil, '', {status = status}) end
+end

@@ -1,20 +1,21 @@
 -- call_next.lua: a window calls the next person, completing its current ticket first.
 -- Takes, over the window's groups, the waiting ticket with the smallest
--- effective time (ties: the earlier issue, encoded in the member).
+-- effective time (ties: the earlier issue, encoded in the member); a head
+-- from a day that has ended is expired on the way, never called.
 -- KEYS: common (see _lib.lua), then the group queues
 -- ARGV: common, then
---   ARGV[7] window id   ARGV[8] the window's group ids, comma-separated
+--   ARGV[AO+1] window id   ARGV[AO+2] the window's group ids, comma-separated
 --   then the group ids
 local r = replay()
 if r then return r end
-local w = load_window(ARGV[7])
+local w = load_window(ARGV[AO + 1])
 if w.status ~= 'open' then return err('window_not_open') end
 local cur = current_ticket(w)
 if cur then finish(w, cur, 'completed') end
 local best_member, best_score, best_queue
-for gid in pairs(group_set(ARGV[8])) do
-  local head = redis.call('ZRANGE', QUEUE[gid], 0, 0, 'WITHSCORES')
-  if head[1] then
+for gid in pairs(group_set(ARGV[AO + 2])) do
+  local head = live_head(gid)
+  if head then
     local score = tonumber(head[2])
     if best_score == nil or score < best_score or (score == best_score and head[1] < best_member) then
       best_member, best_score, best_queue = head[1], score, QUEUE[gid]
@@ -24,10 +25,12 @@ end
 if not best_member then
   w.ticket = nil
   save_window(w)
+  if cur then audit('call_next', w.id, '') end
   remember('N:')
   return cjson.encode({none = true, replayed = false, out = OUT})
 end
 local t = load_ticket(string.match(best_member, '^%d+:%d+:(.+)$'))
 call_ticket(t, w, best_queue)
+audit('call_next', w.id, t.number)
 remember('T:' .. t.id)
 return ticket_reply(t, false)

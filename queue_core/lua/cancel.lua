@@ -1,9 +1,9 @@
 -- cancel.lua: the visitor gives up a waiting ticket.
 -- KEYS: common (see _lib.lua), then the group queues
--- ARGV: common, then ARGV[7] ticket id, then the group ids
+-- ARGV: common, then ARGV[AO+1] ticket id, then the group ids
 local r = replay()
 if r then return r end
-local t = load_ticket(ARGV[7])
+local t = load_ticket(ARGV[AO + 1])
 if not t then return err('ticket_not_found') end
 if t.status ~= 'waiting' then return err('ticket_not_waiting') end
 redis.call('ZREM', QUEUE[t.group], t.m)
@@ -13,5 +13,6 @@ t.status = 'cancelled'
 t.done = NOW
 save_ticket(t)
 emit('cancelled', t, '')
+audit('cancel', '', t.number)
 remember('T:' .. t.id)
 return ticket_reply(t, false)

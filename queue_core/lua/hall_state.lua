@@ -2,15 +2,16 @@
 -- the windows with their current tickets, the head of every queue, today's
 -- figures, the services' recent visit times and the calls of the last hour.
 -- KEYS[1] seq   KEYS[2] tickets   KEYS[3] windows   KEYS[4] by_service
---   KEYS[5] stats:<today>   KEYS[6] svc_times   KEYS[7] waits
---   KEYS[8 ..] queue:<group>, one per group, same order as the group ids
+--   KEYS[5] stats:<today>   KEYS[6] svc_times   KEYS[7] waits   KEYS[8] day   KEYS[9] parked
+--   KEYS[10 ..] queue:<group>, one per group, same order as the group ids
 -- ARGV[1] how many tickets to read from the head of each queue
 -- ARGV[2] epoch ms: calls before this are not returned
 -- ARGV[3 ..] group ids
 -- Returns JSON {"seq", "windows": {id: window}, "tickets": {id: ticket at a window},
 --   "services": {id: waiting}, "stats": {field: n}, "svc_times": {service: JSON},
 --   "waits": [call JSON, newest first],
---   "groups": {id: {"n": waiting, "q": [[member, score, ticket JSON], ...]}}}
+--   "groups": {id: {"n": waiting, "q": [[member, score, ticket JSON], ...]}},
+--   "parked": n, "closed_until": ms or absent}
 local LIMIT = tonumber(ARGV[1])
 local SINCE = tonumber(ARGV[2])
 local windows, tickets = {}, {}
@@ -31,7 +32,7 @@ local function hash(key)
 end
 local groups = {}
 for i = 3, #ARGV do
-  local key = KEYS[5 + i]
+  local key = KEYS[7 + i]
   local head = redis.call('ZRANGE', key, 0, LIMIT - 1, 'WITHSCORES')
   local q = {}
   if #head > 0 then
@@ -64,4 +65,6 @@ return cjson.encode({
   seq = tonumber(redis.call('GET', KEYS[1]) or '0'),
   windows = windows, tickets = tickets, services = hash(KEYS[4]), stats = hash(KEYS[5]),
   svc_times = hash(KEYS[6]), waits = waits, groups = groups,
+  parked = redis.call('ZCARD', KEYS[9]),
+  closed_until = tonumber(redis.call('HGET', KEYS[8], 'closed_until') or ''),
 })

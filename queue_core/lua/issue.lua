@@ -1,14 +1,17 @@
 -- issue.lua: issue a ticket at a kiosk.
 -- KEYS: common (see _lib.lua), then
---   KEYS[13]  counter:<day>:<prefix>
---   KEYS[14] numbers:<day>
+--   KEYS[KO+1] counter:<day>:<prefix>   KEYS[KO+2] numbers:<day>
 --   then the group queues
 -- ARGV: common, then
---   ARGV[7] ticket id   ARGV[8] service   ARGV[9] group   ARGV[10] prefix
---   ARGV[11] priority    ARGV[12] effective time (ms)
+--   ARGV[AO+1] ticket id   ARGV[AO+2] service   ARGV[AO+3] group   ARGV[AO+4] prefix
+--   ARGV[AO+5] priority    ARGV[AO+6] effective time (ms)
 --   then the group ids
 local r = replay()
 if r then return r end
-local t = create_ticket(KEYS[13], KEYS[14], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], '')
+local closed = hall_refusal()
+if closed then return closed end
+local t = create_ticket(KEYS[KO + 1], KEYS[KO + 2], ARGV[AO + 1], ARGV[AO + 2], ARGV[AO + 3],
+  ARGV[AO + 4], ARGV[AO + 5], ARGV[AO + 6], '')
+audit('issue', '', t.number)
 remember('T:' .. t.id)
 return ticket_reply(t, false)

@@ -1,0 +1,28 @@
+-- hall_close.lua: a manager closes the hall now (a typhoon, a power cut).
+-- Every window closes (its ticket completed), every waiting and parked
+-- ticket expires, and new tickets are refused until `closed_until` (the
+-- next span start) or hall_open.lua, whichever comes first.
+-- KEYS: common (see _lib.lua), then the group queues
+-- ARGV: common, then ARGV[AO+1] closed until (epoch ms), then the group ids
+local r = replay()
+if r then return r end
+redis.call('HSET', K_DAY, 'closed_until', ARGV[AO + 1])
+local flat = redis.call('HGETALL', K_WINDOWS)
+for i = 1, #flat, 2 do
+  local w = cjson.decode(flat[i + 1])
+  if w.status ~= 'closed' then
+    local t = current_ticket(w)
+    if t then finish(w, t, 'completed') end
+    if w.status == 'open' and w.since then stat('open:w:' .. w.id, NOW - w.since) end
+    w.status = 'closed'
+    w.since = NOW
+    save_window(w)
+    redis.call('SREM', K_OPEN, w.id)
+    emit('window', nil, w.id, {status = 'closed'})
+  end
+end
+expire_before(NOW + 1)
+announce_hall('closed')
+audit('close_hall', '', '')
+remember('D:')
+return cjson.encode({day = day_state(), replayed = false, out = OUT})

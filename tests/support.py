@@ -40,10 +40,7 @@ disabled = 20
 [appointments]
 early_minutes = 30
 grace_minutes = 10
-
-[calling]
-recall_limit = 3
-late_return_minutes = 10
+{calling}
 
 [[group]]
 id = "natural"
@@ -137,6 +134,12 @@ role = "display"
 token = "display-token"
 """
 
+DEFAULT_CALLING = """
+[calling]
+recall_limit = 3
+late_return_minutes = 10
+"""
+
 TOKENS = {
     "kiosk": "kiosk-token",
     "clerk": "clerk-1-token",
@@ -164,7 +167,9 @@ def write_hall(
     appended as it is (an `[hours]` or `[calling]` section)."""
     hall = hall or new_hall_id()
     path = directory / f"{hall}.toml"
-    text = HALL_TOML.format(hall=hall, extra_priority=extra_priority)
+    # The test hall lets a no-show rejoin within 10 minutes, unless `extra` says otherwise.
+    calling = "" if "[calling]" in extra else DEFAULT_CALLING
+    text = HALL_TOML.format(hall=hall, extra_priority=extra_priority, calling=calling)
     if remote:
         text += f"\n[remote]\n{remote}\n"
     for i in range(1, extra_windows + 1):

@@ -334,7 +334,7 @@ async def test_rejoin_is_refused_late_never_and_for_other_states(
     with pytest.raises(NotFound):
         await kit.store.rejoin("A" * 22)
     # a hall without a late return
-    plain = await hall_factory()
+    plain = await hall_factory(extra="[calling]\nlate_return_minutes = 0")
     p = (await plain.store.issue("social-security")).value.ticket
     await plain.store.set_window("2", WindowStatus.OPEN)
     await plain.store.call_next("2")

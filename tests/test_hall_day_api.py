@@ -109,6 +109,12 @@ async def test_a_manager_closes_and_opens_the_hall(day_api: ApiKit) -> None:
     assert response.status_code == 200, response.text
     assert json_object(response)["open"] is True
     assert (await issue(day_api))["number"] == "A002"
+    metrics = (await day_api.client.get("/metrics")).text
+    hall = day_api.config.id
+    expired = (
+        f'qms_tickets_expired_total{{hall="{hall}",priority="normal",service="social-security"}}'
+    )
+    assert f"{expired} 1.0" in metrics
 
 
 async def test_park_list_resume_and_rejoin_over_http(day_api: ApiKit) -> None:

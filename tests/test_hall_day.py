@@ -283,6 +283,15 @@ async def test_a_manager_closes_the_hall_and_opens_it_again(hall_factory: HallFa
 # --------------------------------------------------------- ticket lifecycle
 
 
+async def test_a_close_is_announced_even_before_the_calendar_set_a_status(
+    hall_factory: HallFactory,
+) -> None:
+    kit = await day_hall(hall_factory)  # no keeper has run for this hall
+    await kit.store.close_hall(actor=MANAGER)
+    await kit.store.open_hall(actor=MANAGER)
+    assert [e["status"] for e in await events(kit, "hall")] == ["closed", "open"]
+
+
 async def test_recalls_stop_at_the_halls_limit(hall_factory: HallFactory) -> None:
     kit = await day_hall(hall_factory)
     await kit.store.issue("social-security")

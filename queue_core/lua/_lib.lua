@@ -386,11 +386,12 @@ local function live_head(gid)
   end
 end
 
--- Announce the hall's status with a `hall` event when it changed (a hall's
--- first status is set silently: nothing on a screen changes).
-local function announce_hall(status)
+-- Announce the hall's status with a `hall` event when it changed. The
+-- calendar's first status of a hall is set silently (nothing on a screen
+-- changes); a manager's close or open is always announced (`loud`).
+local function announce_hall(status, loud)
   local was = redis.call('HGET', K_DAY, 'status')
   if was == status then return end
   redis.call('HSET', K_DAY, 'status', status)
-  if was then emit('hall', nil, '', {status = status}) end
+  if was or loud then emit('hall', nil, '', {status = status}) end
 end

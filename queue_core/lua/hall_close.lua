@@ -22,7 +22,7 @@ for i = 1, #flat, 2 do
   end
 end
 expire_before(NOW + 1)
-announce_hall('closed')
+announce_hall('closed', true)
 audit('close_hall', '', '')
 remember('D:')
 return cjson.encode({day = day_state(), replayed = false, out = OUT})

@@ -6,7 +6,7 @@ local r = replay()
 if r then return r end
 local was = redis.call('HGET', K_DAY, 'closed_until')
 redis.call('HDEL', K_DAY, 'closed_until')
-if ARGV[AO + 1] == '1' then announce_hall('open') end
+if ARGV[AO + 1] == '1' then announce_hall('open', true) end
 if was then audit('open_hall', '', '') end
 remember('D:')
 return cjson.encode({day = day_state(), replayed = false, out = OUT})

@@ -160,12 +160,11 @@ class HallStore:
         if priority not in self.config.kiosk_classes():
             raise Invalid("unknown_priority", f"Priority class {priority!r} is not offered here.")
         now = self._now()
-        self._require_issuing(now)
         tid = new_ticket_id()
         e = policy.effective_ms(now.ms, self.config.credit_minutes(priority))
         keys = [self.keys.counter(now.day, svc.prefix), self.keys.numbers(now.day)]
         args: list[str | int | float] = [
-            tid, svc.id, svc.group, svc.prefix, priority, e
+            tid, svc.id, svc.group, svc.prefix, priority, e, self._issuing(now)
         ]  # fmt: skip
         reply = await self._mutate("issue", now, idempotency, keys, args, actor)
         return self._result(reply, self._ticket_view(reply))
@@ -201,7 +200,6 @@ class HallStore:
         booked = json.loads(raw)
         svc = self._service(booked["service"])
         now = self._now()
-        self._require_issuing(now)
         start = int(booked["start"])
         on_time = policy.appointment_on_time(now.ms, start, self.config.appointments)
         priority = APPOINTMENT if on_time else NORMAL
@@ -215,7 +213,7 @@ class HallStore:
             self.keys.numbers(now.day),
         ]
         args: list[str | int | float] = [
-            code, start, tid, svc.id, svc.group, svc.prefix, priority, e
+            code, start, tid, svc.id, svc.group, svc.prefix, priority, e, self._issuing(now)
         ]  # fmt: skip
         reply = await self._mutate("checkin", now, idempotency, keys, args, actor)
         return self._result(reply, self._ticket_view(reply))
@@ -241,6 +239,8 @@ class HallStore:
         e = policy.effective_ms(now.ms, self.config.credit_minutes(priority))
         late_ms = round(self.config.calling.late_return_minutes * policy.MINUTE_MS)
         in_span = self._calendar(now.ms).hours.in_span
+        # A rejoin is no new ticket: within a span it may come back (also
+        # in the minutes before the span's end when the kiosk has stopped).
         args: list[str | int | float] = [ticket_id, late_ms, e, "1" if in_span else "0"]
         reply = await self._mutate("rejoin", now, idempotency, [], args, actor)
         return self._result(reply, self._ticket_view(reply))
@@ -261,7 +261,6 @@ class HallStore:
             raise NotFound("remote_not_offered", "This hall does not offer remote tickets.")
         svc = self._service(service)
         now = self._now()
-        self._require_issuing(now)
         tid = new_ticket_id()
         e = policy.effective_ms(now.ms, 0.0)
         keys = [
@@ -274,7 +273,7 @@ class HallStore:
         args: list[str | int | float] = [
             tid, svc.id, svc.group, svc.prefix, NORMAL, e,
             rules.daily_cap, rules.per_client_per_hour,
-            self._digest(phone) if phone else "",
+            self._digest(phone) if phone else "", self._issuing(now),
         ]  # fmt: skip
         reply = await self._mutate("remote_issue", now, idempotency, keys, args)
         return self._result(reply, self._ticket_view(reply))
@@ -699,11 +698,10 @@ class HallStore:
         message = calendar.closed_message(now_ms, state.opens_at_ms, cfg.timezone, cfg.language)
         return HallClosed(message, state.opens_at_ms)
 
-    def _require_issuing(self, now: _Now) -> None:
-        """Refuse a new ticket outside the calendar's hours (a manager's close
-        is checked by the script, atomically with the issue)."""
-        if not self._calendar(now.ms).hours.open:
-            raise self._closed(now.ms, None)
+    def _issuing(self, now: _Now) -> str:
+        """'1' when the calendar lets the kiosk issue at `now`: the script
+        refuses otherwise, after answering a retry (same key) with its ticket."""
+        return "1" if self._calendar(now.ms).hours.open else "0"
 
     def _result(self, reply: dict[str, Any], value: T) -> Result[T]:
         replayed = bool(reply.get("replayed"))

@@ -119,6 +119,17 @@ async def test_within_the_hours_the_kiosk_issues(hall_factory: HallFactory, when
     assert (await kit.store.issue("social-security")).value.ticket.number == "A001"
 
 
+async def test_a_retry_after_closing_gets_the_ticket_it_was_issued(
+    hall_factory: HallFactory,
+) -> None:
+    kit = await day_hall(hall_factory, "2026-11-23 17:14")
+    first = await kit.store.issue("social-security", idempotency="kiosk-7:click-1")
+    kit.clock.now += 120  # the kiosk's retry lands after issuing stopped
+    again = await kit.store.issue("social-security", idempotency="kiosk-7:click-1")
+    assert again.replayed and again.value.ticket.id == first.value.ticket.id
+    await refused(kit, "hall_closed", kit.store.issue("social-security", idempotency="click-2"))
+
+
 async def test_english_halls_are_told_in_english(hall_factory: HallFactory) -> None:
     kit = await hall_factory(extra=HOURS)
     english = dataclasses.replace(kit.config, language="en")

@@ -184,9 +184,12 @@ local function day_state()
   return d
 end
 
--- Why a new ticket cannot be taken now, or nil: a manager closed the hall,
--- or NOW is before a day end already passed (a replica whose clock lags).
-local function hall_refusal()
+-- Why a new ticket cannot be taken now, or nil: the calendar has the hall
+-- closed (`calendar_open` is not '1'; checked here, after a replay, so a
+-- retried issue still gets its ticket), a manager closed it, or NOW is
+-- before a day end already passed (a replica whose clock lags).
+local function hall_refusal(calendar_open)
+  if calendar_open ~= '1' then return err('hall_closed') end
   local until_ms = tonumber(redis.call('HGET', K_DAY, 'closed_until') or '')
   if until_ms and until_ms > NOW then return err('hall_closed', {['until'] = until_ms}) end
   local through = tonumber(redis.call('HGET', K_DAY, 'expired_through') or '')

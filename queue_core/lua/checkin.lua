@@ -6,10 +6,11 @@
 --   ARGV[AO + 1] appointment code   ARGV[AO + 2] start (ms) the caller decided on
 --   ARGV[AO + 3] ticket id   ARGV[AO + 4] service   ARGV[AO + 5] group   ARGV[AO + 6] prefix
 --   ARGV[AO + 7] priority   ARGV[AO + 8] effective time (ms)
+--   ARGV[AO + 9] '1' when the calendar lets the kiosk issue now
 --   then the group ids
 local r = replay()
 if r then return r end
-local closed = hall_refusal()
+local closed = hall_refusal(ARGV[AO + 9])
 if closed then return closed end
 local raw = redis.call('HGET', KEYS[KO + 1], ARGV[AO + 1])
 if not raw then return err('appointment_not_found') end

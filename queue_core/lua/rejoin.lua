@@ -16,8 +16,7 @@ if t.status ~= 'no_show' or t.rejoined or late <= 0 or NOW - t.done > late
     or t.done < STALE then
   return err('late_return_closed', {late = late})
 end
-if ARGV[AO + 4] ~= '1' then return err('hall_closed') end
-local closed = hall_refusal()
+local closed = hall_refusal(ARGV[AO + 4])
 if closed then return closed end
 local next_seq = tonumber(redis.call('GET', K_SEQ) or '0') + 1
 t.status = 'waiting'

@@ -13,10 +13,11 @@
 --   ARGV[AO + 1] ticket id   ARGV[AO + 2] service   ARGV[AO + 3] group   ARGV[AO + 4] prefix
 --   ARGV[AO + 5] priority    ARGV[AO + 6] effective time (ms)
 --   ARGV[AO + 7] daily cap  ARGV[AO + 8] per-client limit  ARGV[AO + 9] phone digest ('' for none)
+--   ARGV[AO + 10] '1' when the calendar lets the kiosk issue now
 --   then the group ids
 local r = replay()
 if r then return r end
-local closed = hall_refusal()
+local closed = hall_refusal(ARGV[AO + 10])
 if closed then return closed end
 if tonumber(redis.call('GET', KEYS[KO + 3]) or '0') >= tonumber(ARGV[AO + 7]) then
   return err('remote_quota_exhausted')

@@ -26,6 +26,8 @@ def console_config(config: HallConfig, window: Window, heartbeat_s: float) -> di
     return base | {
         "api_path": f"/api/v1/halls/{config.id}",
         "window_path": window_path,
+        # The hall's parked tickets: any window serving a ticket's group may resume it.
+        "parked_path": f"/api/v1/halls/{config.id}/parked",
         # HallLink checks its token with a GET on this path: /snapshot refuses
         # clerks, their own window's view does not (limit=1: a cheap read).
         "snapshot_path": f"{window_path}?limit=1",

@@ -2,8 +2,9 @@
 
 The page is a server-rendered shell holding only what the hall shows anyway
 (its groups and services); the kiosk's script takes the kiosk token, polls
-the public GET /services for waiting counts and estimates, and issues
-tickets and check-ins with the token.
+the public GET /services for waiting counts, estimates and whether the hall
+issues now, and issues tickets, check-ins and rejoins (a missed ticket's
+QR code scanned) with the token.
 
 The QR code encodes the visitor page's absolute URL. It is drawn here rather
 than in the browser so the page needs no QR library and the printed receipt
@@ -82,6 +83,9 @@ def kiosk_config(config: HallConfig) -> dict[str, Any]:
         "groups": [{"id": g.id, "name": g.name} for g in config.groups],
         "services": [{"id": s.id, "name": s.name, "group": s.group} for s in config.services],
         "priorities": sorted(config.kiosk_classes()),
+        # A missed ticket may come back this long after its no-show (0: never,
+        # and the kiosk offers no 我回来了).
+        "late_return_minutes": config.calling.late_return_minutes,
         "services_path": f"{api}/services",
         "tickets_path": f"{api}/tickets",
         "appointments_path": f"{api}/appointments",
@@ -105,6 +109,7 @@ async def kiosk_page(request: Request) -> Response:
         hall=config,
         groups=groups,
         elderly="elderly" in config.kiosk_classes(),
+        rejoin=config.calling.late_return_minutes > 0,
         config=kiosk_config(config),
     )
 

@@ -467,3 +467,91 @@ async def test_changes_made_elsewhere_arrive_within_a_second(
         f" pause elsewhere {paused_ms:.0f} ms"
     )
     assert max(issued_ms, called_ms, paused_ms) < 1000
+
+
+# ------------------------------------------------------------ a hall's day
+
+CLERK9 = "clerk-9-token"
+PARKED = "Array.from(document.querySelectorAll('#parked-body tr'), (r) => r.dataset.number)"
+
+
+async def test_recalls_left_and_the_limit(
+    live: LiveServer, hall_config: HallConfig, page: Page, tmp_path: Path
+) -> None:
+    hall = hall_config.id
+    await post(live, hall, "/windows/1/open", CLERK1)
+    a1 = await issue(live, hall)
+    await signed_in(page, live, hall)
+    assert await page.locator("#recalls-left").is_hidden()  # nobody at the window
+    await page.click("#act-call-next")
+    await until(page, f"{CURRENT} === arg", a1["number"])
+    # The test hall allows three announcements after the first call.
+    assert await page.inner_text("#recalls-left") == "还可重呼 3 次"
+    await page.click("#act-recall")
+    await message(page, "ok", f"已重呼 {a1['number']} 号")
+    await until(
+        page, "document.getElementById('recalls-left').textContent === arg", "还可重呼 2 次"
+    )
+    # Two more from elsewhere (an admin's desk): the console follows.
+    for _ in range(2):
+        await post(live, hall, "/windows/1/recall", "admin-token")
+    await until(page, "document.getElementById('act-recall').disabled")
+    assert await page.inner_text("#recalls-left") == "已达上限，请过号"
+    assert await page.evaluate("document.getElementById('act-no-show').dataset.suggest") == "true"
+    await shoot(page, tmp_path, "recall-limit")
+    # The key does not send what the server would refuse; it says why.
+    await page.keyboard.press("r")
+    await message(page, "error", f"{a1['number']} 号已重呼 3 次，达到上限：请按过号")
+    assert (await ticket(live, hall, a1["id"]))["recalls"] == 3
+    await page.click("#act-no-show")
+    await message(page, "ok", f"{a1['number']} 号已过号")
+    await until(page, "!document.getElementById('act-recall').disabled")
+    assert await page.locator("#recalls-left").is_hidden()
+
+
+async def test_park_then_resume_from_the_parked_list(
+    live: LiveServer, hall_config: HallConfig, page: Page, tmp_path: Path
+) -> None:
+    hall = hall_config.id
+    await post(live, hall, "/windows/1/open", CLERK1)
+    await post(live, hall, "/windows/9/open", CLERK9)
+    a1 = await issue(live, hall)
+    a2 = await issue(live, hall)
+    d1 = await issue(live, hall, "household")
+    await signed_in(page, live, hall)
+    assert await page.locator("#parked").is_hidden()
+
+    await page.click("#act-call-next")
+    await until(page, f"{CURRENT} === arg", a1["number"])
+    await page.keyboard.press("p")
+    await message(page, "ok", f"{a1['number']} 号已暂挂")
+    await until(page, f"{CURRENT} === ''")
+    await until(page, f"JSON.stringify({PARKED}) === JSON.stringify(arg)", [a1["number"]])
+    assert (await ticket(live, hall, a1["id"]))["status"] == "parked"
+    row = page.locator(f'#parked-body tr[data-number="{a1["number"]}"]')
+    assert await row.locator(".service").inner_text() == "社保医保"
+    assert (await row.locator(".issued").inner_text()).startswith("1号窗口 · ")
+
+    # Parked at another window, of a group this one does not serve: listed,
+    # with no button to call it here.
+    await post(live, hall, "/windows/9/call-next", CLERK9)
+    await post(live, hall, "/windows/9/park", CLERK9)
+    await until(
+        page, f"JSON.stringify({PARKED}) === JSON.stringify(arg)", [a1["number"], d1["number"]]
+    )
+    other = page.locator(f'#parked-body tr[data-number="{d1["number"]}"]')
+    assert await other.locator("button").count() == 0
+    assert await page.inner_text("#parked-total") == "2 人"
+    await shoot(page, tmp_path, "parked")
+
+    # Back with the paper: 恢复叫号 calls it at this window.
+    await row.locator("button.resume").click()
+    await message(page, "ok", f"已恢复叫号 {a1['number']} 号")
+    await until(page, f"{CURRENT} === arg", a1["number"])
+    await until(page, f"JSON.stringify({PARKED}) === JSON.stringify(arg)", [d1["number"]])
+    resumed = await ticket(live, hall, a1["id"])
+    assert resumed["status"] == "called" and resumed["window"] == "1"
+    # Resumed at its own window elsewhere: gone from the list here too.
+    await post(live, hall, "/windows/9/resume", CLERK9, number=d1["number"])
+    await until(page, "document.getElementById('parked').hidden")
+    assert await waiting_list(page) == [a2["number"]]

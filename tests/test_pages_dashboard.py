@@ -619,3 +619,55 @@ async def test_events_are_laid_over_older_figures(live: LiveServer, page: Page) 
         "1:open:-:4 2:closed:-:0 open=1 waiting=1 breaches= behind=false",
         "1:closed:-:4 2:paused:C001:0 open=0 waiting=0 breaches= behind=true",
     ]
+
+
+# ------------------------------------------------------------ a hall's day
+
+HALL_STATE = "document.getElementById('hall-state')"
+
+
+def count(name: str) -> str:
+    return f"document.getElementById('hall-{name}').dataset.n"
+
+
+async def test_open_closed_parked_and_expired_follow_the_hall(
+    live: LiveServer, hall_config: HallConfig, page: Page, tmp_path: Path
+) -> None:
+    hall = hall_config.id
+    await post(live, hall, "/windows/1/open", CLERK1)
+    for service in ("social-security", "social-security", "business-licence"):
+        await issue(live, hall, service)
+    await signed_in(page, live, hall)
+    assert await page.evaluate(f"{HALL_STATE}.dataset.open") == "true"
+    assert await text_of(page, "#hall-state") == "营业中"
+    assert await page.evaluate(f"[{count('parked')}, {count('expired')}]") == ["0", "0"]
+    await page.evaluate("window.sameLoad = true")
+
+    # A ticket steps aside: counted at once.
+    await post(live, hall, "/windows/1/call-next", CLERK1)
+    await post(live, hall, "/windows/1/park", CLERK1)
+    await until(page, f"{count('parked')} === '1'", ms=1000)
+    assert await text_of(page, "#hall-parked") == "暂挂 1"
+    await until(page, f"{window_card('1')}.dataset.number === ''")
+
+    # The manager closes the hall: closed, with its next opening once read;
+    # the parked and the two waiting tickets expire.
+    await post(live, hall, "/close", MANAGER)
+    await until(
+        page,
+        f"{HALL_STATE}.dataset.open === 'false' && {HALL_STATE}.dataset.opensAt !== ''"
+        f" && {count('parked')} === '0' && {count('expired')} === '3'",
+    )
+    assert await text_of(page, "#hall-state") == "已闭厅（手动） 明天 00:00 开始取号"
+    assert await text_of(page, "#hall-expired") == "今日过期 3"
+    body = await figures(live, hall)
+    assert body["parked"] == 0 and body["expired_today"] == 3
+    await shoot(page, tmp_path, "hall-closed")
+    await page.click("[data-lang=en]")
+    assert await text_of(page, "#hall-state") == "Closed by a manager opens tomorrow 00:00"
+    await page.click("[data-lang=zh]")
+
+    await post(live, hall, "/open", MANAGER)
+    await until(page, f"{HALL_STATE}.dataset.open === 'true'", ms=1000)
+    await until(page, "document.getElementById('hall-state').textContent.trim() === '营业中'")
+    assert await page.evaluate("window.sameLoad") is True

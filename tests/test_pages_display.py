@@ -37,7 +37,7 @@ from queue_core.store import HallStore
 from tests.browser import BROWSER_MARKS, fresh_page, keep_for_review, until
 from tests.conftest import delete_hall
 from tests.live import LiveServer, live_server, post
-from tests.support import make_config
+from tests.support import START_S, Clock, make_config
 
 pytestmark = BROWSER_MARKS
 
@@ -563,3 +563,118 @@ async def test_names_cannot_break_out_of_the_page(
     assert embedded["windows"][0] == {"id": "1", "name": "1号窗口"}
     assert embedded["ws_path"] == f"/ws/halls/{config.id}/display"
     assert embedded["heartbeat_s"] == 10.0
+
+
+# ------------------------------------------------------------ a hall's day
+
+MANAGER = "manager-token"
+HALL_BANNER = "document.getElementById('hall-closed')"
+
+
+async def test_the_screen_shows_the_hall_closed_and_open_without_a_reload(
+    live: LiveServer, hall_config: HallConfig, page: Page, tmp_path: Path
+) -> None:
+    hall = hall_config.id
+    await post(live, hall, "/windows/1/open", CLERK1)
+    number = await issue(live, hall)
+    await issue(live, hall)  # still waiting when the hall closes: it expires
+    await page.goto(display_url(live, hall))
+    await wait_live(page)
+    await post(live, hall, "/windows/1/call-next", CLERK1)
+    await until(page, f"{NEWEST} === arg", number)
+    assert await page.evaluate("document.body.dataset.hall") == "open"
+    assert await page.locator("#hall-closed").is_hidden()
+    await page.evaluate("window.sameLoad = true")
+    spoken_before = await page.evaluate("window.qmsAnnouncer.log.length")
+
+    await post(live, hall, "/close", MANAGER)
+    # The event closes the screen at once; a read adds the next opening.
+    await until(page, f"!{HALL_BANNER}.hidden && {HALL_BANNER}.dataset.opensAt !== ''")
+    assert await page.locator("#newest-call").is_hidden()
+    assert await page.inner_text("#hall-closed-title") == "今日服务已结束 Closed for today"
+    assert await page.inner_text("#hall-next") == "下次开放 明天 00:00 opens tomorrow 00:00"
+    # The ticket at the window is done, windows closed; nothing more is said.
+    await until(
+        page,
+        "document.querySelector('#window-grid [data-window=\"1\"]').dataset.status === 'closed'",
+    )
+    assert await page.evaluate("window.qmsAnnouncer.log.length") == spoken_before
+    assert await page.evaluate("window.sameLoad") is True
+    await assert_nothing_overflows(page)
+    await shoot(page, tmp_path, "display-closed.png")
+
+    await post(live, hall, "/open", MANAGER)
+    await until(page, f"{HALL_BANNER}.hidden")
+    assert await page.evaluate("document.body.dataset.hall") == "open"
+    assert await page.locator("#newest-call").is_visible()
+    assert await page.evaluate("window.sameLoad") is True
+    assert await page.evaluate("window.qmsAnnouncer.log.length") == spoken_before
+
+
+HOURS = """
+[hours]
+mon = ["08:30-12:00", "13:30-17:30"]
+sun = ["08:30-12:00"]
+"""
+
+
+async def test_outside_the_hours_the_screen_says_when_the_hall_opens(
+    tmp_path: Path, redis: Redis, redis_url: str, page: Page
+) -> None:
+    config = make_config(tmp_path, extra=HOURS)
+    # The screen's clock agrees with the server's: Saturday 09:00.
+    await page.clock.install(time=START_S)
+    try:
+        async with live_server([config], redis_url, clock=Clock(), gateway_settings=FAST) as live:
+            await page.goto(display_url(live, config.id))
+            await wait_live(page)
+            await until(page, f"!{HALL_BANNER}.hidden")
+            assert await page.inner_text("#hall-closed-title") == "今日服务已结束 Closed for today"
+            assert await page.inner_text("#hall-next") == "下次开放 明天 08:30 opens tomorrow 08:30"
+    finally:
+        await delete_hall(redis, HallKeys(config.id))
+
+
+async def test_when_the_screen_calls_the_hall_closed(live: LiveServer, page: Page) -> None:
+    """state.js: past the kiosk's last issue the screen still calls; outside
+    the spans, or closed by a manager, it is closed; events say it first."""
+    await page.goto(f"{live.http}/healthz")
+    seen = await page.evaluate(
+        """async (path) => {
+          const { HallState } = await import(path);
+          const s = new HallState({ windows: [{ id: "1", name: "1号窗口" }] });
+          const snap = (hall) => ({ seq: 5, hall, windows: [], groups: [], recent_calls: [] });
+          const out = [];
+          const opens = "2026-11-22T08:30:00+08:00";
+          s.reset(snap({ open: true, in_span: true, closed_by_manager: false, opens_at: null }));
+          out.push(s.hallClosed);
+          s.reset(snap({ open: false, in_span: true, closed_by_manager: false, opens_at: opens }));
+          out.push(s.hallClosed);
+          s.reset(snap({ open: false, in_span: true, closed_by_manager: true, opens_at: opens }));
+          out.push(s.hallClosed, s.opensAt);
+          s.reset(snap({ open: false, in_span: false, closed_by_manager: false, opens_at: opens }));
+          out.push(s.hallClosed);
+          s.apply({ type: "hall", seq: 6, status: "open", number: null, window: null });
+          out.push(s.hallClosed, s.opensAt);
+          s.apply({ type: "hall", seq: 7, status: "closed", number: null, window: null });
+          out.push(s.hallClosed);
+          s.reset({ seq: 8, windows: [{ id: "1", status: "open", ticket: { number: "A001" } }],
+                    groups: [], recent_calls: [] });
+          s.apply({ type: "parked", seq: 9, number: "A001", window: "1" });
+          out.push(s.hallClosed, s.windows.get("1").number);
+          return out;
+        }""",
+        f"{STATIC_PATH}/state.js",
+    )
+    assert seen == [
+        False,
+        False,
+        True,
+        "2026-11-22T08:30:00+08:00",
+        True,
+        False,
+        None,
+        True,
+        False,
+        None,
+    ]

@@ -33,7 +33,7 @@ from queue_core.keys import HallKeys
 from tests.browser import BROWSER_MARKS, fresh_page, keep_for_review, until
 from tests.conftest import delete_hall
 from tests.live import LiveServer, live_server
-from tests.support import prior_estimates, write_hall
+from tests.support import Clock, prior_estimates, write_hall
 
 pytestmark = BROWSER_MARKS
 
@@ -630,3 +630,139 @@ async def test_names_cannot_break_out_of_the_page(
             assert "户籍</script><script>alert(1)</script>" in names
     finally:
         await delete_hall(redis, HallKeys(config.id))
+
+
+# ------------------------------------------------------------ a hall's day
+
+# Weekdays and Sunday morning: the tests' Saturday 09:00 is outside them,
+# and the next opening is tomorrow (Sunday) at 08:30.
+HOURS = """
+[hours]
+mon = ["08:30-12:00", "13:30-17:30"]
+tue = ["08:30-12:00", "13:30-17:30"]
+wed = ["08:30-12:00", "13:30-17:30"]
+thu = ["08:30-12:00", "13:30-17:30"]
+fri = ["08:30-12:00", "13:30-17:30"]
+sun = ["08:30-12:00"]
+"""
+MANAGER = "manager-token"
+CLERK1 = "clerk-1-token"
+
+
+async def test_outside_the_hours_the_kiosk_says_when_it_issues_again(
+    tmp_path: Path, redis: Redis, redis_url: str, page: Page
+) -> None:
+    config = load_hall_config(write_hall(tmp_path, extra=HOURS))
+    clock = Clock()
+    try:
+        async with live_server([config], redis_url, clock=clock) as live:
+            await page.clock.install()
+            await open_kiosk(page, live, config.id)
+            closed = page.locator("#closed")
+            await closed.wait_for(state="visible")
+            assert (
+                await page.inner_text("#closed-message") == "今日已停止取号，明天 08:30 开始取号。"
+            )
+            assert await page.inner_text("#closed .closed-title") == "暂停取号"
+            # Nothing to tap that the server would refuse.
+            assert await page.locator("#groups").is_hidden()
+            assert await page.locator("#screen-start button.service:visible").count() == 0
+            for button in ["#go-elderly", "#go-checkin", "#go-rejoin"]:
+                assert await page.locator(button).is_hidden(), button
+            assert await page.evaluate("window.qmsKiosk.closed") is True
+            await assert_fits(page)
+            await shoot(page, tmp_path, "kiosk-closed.png")
+            await page.click("#lang")
+            assert await page.inner_text("#closed-message") == (
+                "The hall is not issuing tickets now; it opens tomorrow at 08:30."
+            )
+            await page.click("#lang")
+
+            # Sunday 08:30: the next poll brings the services back.
+            clock.advance(minutes=23 * 60 + 30)
+            await page.clock.run_for(5_000)
+            await until(page, "window.qmsKiosk.closed === false")
+            assert await closed.is_hidden()
+            await service_button(page, "household").click()
+            assert (await shown_ticket(page))["number"] == "D001"
+    finally:
+        await delete_hall(redis, HallKeys(config.id))
+
+
+async def test_a_refused_issue_closes_the_kiosk_at_once(
+    live: LiveServer, hall_config: HallConfig, page: Page, tmp_path: Path
+) -> None:
+    hall = hall_config.id
+    await open_kiosk(page, live, hall)
+    assert await page.locator("#closed").is_hidden()
+    # The manager closes the hall; the kiosk has not polled since.
+    await api(live, "POST", hall, "/close", MANAGER)
+    await service_button(page, "household").click()
+    await page.locator("#closed").wait_for(state="visible")
+    assert await page.inner_text("#closed-message") == "今日已停止取号，明天 00:00 开始取号。"
+    assert await page.locator("#failure").is_hidden()
+    assert await page.evaluate(SCREEN) == "start"
+    assert await waiting(live, hall, "household") == 0
+    # Open again: the next poll offers the services.
+    await api(live, "POST", hall, "/open", MANAGER)
+    await until(page, "window.qmsKiosk.closed === false", ms=8_000)
+    assert await service_button(page, "household").is_visible()
+
+
+async def test_a_missed_ticket_scanned_at_the_kiosk_queues_again(
+    live: LiveServer, hall_config: HallConfig, page: Page, tmp_path: Path
+) -> None:
+    hall = hall_config.id
+    missed = await api(live, "POST", hall, "/tickets", KIOSK, service="social-security")
+    await api(live, "POST", hall, "/tickets", KIOSK, service="social-security")
+    await api(live, "POST", hall, "/windows/1/open", CLERK1)
+    await api(live, "POST", hall, "/windows/1/call-next", CLERK1)
+    await api(live, "POST", hall, "/windows/1/no-show", CLERK1)
+
+    await open_kiosk(page, live, hall)
+    rejoin = page.locator("#go-rejoin")
+    assert await rejoin.inner_text() == "我回来了\n过号后扫码排队"
+    await rejoin.click()
+    await until(page, f"{SCREEN} === 'rejoin'")
+    assert await page.evaluate("document.activeElement.id") == "rejoin-input"
+    assert await page.inner_text("#rejoin-rule") == (
+        "叫号时不在窗口（过号）的，10 分钟内可以回来重新排队一次，号码不变。"
+    )
+    error = page.locator("#rejoin-error")
+
+    # Not a ticket's code; another hall's ticket: said in words.
+    await page.keyboard.type("hello")
+    await page.keyboard.press("Enter")
+    await error.wait_for(state="visible")
+    assert await error.inner_text() == "没有识别出号票二维码，请再扫一次"
+    await page.keyboard.type(f"{live.http}/halls/another-hall/tickets/{missed['id']}")
+    await page.keyboard.press("Enter")
+    await until(
+        page,
+        "document.getElementById('rejoin-error').textContent === arg",
+        "这张号票不是本大厅的，请到取号的大厅办理",
+    )
+    await assert_fits(page)
+    await shoot(page, tmp_path, "kiosk-rejoin.png")
+
+    # The scanner types the printed URL wherever the focus is, then Enter.
+    await page.click("#screen-rejoin .prompt")
+    await page.keyboard.type(f"{live.http}/halls/{hall}/tickets/{missed['id']}")
+    await page.keyboard.press("Enter")
+    ticket = await shown_ticket(page)
+    assert ticket["number"] == "A001" and ticket["status"] == "waiting"
+    assert ticket["kind"] == "rejoin"
+    assert await page.inner_text(".ticket-done") == "已重新排队，号码不变"
+    assert await page.inner_text("#ticket-ahead") == "您前面还有 1 人"
+    stored = await api(live, "GET", hall, f"/tickets/{missed['id']}")
+    assert stored["status"] == "waiting" and stored["position"] == 1
+    await shoot(page, tmp_path, "kiosk-rejoined.png")
+
+    # Once only: the same ticket again (a bare id this time) is told why not.
+    await page.click("#done")
+    await page.click("#go-rejoin")
+    await page.keyboard.type(missed["id"])
+    await page.keyboard.press("Enter")
+    await error.wait_for(state="visible")
+    assert await error.inner_text() == "A001 号正在排队，不用重新排队，请留意叫号"
+    assert await page.evaluate(SCREEN) == "rejoin"

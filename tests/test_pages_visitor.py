@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from queue_core.keys import HallKeys
 from tests.browser import BROWSER_MARKS, keep_for_review, until
 from tests.conftest import delete_hall
 from tests.live import LiveServer, live_server, post
-from tests.support import make_config, prior_estimates
+from tests.support import Clock, make_config, prior_estimates
 
 pytestmark = BROWSER_MARKS
 
@@ -503,3 +504,178 @@ async def test_remote_disabled(live: LiveServer, halls: Halls, page: Page, tmp_p
     assert await text(page, "#disabled h2") == "本大厅暂未开放网上取号"
     assert await page.locator(".service-button").count() == 0
     await shoot(page, tmp_path, "remote-disabled")
+
+
+# ------------------------------------------------------------ a hall's day
+
+MANAGER = "manager-token"
+
+
+async def missed(live: LiveServer, hall: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two tickets; the first called at window 1 and marked a no-show."""
+    first = await issue(live, hall)
+    second = await issue(live, hall)
+    await post(live, hall, "/windows/1/open", CLERK1)
+    await post(live, hall, "/windows/1/call-next", CLERK1)
+    await post(live, hall, "/windows/1/no-show", CLERK1)
+    return first, second
+
+
+async def test_a_missed_ticket_comes_back_from_the_phone(
+    live: LiveServer, halls: Halls, page: Page, tmp_path: Path
+) -> None:
+    hall = halls.plain.id
+    ticket, _ = await missed(live, hall)
+    until_at = (await get(live, hall, f"/tickets/{ticket['id']}"))["rejoin_until"]
+    await page.goto(ticket_url(live, hall, ticket["id"]))
+    await until(page, f"{VIEW} === 'no_show'")
+    assert await text(page, "#final-title") == "您已过号"
+    assert await text(page, "#final-body") == (
+        "叫号时您不在窗口。回到大厅后可以重新排队一次，号码不变。"
+    )
+    assert await page.is_visible("#rejoin")
+    assert await text(page, "#rejoin") == "我回来了"
+    # The hall's 10 minutes, as the hall's clock reads the end of them.
+    assert (
+        await text(page, "#rejoin-hint") == f"请在 {until_at[11:16]} 前回到大厅后点击，重新排队。"
+    )
+    await shoot(page, tmp_path, "no-show-rejoin")
+
+    await page.click("#rejoin")
+    await until(page, f"{VIEW} === 'waiting'")
+    assert await text(page, "#notice") == "您已重新排队，号码不变，请留意叫号。"
+    assert await text(page, "#number") == ticket["number"]
+    assert await text(page, "#ahead") == "1 人"  # placed as if taken now: behind the second
+    stored = await get(live, hall, f"/tickets/{ticket['id']}")
+    assert stored["status"] == "waiting" and stored["rejoin_until"] is None
+    await shoot(page, tmp_path, "rejoined")
+
+    # Missed a second time: once only, so no offer and the old advice.
+    await post(live, hall, "/windows/1/call", CLERK1, number=ticket["number"])
+    await until(page, f"{VIEW} === 'called'")
+    await post(live, hall, "/windows/1/no-show", CLERK1)
+    await until(page, f"{VIEW} === 'no_show'")
+    assert await page.is_hidden("#rejoin-area")
+    assert await text(page, "#final-body") == "叫号时您不在窗口。请到咨询台说明情况。"
+
+
+async def test_a_refused_rejoin_withdraws_the_offer(
+    live: LiveServer, halls: Halls, page: Page
+) -> None:
+    hall = halls.plain.id
+    ticket, _ = await missed(live, hall)
+    await page.goto(ticket_url(live, hall, ticket["id"]))
+    await until(page, f"{VIEW} === 'no_show'")
+    assert await page.is_visible("#rejoin")
+    # Meanwhile (the page polls a missed ticket every 30 s): back in line at
+    # the kiosk, called again, missed again.
+    await post(live, hall, f"/tickets/{ticket['id']}/rejoin", KIOSK)
+    await post(live, hall, "/windows/1/call", CLERK1, number=ticket["number"])
+    await post(live, hall, "/windows/1/no-show", CLERK1)
+    await page.click("#rejoin")
+    await page.wait_for_selector("#rejoin-error", state="visible")
+    assert await text(page, "#rejoin-error") == (
+        "已超过可以回来排队的时间，或已经回来过一次；如需办理请重新取号。"
+    )
+    assert await page.is_hidden("#rejoin")
+    assert await page.evaluate(VIEW) == "no_show"
+
+
+async def test_the_offer_goes_when_its_time_is_up(
+    live: LiveServer, halls: Halls, page: Page
+) -> None:
+    hall = halls.plain.id
+    ticket, _ = await missed(live, hall)
+    api_url = ticket_url(live, hall, ticket["id"]).replace("/halls/", "/api/v1/halls/")
+    soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+
+    async def ending_soon(route: Route) -> None:
+        response = await route.fetch()
+        body = await response.json()
+        body["rejoin_until"] = soon
+        await route.fulfill(response=response, json=body)
+
+    await page.route(api_url, ending_soon)
+    await page.goto(ticket_url(live, hall, ticket["id"]))
+    await until(page, f"{VIEW} === 'no_show'")
+    assert await page.is_visible("#rejoin")
+    # No poll is due for 30 s: the page takes the offer down by itself.
+    await page.wait_for_selector("#rejoin-area", state="hidden", timeout=10_000)
+    assert await text(page, "#final-body") == "叫号时您不在窗口。请到咨询台说明情况。"
+
+
+async def test_parked_then_resumed_and_an_expired_ticket(
+    live: LiveServer, halls: Halls, page: Page, tmp_path: Path
+) -> None:
+    hall = halls.plain.id
+    ticket = await issue(live, hall)
+    await post(live, hall, "/windows/1/open", CLERK1)
+    await post(live, hall, "/windows/1/call-next", CLERK1)
+    await page.goto(ticket_url(live, hall, ticket["id"]))
+    await until(page, f"{VIEW} === 'called'")
+    await post(live, hall, "/windows/1/park", CLERK1)
+    await until(page, f"{VIEW} === 'parked'")
+    assert await text(page, "#status-line") == "已暂挂，工作人员会再次叫您"
+    assert await text(page, "#parked") == (
+        "请在 1号窗口 附近等候 工作人员会再次叫您，叫到时本页会提醒。"
+    )
+    assert await page.is_hidden("#cancel-area") and await page.is_hidden("#final")
+    await shoot(page, tmp_path, "parked")
+    await post(live, hall, "/windows/2/open", CLERK2)
+    await post(live, hall, "/windows/2/resume", CLERK2, number=ticket["number"])
+    await until(page, f"{VIEW} === 'called'")
+    assert await text(page, "#called") == "请到 2号窗口 办理"
+    # Called again: the phone buzzes (it was opened already called: no buzz then).
+    assert await page.evaluate("window.qmsVibrations ?? []") == [[300, 150, 300]]
+
+    # The manager closes the hall: what still waits expires.
+    other = await issue(live, hall, "business-licence")
+    await page.goto(ticket_url(live, hall, other["id"]))
+    await until(page, f"{VIEW} === 'waiting'")
+    await post(live, hall, "/close", MANAGER)
+    await until(page, f"{VIEW} === 'expired'")
+    assert await text(page, "#final-title") == "本号已过期"
+    assert await text(page, "#status-line") == "已过期"
+    assert await page.is_hidden("#rejoin-area")
+    await shoot(page, tmp_path, "expired")
+
+
+HOURS = """
+[hours]
+mon = ["08:30-12:00", "13:30-17:30"]
+sun = ["08:30-12:00"]
+"""
+
+
+async def test_remote_outside_the_hours_and_when_the_hall_closes(
+    tmp_path: Path, redis: Redis, redis_url: str, halls: Halls, page: Page
+) -> None:
+    # The tests' clock: Saturday 09:00, outside the hours; Sunday 08:30 next.
+    config = make_config(tmp_path, remote=REMOTE, extra=HOURS)
+    try:
+        async with live_server([config, halls.remote], redis_url, clock=Clock()) as live:
+            await page.goto(remote_url(live, config.id))
+            await until(page, f"{VIEW} === 'closed'")
+            assert await text(page, "#closed h2") == "现在不能取号"
+            assert await text(page, "#closed-message") == "今日已停止取号，明天 08:30 开始取号。"
+            assert await page.is_hidden("#offer")
+            assert await page.locator(".service-button").count() == 0
+            await shoot(page, tmp_path, "remote-closed")
+            await page.click("#lang")
+            assert await text(page, "#closed-message") == (
+                "The hall is not issuing tickets now; it opens tomorrow at 08:30."
+            )
+            await page.click("#lang")
+
+            # An open hall closed by its manager while the page shows its
+            # services: the refused tap shows the closed hall at once.
+            await page.goto(remote_url(live, halls.remote.id))
+            await until(page, f"{VIEW} === 'offer'")
+            await post(live, halls.remote.id, "/close", MANAGER)
+            await page.click('.service-button[data-service="social-security"]')
+            await until(page, f"{VIEW} === 'closed'")
+            assert (await text(page, "#closed-message")).startswith("今日已停止取号，")
+            assert await page.is_hidden("#take-error")
+            assert await waiting_total(live, halls.remote.id, "social-security") == 0
+    finally:
+        await delete_hall(redis, HallKeys(config.id))

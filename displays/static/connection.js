@@ -145,6 +145,22 @@ export class HallLink {
     this.#connect();
   }
 
+  // One read of the page's snapshot path with the page's token, beside the
+  // socket (what an event does not carry): its JSON, or null.
+  async read() {
+    if (!this.#token) return null;
+    try {
+      const r = await fetch(this.#config.snapshot_path, {
+        headers: { Authorization: `Bearer ${this.#token}` },
+        cache: "no-store",
+        signal: AbortSignal.timeout(CHECK_TIMEOUT_MS),
+      });
+      return r.ok ? await r.json() : null;
+    } catch {
+      return null;
+    }
+  }
+
   stop() {
     this.#generation += 1;
     clearTimeout(this.#retryTimer);

@@ -1,7 +1,9 @@
 // The clerk console at a window: sign in with the clerk's token, open/pause/
-// close the window, call the next person, recall, no-show, complete,
-// transfer, call out of turn; the current ticket and the window's queue stay
-// live through the hall's WebSocket, re-read from GET /windows/{w}.
+// close the window, call the next person, recall (up to the hall's limit),
+// no-show, complete, transfer, park (the person steps aside) and resume a
+// parked ticket, call out of turn; the current ticket, the window's queue and
+// the hall's parked tickets stay live through the hall's WebSocket, re-read
+// from GET /windows/{w} and GET /parked.
 import { HallLink, oneReadAtATime, readConfig, screenId, store, takeUrlToken } from "./connection.js";
 import { I18n } from "./i18n.js";
 
@@ -32,6 +34,15 @@ const CATALOGUE = {
     no_show: "过号",
     complete: "办结",
     transfer: "转办",
+    park: "暂挂",
+    park_hint: "让其先去补材料",
+    recalls_left: "还可重呼 {n} 次",
+    recalls_none: "已达上限，请过号",
+    parked_title: "暂挂",
+    parked_total: "{n} 人",
+    "col.parked_at": "暂挂于",
+    parked_where: "{window} · {time}",
+    resume: "恢复叫号",
     call_number_label: "特呼号码",
     call_number: "特呼",
     call_hint: "输入等候中的号码，不按顺序直接呼叫",
@@ -72,6 +83,8 @@ const CATALOGUE = {
     "ok.complete": "{number} 号已办结",
     "ok.no-show": "{number} 号已过号",
     "ok.transfer": "{number} 号已转到「{service}」",
+    "ok.park": "{number} 号已暂挂，回来后在暂挂列表里恢复叫号",
+    "ok.resume": "已恢复叫号 {number} 号",
     "ok.open": "窗口已开放，可以叫号",
     "ok.pause": "窗口已暂停",
     "ok.close": "窗口已关闭",
@@ -80,6 +93,8 @@ const CATALOGUE = {
     "err.no_current_ticket": "当前没有正在办理的号",
     "err.number_not_waiting": "没有这个号码在等候：{number}",
     "err.group_not_served": "{number} 号的业务不归本窗口办理",
+    "err.recall_limit": "{number} 号已重呼 {limit} 次，达到上限：请按过号",
+    "err.number_not_parked": "{number} 号不在暂挂列表中",
     "err.invalid_field": "号码格式不对，请输入如 A023 的号码",
     "err.empty_number": "请先输入要特呼的号码",
     "err.service_not_found": "没有这个业务",
@@ -124,6 +139,15 @@ const CATALOGUE = {
     no_show: "No-show",
     complete: "Complete",
     transfer: "Transfer",
+    park: "Park",
+    park_hint: "steps aside",
+    recalls_left: "{n} recalls left",
+    recalls_none: "Limit: no-show",
+    parked_title: "Parked",
+    parked_total: "{n}",
+    "col.parked_at": "Parked at",
+    parked_where: "{window} · {time}",
+    resume: "Resume",
     call_number_label: "Call a number",
     call_number: "Call",
     call_hint: "A waiting number, called out of turn",
@@ -164,6 +188,8 @@ const CATALOGUE = {
     "ok.complete": "{number} completed",
     "ok.no-show": "{number} marked no-show",
     "ok.transfer": "{number} transferred to “{service}”",
+    "ok.park": "{number} parked: resume it from the parked list when they are back",
+    "ok.resume": "Resumed {number}",
     "ok.open": "Window open: you can call",
     "ok.pause": "Window paused",
     "ok.close": "Window closed",
@@ -172,6 +198,8 @@ const CATALOGUE = {
     "err.no_current_ticket": "Nobody is being served at this window",
     "err.number_not_waiting": "No waiting ticket has the number {number}",
     "err.group_not_served": "{number} is for a service this window does not handle",
+    "err.recall_limit": "{number} has been recalled {limit} times, the limit: mark it a no-show",
+    "err.number_not_parked": "{number} is not parked",
     "err.invalid_field": "Not a ticket number: type one such as A023",
     "err.empty_number": "Type the number to call first",
     "err.service_not_found": "No such service",
@@ -353,9 +381,11 @@ const link = new HallLink(config, screenId(config), {
   onSnapshot: (frame) => {
     counts = Object.fromEntries(frame.groups.map((g) => [g.id, g.waiting]));
     refreshSoon(); // after a reconnect: whatever was missed
+    parkedSoon();
   },
   onEvent: (frame) => {
     if (concernsMe(frame) || countsMoved(frame.waiting)) refreshSoon();
+    if (movesParked(frame)) parkedSoon();
   },
   onStatus: (state) => showConn(state),
   // The token check said 401/403: ask the window endpoint again for which.
@@ -374,6 +404,16 @@ function countsMoved(waiting) {
   return moved;
 }
 
+// The hall's parked list changes with a ticket parked anywhere, and with one
+// of its tickets called back (resumed) or expired; a hall closing expires them.
+function movesParked(frame) {
+  if (frame.type === "parked" || frame.type === "hall") return true;
+  if (frame.type === "called" || frame.type === "expired") {
+    return parked.some((p) => p.number === frame.number);
+  }
+  return false;
+}
+
 function concernsMe(frame) {
   if (frame.window === config.window) return true;
   const service = frame.service && services.get(frame.service);
@@ -384,6 +424,8 @@ function ask(note) {
   link.stop();
   token = null;
   view = null;
+  parked = [];
+  drawParked();
   signinNote = note;
   document.body.dataset.signedIn = "false";
   showConn("token");
@@ -470,6 +512,32 @@ function refreshSoon(delay = DEBOUNCE_MS) {
 
 const refresh = oneReadAtATime(readOnce, () => Boolean(token));
 
+let parked = []; // the last GET /parked
+let parkedTimer = null;
+
+function parkedSoon(delay = DEBOUNCE_MS) {
+  if (parkedTimer !== null || !token) return;
+  parkedTimer = setTimeout(() => {
+    parkedTimer = null;
+    refreshParked();
+  }, delay);
+}
+
+const refreshParked = oneReadAtATime(readParked, () => Boolean(token));
+
+async function readParked() {
+  const asked = token;
+  let answer;
+  try {
+    answer = await request("GET", config.parked_path);
+  } catch {
+    return;
+  }
+  if (token !== asked || answer.status !== 200 || !Array.isArray(answer.data)) return;
+  parked = answer.data;
+  drawParked();
+}
+
 async function readOnce() {
   const asked = token;
   let answer;
@@ -501,8 +569,55 @@ function render(data) {
     $(`act-${op}`).setAttribute("aria-pressed", String(status === target));
   }
   drawCurrent(data.current);
+  drawRecalls(data.current, data.recall_limit);
   drawWaiting(data.waiting, data.waiting_total);
   tick();
+}
+
+// Announcements left after the first call; at the hall's limit recall is
+// off and no-show is the way on.
+function recallsLeft(current = view?.current, limit = view?.recall_limit) {
+  if (!current || typeof limit !== "number") return null;
+  return Math.max(0, limit - (current.recalls ?? 0));
+}
+
+function drawRecalls(current, limit) {
+  const left = recallsLeft(current, limit);
+  const note = $("recalls-left");
+  note.hidden = left === null;
+  note.textContent = left === null ? "" : left > 0 ? i18n.t("recalls_left", { n: left }) : i18n.t("recalls_none");
+  $("act-recall").disabled = left === 0;
+  $("act-recall").dataset.left = left === null ? "" : String(left);
+  $("act-no-show").dataset.suggest = String(left === 0);
+}
+
+// The hall's parked tickets, longest parked first; those of this window's
+// groups can be called back here.
+function drawParked() {
+  const rows = parked.map((p) => {
+    const tr = document.createElement("tr");
+    tr.dataset.number = p.number;
+    const mine = myGroups.has(p.group ?? services.get(p.service)?.group);
+    tr.dataset.mine = String(mine);
+    cell(tr, p.number, "number");
+    cell(tr, serviceName(p.service), "service");
+    const where = config.windows.find((w) => w.id === p.window)?.name ?? p.window ?? "";
+    cell(tr, i18n.t("parked_where", { window: where, time: hhmm(p.parked_at) }), "issued");
+    const action = cell(tr, undefined, "resume");
+    if (mine) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "resume";
+      button.dataset.number = p.number;
+      button.textContent = i18n.t("resume");
+      button.addEventListener("click", () => act("resume", { number: p.number }));
+      action.append(button);
+    }
+    return tr;
+  });
+  $("parked-body").replaceChildren(...rows);
+  $("parked-total").textContent = i18n.t("parked_total", { n: parked.length });
+  $("parked").hidden = parked.length === 0;
 }
 
 function drawCurrent(current) {
@@ -633,6 +748,7 @@ async function act(action, body) {
   }
   if (answer) report(action, body, answer);
   refreshSoon(0);
+  if (action === "park" || action === "resume" || action === "close") parkedSoon(0);
 }
 
 function report(action, body, { status, data }) {
@@ -659,7 +775,8 @@ function report(action, body, { status, data }) {
     say("error", "err.server");
     return;
   }
-  refusal(code, data?.error?.message, { number: body?.number ?? "" });
+  const number = body?.number ?? view?.current?.number ?? "";
+  refusal(code, data?.error?.message, { number, limit: view?.recall_limit ?? "" });
 }
 
 for (const button of document.querySelectorAll("[data-action]")) {
@@ -726,7 +843,7 @@ dialog.addEventListener("close", () => {
 
 // --------------------------------------------------------------- keyboard
 
-const KEYS = { n: "call-next", r: "recall", s: "no-show", c: "complete", t: "transfer" };
+const KEYS = { n: "call-next", r: "recall", s: "no-show", c: "complete", t: "transfer", p: "park" };
 
 document.addEventListener("keydown", (e) => {
   if (e.ctrlKey || e.metaKey || e.altKey || document.body.dataset.signedIn !== "true") return;
@@ -748,6 +865,10 @@ document.addEventListener("keydown", (e) => {
   if (!action) return;
   e.preventDefault();
   if (e.repeat) return; // a held key is one press
+  if (action === "recall" && recallsLeft() === 0) {
+    say("error", "err.recall_limit", { number: view.current.number, limit: view.recall_limit });
+    return;
+  }
   if (action === "transfer") openTransfer();
   else act(action);
 });
@@ -761,6 +882,7 @@ function applyLanguage() {
   }
   document.title = `${windowName} · ${i18n.t("console")} · ${config.hall.name}`;
   if (view) render(view);
+  drawParked();
   if (view?.current && dialog.open) fillTransfer(view.current);
   showMessage();
   showSignin();

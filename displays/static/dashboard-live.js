@@ -21,6 +21,9 @@ export class DashboardModel {
     this.events = []; // events with seq > the body's, ascending
     this.lastSeq = null; // the newest seq seen, from a body, a snapshot or an event
     this.offsetMs = null; // the server's clock minus this browser's
+    // Numbers seen parked and not yet called back or gone: a `called` of one
+    // of them is a resume, one fewer parked.
+    this.parkedNumbers = new Set();
   }
 
   get baseSeq() {
@@ -63,7 +66,10 @@ export class DashboardModel {
     const seen = Date.parse(event.at) - localNow;
     if (!Number.isNaN(seen)) this.offsetMs = Math.max(this.offsetMs ?? seen, seen);
     this.#seen(event.seq);
+    if (event.type === "parked") this.parkedNumbers.add(event.number);
+    const wasParked = event.type !== "parked" && this.parkedNumbers.delete(event.number);
     if (event.seq <= this.baseSeq) return false; // already in the body read after it
+    if (wasParked) event = { ...event, wasParked };
     this.events.push(event);
     if (this.events.length > KEEP_EVENTS) this.events.shift();
     return true;
@@ -104,6 +110,7 @@ export class DashboardModel {
         case "completed":
         case "no_show":
         case "transferred":
+        case "parked":
           if (w.ticket && w.ticket.number === e.number) w.ticket = null;
           break;
         case "window":
@@ -184,6 +191,39 @@ export class DashboardModel {
     return this.base.breaches
       .filter((b) => !gone.has(b.number))
       .map((b) => ({ ...b, waited_seconds: b.waited_seconds + age }));
+  }
+
+  // Whether the hall takes tickets, as the newest read gave it (`hours`:
+  // the API's hall object) and the latest `hall` event since (`event`:
+  // "open", "closed" or null); the next opening only comes with a read.
+  hall() {
+    const anchor = this.#anchor();
+    const hours = anchor === this.snapshot ? (this.snapshot.hall ?? null) : (this.base?.hall?.hours ?? null);
+    let event = null;
+    for (const e of this.events) {
+      if (e.seq > anchor.seq && e.type === "hall") event = e.status;
+    }
+    return { hours, event };
+  }
+
+  // Tickets parked now: the read's count, moved by the events since (one
+  // parked, one of them called back or expired).
+  parked() {
+    const anchor = this.#anchor();
+    let n = anchor.parked ?? this.base?.parked ?? 0;
+    for (const e of this.events) {
+      if (e.seq <= anchor.seq) continue;
+      if (e.type === "parked") n += 1;
+      else if (e.wasParked) n -= 1;
+    }
+    return Math.max(0, n);
+  }
+
+  // Tickets expired today: the body's count and every `expired` event since.
+  expiredToday() {
+    let n = this.base?.expired_today ?? 0;
+    for (const e of this.events) if (e.type === "expired" && e.seq > this.baseSeq) n += 1;
+    return n;
   }
 
   #anchor() {

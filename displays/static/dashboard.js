@@ -1,7 +1,9 @@
 // The manager's live dashboard (运营看板): sign in with a manager's (or
 // admin's) token, read GET /dashboard, follow the hall's WebSocket so window
 // states, current tickets and waiting counts move at once, and re-read the
-// figures shortly after events and every few seconds.
+// figures shortly after events and every few seconds. The top bar says
+// whether the hall issues tickets (and when it next does), how many are
+// parked and how many expired today.
 import { barsWithLine, meter, niceMax, stackedBar } from "./charts.js";
 import { HallLink, oneReadAtATime, readConfig, screenId, store, takeUrlToken } from "./connection.js";
 import { DashboardModel } from "./dashboard-live.js";
@@ -128,6 +130,17 @@ const CATALOGUE = {
     "mins.n": "{n}分钟",
     "mins.lt1": "不到1分钟",
     "hour.label": "{h}时",
+    "hall.open": "营业中",
+    "hall.until": "{when} 停止取号",
+    "hall.calling": "停止取号，仍在叫号",
+    "hall.closed": "已闭厅",
+    "hall.closed_by_manager": "已闭厅（手动）",
+    "hall.opens": "{when} 开始取号",
+    "hall.no_opening": "暂无开放安排",
+    "hall.parked": "暂挂",
+    "hall.expired": "今日过期",
+    "day.tomorrow": "明天 {time}",
+    "day.other": "{date} {time}",
   },
   en: {
     dashboard: "Dashboard",
@@ -249,6 +262,17 @@ const CATALOGUE = {
     "mins.n": "{n} min",
     "mins.lt1": "under 1 min",
     "hour.label": "{h}:00",
+    "hall.open": "Open",
+    "hall.until": "issuing until {when}",
+    "hall.calling": "Not issuing, still calling",
+    "hall.closed": "Closed",
+    "hall.closed_by_manager": "Closed by a manager",
+    "hall.opens": "opens {when}",
+    "hall.no_opening": "no opening scheduled",
+    "hall.parked": "Parked",
+    "hall.expired": "Expired today",
+    "day.tomorrow": "tomorrow {time}",
+    "day.other": "{date} {time}",
   },
 };
 
@@ -580,6 +604,7 @@ function drawLive() {
   drawWindows(windows);
   drawBreaches();
   drawKpis(windows, groups);
+  drawHall();
   tick();
 }
 
@@ -589,6 +614,52 @@ function kpi(id, value, unit, sub, state) {
   card.querySelector(".kpi-value .unit").textContent = unit;
   card.querySelector(".kpi-sub").textContent = sub;
   card.dataset.state = state ?? "";
+}
+
+// "17:30", "明天 08:30", "11-23 08:30": a moment in the hall's zone, said
+// against the server's today.
+function when(iso) {
+  const at = new Date(iso);
+  const time = clockHm.format(at);
+  const day = isoDay.format(at);
+  const today = isoDay.format(new Date(model.serverNow()));
+  if (day === today) return time;
+  const tomorrow = isoDay.format(new Date(Date.parse(`${today}T12:00:00Z`) + 86_400_000));
+  if (day === tomorrow) return i18n.t("day.tomorrow", { time });
+  return i18n.t("day.other", { date: day.slice(5), time });
+}
+
+// Open or closed as the last read said, or as a `hall` event since says
+// (its next opening then waits for the read the event brings).
+function drawHall() {
+  const { hours, event } = model.hall();
+  const box = $("hall-state");
+  let open = hours ? hours.open : null;
+  if (event) open = event === "open";
+  box.dataset.open = open === null ? "" : String(open);
+  let text = "—";
+  let sub = "";
+  if (open === true) {
+    text = i18n.t("hall.open");
+    const closes = hours?.open ? hours.closes_at : null;
+    // A hall without hours "closes" at midnight: not worth saying.
+    if (closes && clockHm.format(new Date(closes)) !== "00:00") sub = i18n.t("hall.until", { when: when(closes) });
+  } else if (open === false) {
+    const known = hours && hours.open === false ? hours : null;
+    if (known?.closed_by_manager) text = i18n.t("hall.closed_by_manager");
+    else if (known?.in_span && event !== "closed") text = i18n.t("hall.calling");
+    else text = i18n.t("hall.closed");
+    if (known) sub = known.opens_at ? i18n.t("hall.opens", { when: when(known.opens_at) }) : i18n.t("hall.no_opening");
+  }
+  $("hall-state-text").textContent = text;
+  $("hall-state-when").textContent = sub;
+  box.dataset.opensAt = open === false ? (hours?.opens_at ?? "") : "";
+  const counts = { "hall-parked": model.parked(), "hall-expired": model.expiredToday() };
+  for (const [id, n] of Object.entries(counts)) {
+    const el = $(id);
+    el.dataset.n = String(n);
+    el.querySelector("b").textContent = String(n);
+  }
 }
 
 function drawKpis(windows, groups) {

@@ -1,7 +1,8 @@
 // The LED hall screen: newest call large, recent calls, every window,
-// waiting counts, clock, connection light; each call spoken aloud.
+// waiting counts, clock, connection light; each call spoken aloud; outside
+// the hall's hours, a banner with its next opening instead of the newest call.
 import { Announcer, callText } from "./announcer.js";
-import { readConfig, showStatus, startScreen } from "./connection.js";
+import { oneReadAtATime, readConfig, showStatus, startScreen } from "./connection.js";
 import { fitText } from "./fit.js";
 import { HallState } from "./state.js";
 
@@ -116,7 +117,84 @@ function showWaiting() {
   for (const [group, count] of counts) count.textContent = String(state.waiting[group] ?? 0);
 }
 
+// ------------------------------------------------------------ hall hours
+
+const hallClosed = $("hall-closed");
+const dayFormat = new Intl.DateTimeFormat("en-CA", {
+  timeZone: config.hall.timezone,
+  year: "numeric",
+  month: "2-digit",
+  day: "2-digit",
+});
+const WEEKDAYS = ["周日", "周一", "周二", "周三", "周四", "周五", "周六"];
+const EN_DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+
+// Days from today to `date`, both in the hall's time zone.
+function daysAhead(date, now) {
+  const day = (d) => Date.parse(`${dayFormat.format(d)}T00:00:00Z`);
+  return Math.round((day(date) - day(now)) / 86_400_000);
+}
+
+// "明天 08:30", "13:30", "12月8日 周二 08:30"; read against the screen's own
+// clock, so "明天" is right after midnight too.
+function opening(iso, now) {
+  const at = new Date(iso);
+  const time = timeFormat.format(at);
+  const days = daysAhead(at, now);
+  const local = new Date(Date.parse(`${dayFormat.format(at)}T00:00:00Z`));
+  if (days <= 0) return { zh: time, en: time, today: true };
+  if (days === 1) return { zh: `明天 ${time}`, en: `tomorrow ${time}` };
+  if (days === 2) return { zh: `后天 ${time}`, en: `${EN_DAYS[local.getUTCDay()]} ${time}` };
+  const zh = `${local.getUTCMonth() + 1}月${local.getUTCDate()}日 ${WEEKDAYS[local.getUTCDay()]} ${time}`;
+  return { zh, en: `${EN_DAYS[local.getUTCDay()]} ${local.getUTCDate()}/${local.getUTCMonth() + 1} ${time}` };
+}
+
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+function showHall() {
+  const closed = state.hallClosed;
+  const reopened = !closed && newest.hidden;
+  document.body.dataset.hall = closed ? "closed" : "open";
+  hallClosed.hidden = !closed;
+  newest.hidden = closed;
+  if (reopened) fitText(newest); // calls that came while hidden were not measured
+  if (!closed) return;
+  const iso = state.opensAt;
+  const when = iso ? opening(iso, new Date()) : null;
+  hallClosed.dataset.opensAt = iso ?? "";
+  // Closed until later today is a pause (lunch); else the day is over.
+  const title = $("hall-closed-title");
+  const [zh, en] = when?.today ? ["暂停服务", "Closed"] : ["今日服务已结束", "Closed for today"];
+  if (title.dataset.zh !== zh) {
+    title.dataset.zh = zh;
+    title.replaceChildren(zh, " ", el("span", "en", en));
+  }
+  const next = $("hall-next");
+  const said = when ? `下次开放 ${when.zh}|opens ${when.en}` : state.hall?.open === false ? "暂无开放安排|no opening scheduled" : "";
+  if (next.dataset.said !== said) {
+    next.dataset.said = said;
+    const [nextZh, nextEn] = said.split("|");
+    next.replaceChildren(...(said ? [nextZh, " ", el("span", "en", nextEn)] : []));
+  }
+}
+
+// A `hall` event says open or closed; the next opening comes from a read.
+const readHall = oneReadAtATime(
+  async () => {
+    const snap = await window.qmsLink?.read();
+    // A read that left before the latest `hall` event would undo it.
+    if (snap?.hall && snap.seq >= state.hallEventSeq) {
+      state.setHall(snap.hall);
+      showHall();
+    }
+  },
+  () => true,
+);
+
 function showAll() {
+  showHall();
   showNewest(state.recent[0] ?? null, false);
   showRecent();
   for (const id of cells.keys()) showWindow(id);
@@ -171,6 +249,7 @@ function tick() {
   const now = new Date();
   clockTime.textContent = clockFormat.format(now);
   clockDate.textContent = dateFormat.format(now);
+  showHall(); // "明天" becomes "今天" at midnight
   setTimeout(tick, 1000 - (now.getTime() % 1000) + 5);
 }
 
@@ -187,6 +266,11 @@ window.qmsLink = startScreen(config, {
     const call = state.apply(ev);
     showWaiting();
     if (ev.window) showWindow(ev.window);
+    if (ev.type === "hall") {
+      showHall();
+      readHall();
+    }
+    // Only calls are spoken: expiries, parking, the hall's hours are not.
     if (!call) return;
     showNewest(call, true);
     showRecent();

@@ -1,5 +1,7 @@
 // The ticket kiosk (取号机): pick a service (or the large-type elderly mode,
-// or check in an appointment by code), get a number, take the printed slip.
+// or check in an appointment by code), get a number, take the printed slip;
+// a visitor whose number was missed scans its QR code to queue again (我回来了).
+// Outside the hall's hours it says so, and when it issues again, in words.
 // One kiosk serves a stream of strangers: every flow ends back on the start
 // screen by itself, in Chinese, with nothing of the last visitor left.
 import { readConfig, store } from "./connection.js";
@@ -18,6 +20,10 @@ const DISMISS_GUARD_MS = 1_500;
 const RETRY_DELAYS_MS = [300, 1_000, 2_500];
 const CODE_LENGTH = 8;
 const CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+// A refused issue (409 hall_closed) closes the kiosk at once, though the
+// /services it polls may be read up to a second before the hall closed.
+const CLOSED_HINT_MS = 3_000;
+const TICKET_ID = /^[A-Za-z0-9_-]{22}$/;
 
 const CATALOGUE = {
   zh: {
@@ -76,6 +82,26 @@ const CATALOGUE = {
     "error.hall_not_found": "没有这个大厅，请联系工作人员",
     "error.redis_unavailable": "系统暂时繁忙，请稍后重试",
     "error.rate_limited": "操作太频繁，请稍后再试",
+    closed_title: "暂停取号",
+    closed_sub: "取号时间以外不能取号，请在开始取号后再来。",
+    closed_unknown: "现在不是取号时间。",
+    rejoin_button: "我回来了",
+    rejoin_sub: "过号后扫码排队",
+    rejoin_title: "过号重新排队",
+    rejoin_hint: "请把号票上的二维码对准扫码口",
+    rejoin_label: "号票二维码（扫码后自动填入）",
+    rejoin_submit: "重新排队",
+    rejoin_rule: "叫号时不在窗口（过号）的，{m} 分钟内可以回来重新排队一次，号码不变。",
+    rejoin_done: "已重新排队，号码不变",
+    "rejoin.unreadable": "没有识别出号票二维码，请再扫一次",
+    "rejoin.other_hall": "这张号票不是本大厅的，请到取号的大厅办理",
+    "rejoin.waiting": "{number} 号正在排队，不用重新排队，请留意叫号",
+    "rejoin.called": "{number} 号已被叫到，请直接到窗口办理",
+    "rejoin.late": "{number} 号已超过过号后 {m} 分钟，或已经回来过一次，不能再排队；请重新取号",
+    "rejoin.over": "{number} 号已办结或已作废，不能再排队；如需办理请重新取号",
+    "error.late_return_closed": "这个号不能重新排队；如需办理请重新取号",
+    "error.ticket_not_found": "没有找到这张号票，请核对后再扫一次",
+    "error.invalid_field": "没有识别出号票二维码，请再扫一次",
   },
   en: {
     lang_switch: "中文",
@@ -133,6 +159,26 @@ const CATALOGUE = {
     "error.hall_not_found": "No such hall; please ask the staff",
     "error.redis_unavailable": "The system is busy; please try again shortly",
     "error.rate_limited": "Too many tries; please wait a moment",
+    closed_title: "Not issuing tickets",
+    closed_sub: "Tickets are issued during opening hours only; please come back then.",
+    closed_unknown: "The hall is not issuing tickets now.",
+    rejoin_button: "I'm back",
+    rejoin_sub: "Missed a call? Scan",
+    rejoin_title: "Rejoin the queue",
+    rejoin_hint: "Hold your ticket's QR code to the scanner",
+    rejoin_label: "Ticket QR code (filled in by the scanner)",
+    rejoin_submit: "Rejoin",
+    rejoin_rule: "Missed your call? Within {m} min you may rejoin once, with the same number.",
+    rejoin_done: "Back in the queue, same number",
+    "rejoin.unreadable": "That is not a ticket's QR code; please scan again",
+    "rejoin.other_hall": "This ticket is from another hall",
+    "rejoin.waiting": "{number} is waiting already; listen for your number",
+    "rejoin.called": "{number} has been called; please go to the window",
+    "rejoin.late": "{number} missed its call over {m} min ago, or has rejoined once already; please take a new ticket",
+    "rejoin.over": "{number} is done or no longer valid; please take a new ticket",
+    "error.late_return_closed": "This ticket cannot rejoin the queue; please take a new ticket",
+    "error.ticket_not_found": "No such ticket; please scan again",
+    "error.invalid_field": "That is not a ticket's QR code; please scan again",
   },
 };
 
@@ -144,6 +190,7 @@ const screens = {
   start: $("screen-start"),
   elderly: $("screen-elderly"),
   checkin: $("screen-checkin"),
+  rejoin: $("screen-rejoin"),
   ticket: $("screen-ticket"),
 };
 const serviceNames = new Map(config.services.map((s) => [s.id, s.name]));
@@ -167,7 +214,8 @@ const clockFormat = new Intl.DateTimeFormat("zh-CN", {
 const kiosk = {
   services: null, // the last GET /services body
   ticket: null, // the ticket on screen
-  requests: [], // {kind, key} of every issue/check-in request sent
+  requests: [], // {kind, key} of every issue/check-in/rejoin request sent
+  closed: false, // the hall issues no tickets now: the start screen says so
 };
 window.qmsKiosk = kiosk;
 
@@ -254,6 +302,8 @@ function home() {
   code = "";
   renderCode();
   $("checkin-error").hidden = true;
+  $("rejoin-input").value = "";
+  $("rejoin-error").hidden = true;
   body.classList.remove("elderly-mode");
   show("start");
   if (i18n.lang !== "zh") setLang("zh");
@@ -263,7 +313,7 @@ function home() {
 let idleTimer = null;
 function armIdle() {
   clearTimeout(idleTimer);
-  if (current === "elderly" || current === "checkin") idleTimer = setTimeout(home, IDLE_MS);
+  if (["elderly", "checkin", "rejoin"].includes(current)) idleTimer = setTimeout(home, IDLE_MS);
   else if (current === "start" && i18n.lang !== "zh") idleTimer = setTimeout(() => setLang("zh"), IDLE_MS);
 }
 for (const type of ["pointerdown", "keydown"]) document.addEventListener(type, armIdle, true);
@@ -278,6 +328,7 @@ function renderAll() {
   renderServices();
   if (kiosk.ticket) renderTicket(kiosk.ticket);
   renderCountdown();
+  $("rejoin-rule").textContent = i18n.t("rejoin_rule", { m: config.late_return_minutes });
 }
 
 $("lang").addEventListener("click", () => setLang(i18n.lang === "zh" ? "en" : "zh"));
@@ -308,8 +359,44 @@ function renderServices() {
   }
   // The elderly mode is offered only where the hall gives elderly a priority.
   const elderly = data.priorities.includes("elderly");
-  $("go-elderly").hidden = !elderly;
-  if (!elderly && current === "elderly") home();
+  renderHours(data);
+  $("go-elderly").hidden = !elderly || kiosk.closed;
+  if ((!elderly || kiosk.closed) && current === "elderly") home();
+  if (kiosk.closed && current === "checkin") home();
+}
+
+// Outside the hours the start screen says when tickets are issued again
+// (the server's sentence, in both languages) instead of offering services.
+// A missed ticket may still come back while the hall calls (its span runs
+// on after the kiosk stops issuing), so 我回来了 stays until then.
+let closedHint = null; // {message, until}: a 409 hall_closed the poll has not caught up with
+
+function renderHours(data) {
+  const hinted = closedHint !== null && performance.now() < closedHint.until;
+  if (!hinted) closedHint = null;
+  const hours = data.hours ?? { open: data.open, in_span: data.open, message: null };
+  const closed = data.open === false || hinted;
+  kiosk.closed = closed;
+  body.dataset.hall = closed ? "closed" : "open";
+  $("closed").hidden = !closed;
+  $("choose").hidden = closed;
+  $("groups").hidden = closed;
+  $("go-checkin").hidden = closed;
+  const calling = !closed || (hours.in_span === true && !hours.closed_by_manager);
+  $("go-rejoin").hidden = !(config.late_return_minutes > 0 && calling);
+  if (!closed) return;
+  const said = data.open === false ? hours.message : null;
+  $("closed-message").textContent =
+    said?.[i18n.lang] ?? said?.zh ?? closedHint?.message ?? i18n.t("closed_unknown");
+}
+
+function closeNow(message) {
+  closedHint = { message: message || "", until: performance.now() + CLOSED_HINT_MS };
+  home();
+  if (kiosk.services) renderServices();
+  else renderHours({});
+  clearTimeout(pollTimer);
+  pollTimer = setTimeout(poll, SERVICES_FRESH_MS);
 }
 
 let pollTimer = null;
@@ -366,6 +453,12 @@ function request(intent) {
       headers,
     });
   }
+  if (intent.kind === "rejoin") {
+    return api(`${config.tickets_path}/${encodeURIComponent(intent.target)}/rejoin`, {
+      method: "POST",
+      headers,
+    });
+  }
   const json = { service: intent.target };
   if (intent.priority !== "normal") json.priority = intent.priority;
   return api(config.tickets_path, { method: "POST", headers, json });
@@ -400,6 +493,11 @@ async function send(intent) {
     return;
   }
   const { status, data } = outcome;
+  if (intent.kind === "rejoin") {
+    pending = null;
+    rejoined(intent.target, status, data);
+    return;
+  }
   if (status === 201 && data) {
     pending = null;
     showTicket(data, intent.kind);
@@ -414,6 +512,10 @@ async function send(intent) {
   const code = data?.error?.code ?? "";
   if (status === 401 || status === 403) {
     askToken(code === "unauthorized" ? "error.unauthorized" : "error.forbidden");
+    return;
+  }
+  if (code === "hall_closed") {
+    closeNow(data?.error?.message);
     return;
   }
   const text = errorText(code, data?.error?.message);
@@ -528,6 +630,113 @@ document.addEventListener("keydown", (e) => {
   e.preventDefault();
 });
 
+// --------------------------------------------------------------- rejoin
+
+// What the scanner typed: the visitor page's URL printed as the ticket's QR
+// code (…/halls/{hall}/tickets/{id}), or the bare id.
+export function ticketIdFrom(text, hallId) {
+  const scanned = text.trim();
+  if (TICKET_ID.test(scanned)) return { id: scanned };
+  let path = scanned;
+  try {
+    path = new URL(scanned).pathname;
+  } catch {
+    /* not an absolute URL: a path, perhaps */
+  }
+  const m = /\/halls\/([^/?#]+)\/tickets\/([A-Za-z0-9_-]{22})\/?(?:[?#].*)?$/.exec(path);
+  if (!m) return { error: "rejoin.unreadable" };
+  let hall = m[1];
+  try {
+    hall = decodeURIComponent(hall);
+  } catch {
+    /* left as it is */
+  }
+  return hall === hallId ? { id: m[2] } : { error: "rejoin.other_hall" };
+}
+
+function rejoinError(text) {
+  const error = $("rejoin-error");
+  error.textContent = text;
+  error.hidden = false;
+  $("rejoin-input").value = "";
+  if (current === "rejoin") $("rejoin-input").focus({ preventScroll: true });
+}
+
+function submitRejoin() {
+  if (busy || !token) return;
+  const found = ticketIdFrom($("rejoin-input").value, config.hall.id);
+  if (found.error) {
+    rejoinError(i18n.t(found.error));
+    return;
+  }
+  $("rejoin-error").hidden = true;
+  send(intentFor("rejoin", found.id, "normal"));
+}
+
+async function rejoined(id, status, data) {
+  if (status === 200 && data) {
+    showTicket(data, "rejoin");
+    clearTimeout(pollTimer);
+    pollTimer = setTimeout(poll, SERVICES_FRESH_MS);
+    return;
+  }
+  const code = data?.error?.code ?? "";
+  if (status === 401 || status === 403) {
+    askToken(code === "unauthorized" ? "error.unauthorized" : "error.forbidden");
+    return;
+  }
+  if (code === "late_return_closed") {
+    rejoinError(await whyNot(id));
+    return;
+  }
+  if (code === "hall_closed") {
+    // The server's sentence names the next opening (in the hall's language);
+    // the last /services has it in the language on screen.
+    const said = kiosk.services?.open === false ? kiosk.services.hours?.message : null;
+    rejoinError(said?.[i18n.lang] ?? data?.error?.message ?? i18n.t("closed_unknown"));
+    return;
+  }
+  rejoinError(errorText(code, data?.error?.message));
+}
+
+// Why a ticket may not rejoin, from what it is now.
+async function whyNot(id) {
+  let ticket = null;
+  try {
+    const { status, data } = await api(`${config.tickets_path}/${encodeURIComponent(id)}`);
+    if (status === 200) ticket = data;
+  } catch {
+    /* said in general terms */
+  }
+  if (!ticket) return i18n.t("error.late_return_closed");
+  const vars = { number: ticket.number, m: config.late_return_minutes };
+  if (ticket.status === "waiting") return i18n.t("rejoin.waiting", vars);
+  if (ticket.status === "called") return i18n.t("rejoin.called", vars);
+  if (ticket.status === "no_show") return i18n.t("rejoin.late", vars);
+  return i18n.t("rejoin.over", vars);
+}
+
+$("go-rejoin").addEventListener("click", () => {
+  $("rejoin-input").value = "";
+  $("rejoin-error").hidden = true;
+  show("rejoin");
+  $("rejoin-input").focus({ preventScroll: true });
+});
+$("rejoin-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  submitRejoin();
+});
+// A scanner types wherever the focus is: on this screen, into the field.
+document.addEventListener(
+  "keydown",
+  (e) => {
+    if (current !== "rejoin" || e.ctrlKey || e.altKey || e.metaKey) return;
+    const input = $("rejoin-input");
+    if (e.target !== input && (e.key.length === 1 || e.key === "Enter")) input.focus({ preventScroll: true });
+  },
+  true,
+);
+
 // --------------------------------------------------------------- ticket
 
 let countdownTimer = null;
@@ -555,7 +764,8 @@ function renderTicket(t) {
   $("ticket-priority").textContent = badge;
   $("ticket-priority").hidden = !badge;
   $("ticket-priority").dataset.priority = t.priority;
-  document.querySelector(".ticket-done").textContent = i18n.t(t.kind === "checkin" ? "checkin_done" : "ticket_done");
+  const done = { checkin: "checkin_done", rejoin: "rejoin_done" }[t.kind] ?? "ticket_done";
+  document.querySelector(".ticket-done").textContent = i18n.t(done);
   // The slip: what the visitor takes away.
   $("r-number").textContent = t.number;
   $("r-service").textContent = service;

@@ -1,13 +1,17 @@
 // Remote 取号 on a phone: the hall's services with how many wait and about
 // how long, a mobile number when the hall asks for one, one tap for a
-// ticket, then the visitor page of that ticket.
+// ticket, then the visitor page of that ticket. Outside the hall's hours it
+// says when tickets are issued again instead.
 import { readConfig, store } from "./connection.js";
 import { I18n } from "./i18n.js";
 import { errorOf, errorText, request } from "./phone.js";
 
 const REFRESH_MS = 15_000; // waiting counts: a glance, not a race
 const RETRY_MS = 5_000;
-const ACTIVE = new Set(["waiting", "called"]);
+const ACTIVE = new Set(["waiting", "called", "parked"]);
+// A refusal (409 hall_closed) closes the page at once, though the /services
+// it reads may be up to a second older than the hall's closing.
+const CLOSED_HINT_MS = 3_000;
 
 const CATALOGUE = {
   zh: {
@@ -40,6 +44,9 @@ const CATALOGUE = {
     err_redis_unavailable: "系统暂时无法处理，请稍后再试。",
     err_network: "网络连接失败，请稍后再试。",
     err_other: "取号未成功：{message}",
+    closed_title: "现在不能取号",
+    closed_body: "开始取号后，请再打开本页取号。",
+    closed_unknown: "现在不是取号时间。",
   },
   en: {
     lang_switch: "中文",
@@ -71,6 +78,9 @@ const CATALOGUE = {
     err_redis_unavailable: "The system is busy right now: please try again shortly.",
     err_network: "Could not connect: please try again shortly.",
     err_other: "No ticket: {message}",
+    closed_title: "No tickets now",
+    closed_body: "Please come back to this page once tickets are issued again.",
+    closed_unknown: "The hall is not issuing tickets now.",
   },
 };
 
@@ -87,6 +97,7 @@ const state = {
   busy: null, // the service id being taken
   error: null, // {text, phone: bool}
   requests: 0, // POSTs sent (tests count them)
+  closedHint: null, // {message, until}: a hall_closed refusal /services has not caught up with
 };
 window.qmsRemote = state;
 
@@ -191,9 +202,16 @@ async function take(serviceId) {
     }
     const refusal = await errorOf(response);
     const phoneProblem = ["invalid_phone", "missing_field", "phone_has_ticket"].includes(refusal.code);
-    state.error = { text: errorText(i18n, refusal), phone: phoneProblem };
+    if (refusal.code === "hall_closed") {
+      state.closedHint = { message: refusal.message, until: performance.now() + CLOSED_HINT_MS };
+      // Read again once /services (up to a second old) has caught up.
+      clearTimeout(refreshTimer);
+      refreshTimer = setTimeout(loadServices, 1_200);
+    } else {
+      state.error = { text: errorText(i18n, refusal), phone: phoneProblem };
+      loadServices(); // counts may have moved while the phone was asking
+    }
     if (refusal.code === "remote_not_offered" && state.services) state.services.remote.enabled = false;
-    loadServices(); // counts may have moved while the phone was asking
   } catch {
     // No answer: the intent (and its key) stays, so tapping again cannot
     // give a second ticket if the first request did get through.
@@ -263,6 +281,18 @@ function renderGroups(body) {
   if (focused) container.querySelector(`[data-service="${CSS.escape(focused)}"]`)?.focus();
 }
 
+function isClosed(body) {
+  const hint = state.closedHint;
+  if (hint && performance.now() >= hint.until) state.closedHint = null;
+  return body.open === false || state.closedHint !== null;
+}
+
+// The server's sentence names the next opening, in each language.
+function closedMessage(body) {
+  const said = body.open === false ? body.hours?.message : null;
+  return said?.[i18n.lang] ?? said?.zh ?? (state.closedHint?.message || i18n.t("closed_unknown"));
+}
+
 function render() {
   $("lang").textContent = i18n.t("lang_switch");
   $("lang").lang = i18n.lang === "zh" ? "en" : "zh-CN";
@@ -283,11 +313,14 @@ function render() {
     return;
   }
   const enabled = body.remote.enabled;
-  document.body.dataset.view = enabled ? "offer" : "disabled";
+  const closed = enabled && isClosed(body);
+  document.body.dataset.view = !enabled ? "disabled" : closed ? "closed" : "offer";
   $("disabled").hidden = enabled;
-  $("offer").hidden = !enabled;
-  document.querySelector(".foot").hidden = !enabled; // advice for ticket holders only
-  if (!enabled) return;
+  $("closed").hidden = !closed;
+  $("offer").hidden = !enabled || closed;
+  document.querySelector(".foot").hidden = !enabled || closed; // advice for ticket holders only
+  if (closed) $("closed-message").textContent = closedMessage(body);
+  if (!enabled || closed) return;
 
   $("phone-area").hidden = !body.remote.require_phone;
   const phoneError = $("phone-error");

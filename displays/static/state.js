@@ -11,6 +11,7 @@ export class HallState {
 
   // A snapshot replaces everything: state may have changed in any way since.
   reset(snapshot) {
+    this.setHall(snapshot.hall ?? null);
     this.windows = new Map();
     for (const id of this.windowNames.keys()) {
       this.windows.set(id, { status: "closed", number: null });
@@ -38,7 +39,13 @@ export class HallState {
       case "completed":
       case "no_show":
       case "transferred":
+      case "parked": // stepped aside: the window is free
         if (w && w.number === event.number) w.number = null;
+        return null;
+      case "hall":
+        // Its next opening is not in the event: the page reads it.
+        this.hallEvent = event.status;
+        this.hallEventSeq = event.seq;
         return null;
       case "window":
         w.status = event.status;
@@ -48,6 +55,28 @@ export class HallState {
       default:
         return null;
     }
+  }
+
+  // The hall's hours as a snapshot gave them (the `hall` object), newer
+  // than any `hall` event seen.
+  setHall(hall) {
+    this.hall = hall;
+    this.hallEvent = null;
+    this.hallEventSeq = -1;
+  }
+
+  // Closed for visitors: outside the hours (not merely past the kiosk's
+  // last issue, while those waiting are still called), or closed by a
+  // manager. A `hall` event since the last read says it at once.
+  get hallClosed() {
+    if (this.hallEvent) return this.hallEvent === "closed";
+    const h = this.hall;
+    return Boolean(h) && h.open === false && (!h.in_span || Boolean(h.closed_by_manager));
+  }
+
+  // When it opens next (ISO), if known and still closed.
+  get opensAt() {
+    return this.hallClosed && this.hall && this.hall.open === false ? this.hall.opens_at : null;
   }
 
   windowName(id) {

@@ -1,6 +1,9 @@
 // The visitor's phone: one ticket followed by polling its id (the id in the
 // URL is the only credential, so there is no WebSocket for it), the window
-// to go to when called, cancel while waiting, and the 好差评 rating once served.
+// to go to when called, cancel while waiting, and the 好差评 rating once served;
+// a ticket set aside at a window (parked) says where to wait, an expired one
+// says so, and a missed one may come back in line (我回来了) while the hall
+// allows it.
 import { readConfig } from "./connection.js";
 import { I18n } from "./i18n.js";
 import { errorOf, errorText, request } from "./phone.js";
@@ -14,6 +17,7 @@ const NEAR_MS = 600;
 const WAITING_MS = 2_000;
 const CALLED_MS = 2_000; // to offer the rating soon after the visit ends
 const HIDDEN_MS = 15_000;
+const PARKED_MS = 2_000; // the clerk may call it back any moment
 const NO_SHOW_MS = 30_000; // a hall may let a late visitor back in line
 const RETRY_FIRST_MS = 2_000;
 const RETRY_MAX_MS = 30_000;
@@ -21,6 +25,8 @@ const RETRY_MAX_MS = 30_000;
 const TERMINAL = new Set(["completed", "cancelled", "expired"]);
 const SCORES = ["very_satisfied", "satisfied", "neutral", "dissatisfied", "very_dissatisfied"];
 const REASON_MAX = 200;
+// Date headers have one-second resolution: trust a skew only beyond this.
+const SKEW_MIN_MS = 2_000;
 
 const CATALOGUE = {
   zh: {
@@ -39,7 +45,8 @@ const CATALOGUE = {
     status_completed: "已办结",
     status_cancelled: "已取消",
     status_no_show: "已过号",
-    status_expired: "已失效",
+    status_expired: "已过期",
+    status_parked: "已暂挂，工作人员会再次叫您",
     go_to: "请到",
     go_after: "办理",
     transferred: "您已被转到「{service}」，号码不变，请继续等候。",
@@ -49,8 +56,16 @@ const CATALOGUE = {
     final_cancelled_body: "如需办理，请重新取号。",
     final_no_show: "您已过号",
     final_no_show_body: "叫号时您不在窗口。请到咨询台说明情况。",
-    final_expired: "这个号已失效",
-    final_expired_body: "大厅今天的服务已结束，请改日重新取号。",
+    final_no_show_rejoin: "叫号时您不在窗口。回到大厅后可以重新排队一次，号码不变。",
+    final_expired: "本号已过期",
+    final_expired_body: "大厅已停止服务，这个号不再叫号。如需办理，请在开放时间重新取号。",
+    parked_before: "请在",
+    parked_after: "附近等候",
+    parked_body: "工作人员会再次叫您，叫到时本页会提醒。",
+    rejoin: "我回来了",
+    rejoin_until: "请在 {time} 前回到大厅后点击，重新排队。",
+    rejoined: "您已重新排队，号码不变，请留意叫号。",
+    err_late_return_closed: "已超过可以回来排队的时间，或已经回来过一次；如需办理请重新取号。",
     cancel: "取消排队",
     confirm_text: "确定取消 {number} 号吗？取消后需要重新取号。",
     confirm_yes: "确定取消",
@@ -98,6 +113,7 @@ const CATALOGUE = {
     status_cancelled: "Cancelled",
     status_no_show: "Missed",
     status_expired: "Expired",
+    status_parked: "Set aside: you will be called again",
     go_to: "Please go to",
     go_after: "",
     transferred: "You have been moved to “{service}”. Same number: please keep waiting.",
@@ -107,8 +123,16 @@ const CATALOGUE = {
     final_cancelled_body: "To be served, please take a new ticket.",
     final_no_show: "Your number was missed",
     final_no_show_body: "You were not at the window when called. Please ask at the information desk.",
+    final_no_show_rejoin: "You were not at the window when called. Once back in the hall you may rejoin the queue once, same number.",
     final_expired: "This ticket has expired",
-    final_expired_body: "The hall has closed for today. Please take a new ticket another day.",
+    final_expired_body: "The hall has stopped serving; this ticket will not be called. Please take a new ticket during opening hours.",
+    parked_before: "Please wait near",
+    parked_after: "",
+    parked_body: "The clerk will call you again; this page will tell you.",
+    rejoin: "I'm back",
+    rejoin_until: "Tap it once you are back in the hall, before {time}, to queue again.",
+    rejoined: "You are back in the queue with the same number: watch for your call.",
+    err_late_return_closed: "Too late to rejoin, or rejoined once already. Please take a new ticket.",
     cancel: "Cancel my ticket",
     confirm_text: "Cancel number {number}? You would need a new ticket.",
     confirm_yes: "Yes, cancel",
@@ -164,6 +188,9 @@ const state = {
   missing: Boolean(config.missing),
   connDown: false,
   polls: 0,
+  skewMs: 0, // the server's clock minus this phone's, when over SKEW_MIN_MS
+  rejoined: false, // this page put the ticket back in line
+  rejoinRefusal: null, // the API's error: the offer is withdrawn
 };
 window.qmsVisitor = state; // for tests and for whoever debugs a visitor's phone
 
@@ -180,6 +207,7 @@ function nextDelay(ticket) {
     return ticket.position !== null && ticket.position < NEAR_POSITIONS ? NEAR_MS : WAITING_MS;
   }
   if (ticket.status === "called") return CALLED_MS;
+  if (ticket.status === "parked") return PARKED_MS;
   return NO_SHOW_MS;
 }
 
@@ -202,6 +230,7 @@ async function poll() {
       return;
     }
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    noteSkew(response.headers.get("date"));
     const ticket = await response.json();
     failures = 0;
     state.connDown = false;
@@ -216,6 +245,14 @@ async function poll() {
   } finally {
     inFlight = false;
   }
+}
+
+function noteSkew(date) {
+  const server = Date.parse(date ?? "");
+  if (Number.isNaN(server)) return;
+  // The header is truncated to the second: its middle is the best guess.
+  const skew = server + 500 - Date.now();
+  state.skewMs = Math.abs(skew) > SKEW_MIN_MS ? skew : 0;
 }
 
 async function update(ticket) {
@@ -303,7 +340,7 @@ function render() {
   setText($("conn"), i18n.t("conn_down"));
   if (missing) {
     document.body.dataset.view = "missing";
-    for (const id of ["ticket", "notice", "waiting", "called", "final", "rating-form", "rated", "cancel-area"]) {
+    for (const id of ["ticket", "notice", "waiting", "called", "parked", "final", "rating-form", "rated", "cancel-area"]) {
       show(id, false);
     }
     show("missing", true);
@@ -325,9 +362,11 @@ function render() {
   // page learns the ticket was called, above the window to go to.
   const refused =
     ticket.status === "called" && state.cancelRefusal?.code === "ticket_not_waiting" ? state.cancelRefusal : null;
-  show("notice", (waiting && state.transferredTo !== null) || Boolean(refused));
+  show("notice", (waiting && (state.transferredTo !== null || state.rejoined)) || Boolean(refused));
   if (waiting && state.transferredTo) {
     setText($("notice"), i18n.t("transferred", { service: serviceName(state.transferredTo) }));
+  } else if (waiting && state.rejoined) {
+    setText($("notice"), i18n.t("rejoined"));
   } else if (refused) {
     setText($("notice"), errorText(i18n, refused));
   }
@@ -354,16 +393,24 @@ function render() {
   if (called) setText($("window-name"), windowNames.get(ticket.window) ?? ticket.window);
   $("called").querySelector(".go-after").hidden = !i18n.t("go_after");
 
+  const parked = ticket.status === "parked";
+  show("parked", parked);
+  if (parked) setText($("parked-window"), windowNames.get(ticket.window) ?? ticket.window ?? "");
+  $("parked").querySelector("[data-i18n=parked_after]").hidden = !i18n.t("parked_after");
+
   show("cancel-area", waiting);
   // Called (or served) while the confirmation was open: nothing left to cancel.
   if (!waiting && dialog.open) dialog.close("no");
 
-  const final = !waiting && !called;
+  const final = !waiting && !called && !parked;
   show("final", final);
+  const rejoin = rejoinOpen(ticket);
   if (final) {
     $("final-title").textContent = i18n.t(`final_${ticket.status}`);
-    $("final-body").textContent = i18n.t(`final_${ticket.status}_body`);
+    const body = rejoin ? "final_no_show_rejoin" : `final_${ticket.status}_body`;
+    $("final-body").textContent = i18n.t(body);
   }
+  drawRejoin(ticket, rejoin);
 
   const completed = ticket.status === "completed";
   const rated = completed && state.rating;
@@ -379,6 +426,71 @@ function render() {
     $("rated-reason").textContent = rated.reason ?? "";
   }
 }
+
+// ----------------------------------------------------------------- rejoin
+
+let rejoinTimer = null;
+let rejoinKey = null; // one intent: a retry after a lost answer reuses it
+
+// A missed ticket may come back while its `rejoin_until` has not passed (on
+// the server's clock) and the server has not refused it.
+function rejoinOpen(ticket) {
+  if (ticket.status !== "no_show" || !ticket.rejoin_until || state.rejoinRefusal) return false;
+  return Date.parse(ticket.rejoin_until) > Date.now() + state.skewMs;
+}
+
+function drawRejoin(ticket, open) {
+  clearTimeout(rejoinTimer);
+  const refusal = ticket.status === "no_show" ? state.rejoinRefusal : null;
+  show("rejoin-area", open || Boolean(refusal));
+  show("rejoin", open);
+  show("rejoin-hint", open);
+  show("rejoin-error", Boolean(refusal));
+  // A closed hall's sentence names its next opening: shown as the server says it.
+  if (refusal) {
+    setText($("rejoin-error"), refusal.code === "hall_closed" ? refusal.message : errorText(i18n, refusal));
+  }
+  if (!open) return;
+  setText($("rejoin-hint"), i18n.t("rejoin_until", { time: clock.format(new Date(ticket.rejoin_until)) }));
+  // Gone when the time is up, though the next poll is far off.
+  const left = Date.parse(ticket.rejoin_until) - (Date.now() + state.skewMs);
+  rejoinTimer = setTimeout(render, Math.min(left + 50, 2 ** 31 - 1));
+}
+
+$("rejoin").addEventListener("click", async () => {
+  const button = $("rejoin");
+  if (button.disabled) return;
+  button.disabled = true;
+  rejoinKey ??= `rejoin-${Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("")}`;
+  try {
+    const response = await request(`${api}/rejoin`, {
+      method: "POST",
+      headers: { "Idempotency-Key": rejoinKey },
+    });
+    rejoinKey = null; // answered: nothing to retry
+    if (response.ok) {
+      state.rejoined = true;
+      await update(await response.json());
+      schedule(0); // the usual rhythm from here
+      return;
+    }
+    const refusal = await errorOf(response);
+    // Refused for good (too late, once already, the hall closed): the offer goes.
+    if (response.status === 409 || response.status === 404) state.rejoinRefusal = refusal;
+    else state.rejoinRefusal = null;
+    render();
+    if (!state.rejoinRefusal) {
+      show("rejoin-error", true);
+      setText($("rejoin-error"), errorText(i18n, refusal));
+    }
+    poll(); // whatever happened meanwhile (rejoined from the kiosk, say), show it
+  } catch {
+    show("rejoin-error", true);
+    setText($("rejoin-error"), i18n.t("err_network"));
+  } finally {
+    button.disabled = false;
+  }
+});
 
 // ----------------------------------------------------------------- cancel
 

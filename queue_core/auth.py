@@ -23,11 +23,13 @@ class Credentials:
     def __init__(self, credentials: Iterable[Credential], secret: bytes | None = b"") -> None:
         self._by_digest = {c.token_sha256: c for c in credentials}
         self._secret = secret
+        self._labels: dict[str, str] = {}
 
     def set_secret(self, secret: bytes) -> None:
         """The deployment's audit key, once read (the app reads it from Redis,
         which may be down when qms starts)."""
         self._secret = secret
+        self._labels.clear()
 
     def label(self, credential: Credential) -> str:
         """Who a credential is in audit entries and reports: its `name`, else
@@ -36,12 +38,18 @@ class Credentials:
         from a report)."""
         if credential.name:
             return credential.name
+        label = self._labels.get(credential.token_sha256)
+        if label is not None:
+            return label
         if self._secret is None:
             raise Unavailable(
                 "redis_unavailable", "The queue store cannot be reached right now; try again."
             )
         mac = hmac.new(self._secret, credential.token_sha256.encode(), hashlib.sha256)
-        return f"{credential.role.value}-{mac.hexdigest()[:8]}"
+        label = self._labels[credential.token_sha256] = (
+            f"{credential.role.value}-{mac.hexdigest()[:8]}"
+        )
+        return label
 
     def find(self, token: str | None) -> Credential | None:
         if not token:

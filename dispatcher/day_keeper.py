@@ -40,18 +40,20 @@ class DayKeeper:
 
     `rate` is how many clock seconds pass per real second (1 in life; the
     demo's clock runs faster), so the keeper wakes in time for the next
-    boundary."""
+    boundary. By default it sleeps at most `MAX_SLEEP_S / max(rate, 1)`
+    real seconds, so a demo's clock that jumps ahead is noticed within
+    `MAX_SLEEP_S` of its own time."""
 
     def __init__(
         self,
         stores: Mapping[str, HallStore],
         *,
         rate: float = 1.0,
-        max_sleep_s: float = MAX_SLEEP_S,
+        max_sleep_s: float | None = None,
     ) -> None:
         self.stores = stores
         self.rate = rate
-        self.max_sleep_s = max_sleep_s
+        self.max_sleep_s = MAX_SLEEP_S / max(rate, 1.0) if max_sleep_s is None else max_sleep_s
         self._passed: dict[str, int] = {}
 
     async def tick(self) -> dict[str, Passed]:

@@ -2,7 +2,8 @@
 
 Every `QMS_ARCHIVE_INTERVAL` seconds (and once at start) each hall's
 finished tickets of past local days move from Redis to the archive
-(`archive_hall`), which keeps Redis bounded. A failed round (Redis or the
+(`archive_hall`), which keeps Redis bounded, and its audit entries not yet
+copied are copied there (`archive_audit`). A failed round (Redis or the
 database down) is one log line; the next round retries, and the sweep is
 idempotent and safe to run on every replica at once (see
 `queue_core.archive.redis_sweep`).
@@ -21,8 +22,14 @@ from typing import TypeVar
 
 from redis.asyncio import Redis
 
-from queue_core.archive import Archive, ArchivedTicket, open_archive, sqlite_path
-from queue_core.archive.redis_sweep import archive_hall
+from queue_core.archive import (
+    Archive,
+    ArchivedAudit,
+    ArchivedTicket,
+    open_archive,
+    sqlite_path,
+)
+from queue_core.archive.redis_sweep import archive_audit, archive_hall
 from queue_core.config import HallConfig
 from queue_core.operations import Hall
 from queue_core.redis_client import describe_url
@@ -63,10 +70,22 @@ class ArchiveHandle:
         self._use(lambda archive: archive.put(tickets))
 
     def day(self, hall: str, day: str) -> list[ArchivedTicket]:
-        path = sqlite_path(self.url)
-        if path is not None and path != ":memory:" and not Path(path).exists():
+        if self._no_file():
             return []
         return self._use(lambda archive: archive.day(hall, day))
+
+    def put_audit(self, entries: Sequence[ArchivedAudit]) -> None:
+        self._use(lambda archive: archive.put_audit(entries))
+
+    def audit_day(self, hall: str, day: str) -> list[ArchivedAudit]:
+        if self._no_file():
+            return []
+        return self._use(lambda archive: archive.audit_day(hall, day))
+
+    def _no_file(self) -> bool:
+        """A SQLite archive whose file does not exist (yet): read as empty."""
+        path = sqlite_path(self.url)
+        return path is not None and path != ":memory:" and not Path(path).exists()
 
     def close(self) -> None:
         with self._lock:
@@ -106,20 +125,32 @@ async def sweep_once(
     halls: Iterable[tuple[HallConfig, Redis]], archive: Archive, clock: Callable[[], float]
 ) -> int:
     """One round over every hall (its config and Redis); how many tickets
-    left Redis. A hall that fails is logged and the others still go: this
-    never raises, so the next round retries."""
+    left Redis. Each hall's tickets, then its audit entries: the audit copy
+    is tried even when the tickets failed, since Redis trims audit entries
+    after three days whether archived or not. A hall that fails is one log
+    line and the others still go: this never raises, so the next round
+    retries."""
     total = 0
     for config, redis in halls:
         today = datetime.fromtimestamp(clock(), config.timezone).date()
+        failure: Exception | None = None
+        moved = copied = 0
         try:
             moved = await archive_hall(redis, config, archive, today)
         except Exception as exc:
+            failure = exc
+        try:
+            copied = await archive_audit(redis, config, archive)
+        except Exception as exc:
+            failure = failure or exc
+        if failure is not None:
             log.warning("qms: archiving hall %s failed, next try in one round: %s",
-                        config.id, one_line(exc))  # fmt: skip
-            continue
+                        config.id, one_line(failure))  # fmt: skip
         if moved:
             log.info("qms: archived %d finished tickets of hall %s issued before %s",
                      moved, config.id, today.isoformat())  # fmt: skip
+        if copied:
+            log.info("qms: archived %d audit entries of hall %s", copied, config.id)
         total += moved
     return total
 

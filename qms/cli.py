@@ -17,7 +17,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from importlib.resources import as_file, files
 from pathlib import Path
@@ -29,7 +29,7 @@ from displays.hub import HubSettings
 from qms.app import BackgroundTask, create_app
 from qms.archiving import ArchiveHandle, one_line
 from qms.embedded_redis import EmbeddedRedis, EmbeddedRedisError
-from qms.reporting import ArchiveUnavailable, parse_day, report_of_day
+from qms.reporting import ArchiveUnavailable, audit_of_day, parse_day, report_of_day
 from qms.server import QmsServer, server_config, tune_gc
 from qms.settings import Settings, SettingsError
 from queue_core.archive import sqlite_path
@@ -37,7 +37,7 @@ from queue_core.config import ConfigError, HallConfig, load_halls
 from queue_core.errors import Invalid, QmsError
 from queue_core.operations import Hall
 from queue_core.redis_client import create_redis, describe_url
-from queue_core.report import render_csv
+from queue_core.report import render_audit_csv, render_csv
 
 EXIT_FAILURE = 1
 EXIT_BAD_CONFIG = 2
@@ -96,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--hall", help="hall id (may be left out when one config is given)")
     report.add_argument("--date", required=True, metavar="YYYY-MM-DD", help="or today, yesterday")
     report.add_argument("--out", type=Path, metavar="FILE", help="write here (default: stdout)")
+    report.add_argument(
+        "--audit", action="store_true", help="write the day's audit trail instead of the report"
+    )
     data_dir_option(report, "where the default archive is (archive.db)")
     return p
 
@@ -150,8 +153,15 @@ def _config_summary(exc: ConfigError) -> str:
 
 
 def serve(
-    settings: Settings, configs: Sequence[HallConfig], background: Sequence[BackgroundTask] = ()
+    settings: Settings,
+    configs: Sequence[HallConfig],
+    background: Sequence[BackgroundTask] = (),
+    *,
+    clock: Callable[[], float] | None = None,
+    clock_rate: float = 1.0,
 ) -> int:
+    """Serve the halls; `clock` and `clock_rate` as `create_app` takes them
+    (the demo's simulated clock)."""
     _raise_open_files_limit()
     sock = _bind(settings.host, settings.port)
     embedded: EmbeddedRedis | None = None
@@ -178,6 +188,8 @@ def serve(
                 )
             ),
             background=background,
+            clock=clock,
+            clock_rate=clock_rate,
             archive_url=settings.archive_url,
             archive_interval_s=settings.archive_interval_s,
         )
@@ -258,7 +270,8 @@ def _check_redis(url: str) -> None:
 
 def report(args: argparse.Namespace) -> int:
     """`qms report`: the CSV of one hall's day, from the archive and, with
-    `QMS_REDIS_URL` set, the day's finished tickets still in Redis."""
+    `QMS_REDIS_URL` set, the day's finished tickets still in Redis; with
+    `--audit`, the day's audit trail from the same two sources."""
     settings = Settings.from_env(configs=tuple(args.config), data_dir=args.data_dir)
     config = _pick_hall(load_halls(settings.configs), args.hall)
     day = _report_day(args.date, config)
@@ -271,7 +284,7 @@ def report(args: argparse.Namespace) -> int:
         )
     if settings.redis_url is not None:
         _check_redis(settings.redis_url)
-    data = asyncio.run(_report_csv(settings, config, day))
+    data = asyncio.run(_report_csv(settings, config, day, audit=args.audit))
     if args.out is None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
@@ -308,7 +321,9 @@ def _report_day(raw: str, config: HallConfig) -> date:
         ) from None
 
 
-async def _report_csv(settings: Settings, config: HallConfig, day: date) -> bytes:
+async def _report_csv(
+    settings: Settings, config: HallConfig, day: date, *, audit: bool = False
+) -> bytes:
     archive = ArchiveHandle(settings.archive_url)
     redis = None
     if settings.redis_url is not None:
@@ -316,6 +331,9 @@ async def _report_csv(settings: Settings, config: HallConfig, day: date) -> byte
             settings.redis_url, max_connections=2, pool_timeout=10.0, socket_timeout=10.0
         )
     try:
+        if audit:
+            entries = await audit_of_day(config, day, archive, redis)
+            return render_audit_csv(entries, config.timezone)
         report = await report_of_day(config, day, archive, redis)
     except ArchiveUnavailable as exc:
         raise CliError(f"cannot read the archive at {archive}: {exc.reason}") from None
@@ -330,8 +348,14 @@ async def _report_csv(settings: Settings, config: HallConfig, day: date) -> byte
 
 
 def demo(args: argparse.Namespace) -> int:
-    from dispatcher.simulator import HallSimulator
+    """`qms demo`: the bundled hall, served on a simulated clock that runs
+    `--speed` times faster than life, with simulated visitors and clerks."""
+    import dataclasses
 
+    from dispatcher.simulator import HallSimulator, SimulatedClock, demo_start
+
+    if not 0 < args.speed < float("inf"):
+        raise UsageError(f"--speed {args.speed:g} is not a speed: give a positive number")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     source = files("qms") / "demo_hall.toml"
     with as_file(source) as path:
@@ -339,11 +363,26 @@ def demo(args: argparse.Namespace) -> int:
     settings = Settings.from_env(
         configs=(), host=args.host, port=args.port, data_dir=args.data_dir, fsync=args.fsync
     )
+    # A read of the hall reused for estimates is as old on the hall's clock
+    # as in life (at 30x, 2 s would be a simulated minute).
+    settings = dataclasses.replace(
+        settings, estimate_max_age_s=settings.estimate_max_age_s / args.speed
+    )
     hall = configs[0]
+    # The whole app lives on the demo's clock, so waits are estimated and
+    # measured on the time the visitors live in. It starts now if the hall
+    # issues now, else at its next opening.
+    now = time.time()
+    clock = SimulatedClock(demo_start(hall, now), args.speed)
+    started = datetime.fromtimestamp(clock.start, hall.timezone)
+    when = "now" if clock.start == now else "the hall's next opening"
     base = f"http://{_url_host(settings.host)}:{settings.port}"
     api = f"{base}/api/v1/halls/{hall.id}"
     print(
         f"qms demo: {hall.name}, {len(hall.windows)} windows, simulated at {args.speed:g}x speed\n"
+        f"  clock:          simulated, {args.speed:g}x real time, from "
+        f"{started:%a %Y-%m-%d %H:%M} {hall.timezone.key} ({when});\n"
+        "                  once the hall stops issuing and is empty, it skips to the next opening\n"
         f"  hall screen:    {base}/halls/{hall.id}/display?token=demo-display\n"
         f"  window strip:   {base}/halls/{hall.id}/windows/1/strip?token=demo-display\n"
         f"  kiosk:          {base}/halls/{hall.id}/kiosk?token=demo-kiosk\n"
@@ -361,7 +400,7 @@ def demo(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    simulator = HallSimulator(speed=args.speed)
+    simulator = HallSimulator(clock=clock)
 
     async def simulate(halls: Mapping[str, Hall]) -> None:
         if args.duration is None:
@@ -373,4 +412,4 @@ def demo(args: argparse.Namespace) -> int:
         # SIGTERM, which `_run_uvicorn` turns into a normal exit (0).
         os.kill(os.getpid(), signal.SIGTERM)
 
-    return serve(settings, configs, background=[simulate])
+    return serve(settings, configs, background=[simulate], clock=clock, clock_rate=args.speed)

@@ -5,6 +5,9 @@ Past days live in the archive once the sweep has run; today's finished
 tickets are still in Redis. A ticket in both (the sweep archived it but has
 not deleted it yet, or it was rated since) counts once, as Redis has it:
 Redis holds the newer copy.
+
+A day's audit trail merges the same two sources: the archive's copy and
+the entries of the day still in Redis (kept three days), once each by id.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from datetime import date
 from redis.asyncio import Redis
 
 from qms.archiving import one_line
-from queue_core.archive import Archive, ArchivedTicket
-from queue_core.archive.redis_sweep import finished_tickets
+from queue_core.archive import Archive, ArchivedAudit, ArchivedTicket, audit_id_key
+from queue_core.archive.redis_sweep import audit_entries, finished_tickets
 from queue_core.config import HallConfig
 from queue_core.errors import Invalid, Unavailable
 from queue_core.report import DailyReport, hall_report
@@ -62,3 +65,23 @@ async def report_of_day(
         tickets.update((t.id, t) for t in stored)
     tickets.update((t.id, t) for t in live)
     return hall_report(tickets.values(), config, day.isoformat())
+
+
+async def audit_of_day(
+    config: HallConfig, day: date, archive: Archive | None, redis: Redis | None
+) -> list[ArchivedAudit]:
+    """The hall's audit entries of local `day`, by id: the archive's merged
+    with those still in Redis, each once. `archive` or `redis` None: that
+    source is left out. Raises `Unavailable` when either cannot be read."""
+    entries: dict[str, ArchivedAudit] = {}
+    # Redis first, as for tickets: an entry the trim removes meanwhile has
+    # been read already.
+    live = [] if redis is None else await audit_entries(redis, config, day)
+    if archive is not None:
+        try:
+            stored = await asyncio.to_thread(archive.audit_day, config.id, day.isoformat())
+        except Exception as exc:
+            raise ArchiveUnavailable(one_line(exc)) from exc
+        entries.update((e.id, e) for e in stored)
+    entries.update((e.id, e) for e in live)
+    return sorted(entries.values(), key=lambda e: audit_id_key(e.id))

@@ -1,4 +1,5 @@
-"""The dashboard's report download: `GET /api/v1/halls/{hall}/reports/{day}.csv`.
+"""The dashboard's report downloads: `GET /api/v1/halls/{hall}/reports/{day}.csv`,
+and the day's audit trail, `GET /api/v1/halls/{hall}/reports/{day}-audit.csv`.
 
 A route of its own rather than an `Operation`: operations answer JSON, this
 answers a file. Hall lookup, authentication and errors follow `qms.http`
@@ -15,12 +16,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from qms.http import API_PREFIX, bearer_token, halls_of, qms_error_response, read_body
-from qms.reporting import ArchiveUnavailable, parse_day, report_of_day
+from qms.reporting import ArchiveUnavailable, audit_of_day, parse_day, report_of_day
 from queue_core.archive import Archive
 from queue_core.auth import authorize
 from queue_core.errors import NotFound, QmsError
 from queue_core.models import Role
-from queue_core.report import render_csv
+from queue_core.operations import Hall
+from queue_core.report import render_audit_csv, render_csv
 
 log = logging.getLogger("qms.http")
 
@@ -31,11 +33,7 @@ CSV = "text/csv; charset=utf-8"
 async def download_report(request: Request) -> Response:
     hall_id = request.path_params["hall"]
     try:
-        hall = halls_of(request).get(hall_id)
-        if hall is None:
-            raise NotFound("hall_not_found", f"There is no hall {hall_id!r} here.")
-        authorize(hall.credentials.find(bearer_token(request)), REPORT_READERS)
-        await read_body(request)  # the body limit holds for every request
+        hall = await _report_hall(request)
         day = parse_day(request.path_params["day"])
         report = await report_of_day(hall.config, day, _archive(request), hall.store.redis)
     except ArchiveUnavailable as exc:
@@ -43,12 +41,42 @@ async def download_report(request: Request) -> Response:
         return qms_error_response(exc)
     except QmsError as exc:
         return qms_error_response(exc)
+    return _csv(render_csv(report), f"{hall_id}-{report.day}.csv")
+
+
+async def download_audit(request: Request) -> Response:
+    hall_id = request.path_params["hall"]
+    try:
+        hall = await _report_hall(request)
+        day = parse_day(request.path_params["day"])
+        entries = await audit_of_day(hall.config, day, _archive(request), hall.store.redis)
+    except ArchiveUnavailable as exc:
+        log.warning("qms: audit of hall %s: archive unreadable: %s", hall_id, exc.reason)
+        return qms_error_response(exc)
+    except QmsError as exc:
+        return qms_error_response(exc)
+    data = render_audit_csv(entries, hall.config.timezone)
+    return _csv(data, f"{hall_id}-{day.isoformat()}-audit.csv")
+
+
+async def _report_hall(request: Request) -> Hall:
+    """The path's hall, once the request's token may read its reports."""
+    hall_id = request.path_params["hall"]
+    hall = halls_of(request).get(hall_id)
+    if hall is None:
+        raise NotFound("hall_not_found", f"There is no hall {hall_id!r} here.")
+    authorize(hall.credentials.find(bearer_token(request)), REPORT_READERS)
+    await read_body(request)  # the body limit holds for every request
+    return hall
+
+
+def _csv(data: bytes, filename: str) -> Response:
     return Response(
-        render_csv(report),
+        data,
         media_type=CSV,
         headers={
-            "Content-Disposition": f'attachment; filename="{hall_id}-{report.day}.csv"',
-            # Today's report changes with every finished ticket.
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            # Today's file changes with every finished ticket and every change.
             "Cache-Control": "no-store",
         },
     )
@@ -60,4 +88,9 @@ def _archive(request: Request) -> Archive | None:
 
 
 def report_routes() -> list[Route]:
-    return [Route(API_PREFIX + "/reports/{day}.csv", download_report, methods=["GET"])]
+    # The audit route first: `{day}.csv` would take `2026-11-21-audit.csv` as
+    # the day `2026-11-21-audit` (and refuse it).
+    return [
+        Route(API_PREFIX + "/reports/{day}-audit.csv", download_audit, methods=["GET"]),
+        Route(API_PREFIX + "/reports/{day}.csv", download_report, methods=["GET"]),
+    ]

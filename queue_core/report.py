@@ -3,8 +3,10 @@
 `daily_report` groups one local day's archived tickets of a hall four ways —
 the whole hall, per service, per window, per clerk credential — and gives
 each group the same measures; `render_csv` turns the report into the CSV
-that the CLI writes and the dashboard offers for download. No I/O here:
-the caller reads `Archive.day(hall, day)` and passes the rows in.
+that the CLI writes and the dashboard offers for download, and
+`render_audit_csv` does the same for a day's audit trail. No I/O here: the
+caller reads `Archive.day(hall, day)` (or `Archive.audit_day`) and passes
+the rows in.
 
 Definitions (also in docs/reports.md):
 
@@ -27,6 +29,10 @@ with an empty key, so every section adds up to the hall row.
 
 `hall_report` takes the targets (`target_minutes` per service) and the
 display names (hall, services, windows, clerks' `name`) from the hall config.
+A ticket's `clerk` is the credential's audit label: its `name` when it has
+one (the key and the label are then the same), else role and a keyed short
+id (no label). Rows archived before labels hold the credential id
+(`Credential.id`), still labelled with its `name` from the config.
 """
 
 from __future__ import annotations
@@ -37,13 +43,16 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
-from queue_core.archive import ArchivedTicket
+from queue_core.archive import ArchivedAudit, ArchivedTicket, audit_id_key
 from queue_core.config import HallConfig
 from queue_core.models import Rating, TicketStatus
 
 __all__ = [
+    "AUDIT_CSV_COLUMNS",
     "CSV_COLUMNS",
     "DailyReport",
     "Dimension",
@@ -53,6 +62,7 @@ __all__ = [
     "daily_report",
     "hall_report",
     "p90",
+    "render_audit_csv",
     "render_csv",
 ]
 
@@ -75,7 +85,8 @@ class ReportLine:
 
     dimension: Dimension
     key: str
-    """Service id, window id, clerk credential id, or the hall id; "" = not attributed."""
+    """Service id, window id, the clerk's label (or, in old rows, credential id),
+    or the hall id; "" = not attributed."""
     label: str
     issued: int
     served: int
@@ -113,12 +124,14 @@ def p90(values: Sequence[float]) -> float | None:
 
 def config_labels(config: HallConfig) -> dict[Dimension, dict[str, str]]:
     """Display names for report keys, from the hall config: hall, services,
-    windows, and clerks' credentials that have a `name`."""
+    windows, and clerks' credentials that have a `name` (keyed by the name,
+    the label tickets now carry, and by the credential id of older rows)."""
+    named = [c for c in config.credentials if c.name]
     return {
         Dimension.HALL: {config.id: config.name},
         Dimension.SERVICE: {s.id: s.name for s in config.services},
         Dimension.WINDOW: {w.id: w.name for w in config.windows},
-        Dimension.CLERK: {c.id: c.name for c in config.credentials if c.name},
+        Dimension.CLERK: {c.id: c.name for c in named} | {c.name: c.name for c in named},
     }
 
 
@@ -295,3 +308,28 @@ def render_csv(report: DailyReport) -> bytes:
 
 def _fixed(value: float | None, places: int) -> str:
     return "" if value is None else f"{value:.{places}f}"
+
+
+AUDIT_CSV_COLUMNS: tuple[str, ...] = (
+    "at",
+    "actor",
+    "role",
+    "action",
+    "window",
+    "number",
+    "client",
+)
+
+
+def render_audit_csv(entries: Iterable[ArchivedAudit], tz: ZoneInfo) -> bytes:
+    """A day's audit trail as CSV, the conventions of `render_csv` (UTF-8
+    with a BOM, CRLF, a header row): one line per entry in id order, `at`
+    in ISO 8601 with the hall's offset to the millisecond (as `GET /audit`
+    gives it), an empty cell for no window or number."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(AUDIT_CSV_COLUMNS)
+    for e in sorted(entries, key=lambda a: audit_id_key(a.id)):
+        at = datetime.fromtimestamp(e.at_ms / 1000, tz).isoformat(timespec="milliseconds")
+        writer.writerow([at, e.actor, e.role, e.action, e.window or "", e.number or "", e.client])
+    return out.getvalue().encode("utf-8-sig")

@@ -15,7 +15,7 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from redis.asyncio import Redis
 
@@ -445,24 +445,8 @@ class HallStore:
     async def audit(self, since: str | None, limit: int) -> list[AuditEntry]:
         """Audit entries after the cursor `since` (from the oldest kept), oldest first."""
         low = "-" if since is None else f"({since}"
-        entries = await self._call(
-            self.redis.xrange(self.keys.audit, low, "+", count=limit), "xrange"
-        )
-        out = []
-        for entry_id, f in entries:
-            out.append(
-                AuditEntry(
-                    id=str(entry_id),
-                    at_ms=int(f["at"]),
-                    actor=f.get("actor", ""),
-                    role=f.get("role", ""),
-                    action=f.get("action", ""),
-                    window=f.get("window") or None,
-                    number=f.get("number") or None,
-                    client=f.get("client", ""),
-                )
-            )
-        return out
+        raw = await self._call(self.redis.xrange(self.keys.audit, low, "+", count=limit), "xrange")
+        return parse_audit(raw)
 
     # --------------------------------------------------------------- reads
 
@@ -809,6 +793,30 @@ _REFUSALS: dict[str, tuple[type[QmsError], str]] = {
 def _refusal(code: str) -> QmsError:
     cls, message = _REFUSALS.get(code, (Conflict, "The operation was refused."))
     return cls(code, message)
+
+
+def parse_audit(raw: object) -> list[AuditEntry]:
+    """An XRANGE reply of the audit stream as `AuditEntry`s, oldest first."""
+    out = []
+    for entry_id, fields in cast(list[tuple[object, dict[object, object]]], raw or []):
+        f = {_text(k): _text(v) for k, v in fields.items()}
+        out.append(
+            AuditEntry(
+                id=_text(entry_id),
+                at_ms=int(f["at"]),
+                actor=f.get("actor", ""),
+                role=f.get("role", ""),
+                action=f.get("action", ""),
+                window=f.get("window") or None,
+                number=f.get("number") or None,
+                client=f.get("client", ""),
+            )
+        )
+    return out
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _opt_int(value: Any) -> int | None:

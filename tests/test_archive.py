@@ -1,4 +1,5 @@
-"""The archive of finished tickets: both backends, and the sweep out of Redis.
+"""The archive of finished tickets and audit entries: both backends, the
+sweep of tickets out of Redis and the copy of the audit trail.
 
 SQLite always runs. PostgreSQL runs when one answers at
 ``QMS_TEST_ARCHIVE_PG`` (default ``postgresql://postgres@127.0.0.1:5432/test``):
@@ -8,9 +9,12 @@ reason when no server answers.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import os
 import secrets
+import threading
 from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
@@ -22,13 +26,15 @@ from redis.asyncio import Redis
 
 from queue_core.archive import (
     Archive,
+    ArchivedAudit,
     ArchivedTicket,
     archived,
+    archived_audit,
     local_day,
     open_archive,
 )
-from queue_core.archive.redis_sweep import archive_hall
-from queue_core.models import Rating, TicketStatus, WindowStatus
+from queue_core.archive.redis_sweep import archive_audit, archive_hall
+from queue_core.models import Actor, AuditEntry, Rating, TicketStatus, WindowStatus
 from queue_core.report import daily_report
 from tests.conftest import HallFactory, HallKit
 
@@ -126,12 +132,59 @@ def test_writing_again_replaces_the_row(archive: Archive) -> None:
 def test_schema_survives_reopening(archive_url: str) -> None:
     first = open_archive(archive_url)
     first.put([FULL])
+    first.put_audit([audit_row(f"{NINE_MS}-0")])
     first.close()
     again = open_archive(archive_url)
     try:
         assert again.day("h1", "2026-11-21") == [FULL]
+        assert again.audit_day("h1", "2026-11-21") == [audit_row(f"{NINE_MS}-0")]
     finally:
         again.close()
+
+
+def audit_row(
+    entry_id: str, hall: str = "h1", day: str = "2026-11-21", **changes: object
+) -> ArchivedAudit:
+    base = ArchivedAudit(
+        hall=hall,
+        day=day,
+        id=entry_id,
+        at_ms=int(entry_id.partition("-")[0]),
+        actor="李四",
+        role="clerk",
+        action="call_next",
+        window="2",
+        number="A001",
+        client="10.0.0.5",
+    )
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_audit_round_trip(archive: Archive) -> None:
+    nine = audit_row(f"{NINE_MS}-9", action="recall")
+    ten = audit_row(f"{NINE_MS}-10", action="no_show")  # after …-9, though not as text
+    close = audit_row(
+        f"{NINE_MS + 60_000}-0",
+        actor="王主任",
+        role="manager",
+        action="close_hall",
+        window=None,
+        number=None,
+        client="2001:db8::9",
+    )
+    others = [audit_row(f"{NINE_MS}-9", hall="h2"), audit_row(f"{NINE_MS}-11", day="2026-11-22")]
+    archive.put_audit([close, ten, *others, nine])
+    assert archive.audit_day("h1", "2026-11-21") == [nine, ten, close]
+    assert archive.audit_day("h2", "2026-11-21") == [others[0]]
+    assert archive.audit_day("h1", "2026-11-20") == []
+
+
+def test_copying_audit_entries_again_keeps_one_row_each(archive: Archive) -> None:
+    rows = [audit_row(f"{NINE_MS}-{n}") for n in range(3)]
+    archive.put_audit(rows)
+    archive.put_audit(rows[1:])  # a copy that crashed before its cursor moved, run again
+    archive.put_audit([])
+    assert archive.audit_day("h1", "2026-11-21") == rows
 
 
 def test_sqlite_url_makes_its_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -254,6 +307,12 @@ class _RatedMeanwhile:
     def day(self, hall: str, day: str) -> list[ArchivedTicket]:
         return self.inner.day(hall, day)
 
+    def put_audit(self, entries: Sequence[ArchivedAudit]) -> None:
+        self.inner.put_audit(entries)
+
+    def audit_day(self, hall: str, day: str) -> list[ArchivedAudit]:
+        return self.inner.audit_day(hall, day)
+
     def close(self) -> None:
         self.inner.close()
 
@@ -278,6 +337,168 @@ async def test_a_rating_during_the_sweep_is_not_lost(
     assert not await redis.hexists(hall.keys.tickets, issued.id)
     [kept] = archive.day(hall.config.id, "2026-11-21")
     assert kept.rating == "very_satisfied"
+
+
+# ------------------------------------------------------- the audit trail
+
+CLERK = Actor("李四", "clerk", "10.0.0.5")
+MANAGER = Actor("王主任", "manager", "10.0.0.9")
+
+
+async def _audited_morning(hall: HallKit) -> list[AuditEntry]:
+    """2026-11-21: a clerk's and a manager's changes, thirteen audit entries,
+    eleven of them in one millisecond (ids up to …-10). Returns them all."""
+    store = hall.store
+    await store.issue("social-security")  # a kiosk's: no entry
+    await store.set_window("2", WindowStatus.OPEN, actor=CLERK)
+    await store.call_next("2", actor=CLERK)
+    hall.clock.advance(minutes=5)
+    await store.complete("2", actor=CLERK)
+    for status in [WindowStatus.PAUSED, WindowStatus.OPEN] * 5:
+        await store.set_window("2", status, actor=MANAGER)
+    entries = await store.audit(None, 1000)
+    assert len(entries) == 13
+    assert entries[-1].id == f"{NINE_MS + 5 * 60_000}-10"
+    return entries
+
+
+def _rows(hall: HallKit, entries: Sequence[AuditEntry]) -> list[ArchivedAudit]:
+    return [archived_audit(hall.config.id, hall.config.timezone, e) for e in entries]
+
+
+class _Delegating:
+    """An archive that passes every call on; subclasses change one."""
+
+    def __init__(self, inner: Archive) -> None:
+        self.inner = inner
+
+    def put(self, tickets: Sequence[ArchivedTicket]) -> None:
+        self.inner.put(tickets)
+
+    def day(self, hall: str, day: str) -> list[ArchivedTicket]:
+        return self.inner.day(hall, day)
+
+    def put_audit(self, entries: Sequence[ArchivedAudit]) -> None:
+        self.inner.put_audit(entries)
+
+    def audit_day(self, hall: str, day: str) -> list[ArchivedAudit]:
+        return self.inner.audit_day(hall, day)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _DiesAfterCommit(_Delegating):
+    """A replica that dies once its first batch is committed, before its cursor moves."""
+
+    def put_audit(self, entries: Sequence[ArchivedAudit]) -> None:
+        self.inner.put_audit(entries)
+        raise ConnectionError("killed between the archive write and the cursor")
+
+
+class _Stalled(_Delegating):
+    """A replica whose audit write waits (in its worker thread) until the test lets it go."""
+
+    def __init__(self, inner: Archive) -> None:
+        super().__init__(inner)
+        self.writing = threading.Event()
+        self.go = threading.Event()
+
+    def put_audit(self, entries: Sequence[ArchivedAudit]) -> None:
+        self.writing.set()
+        assert self.go.wait(10)
+        self.inner.put_audit(entries)
+
+
+@pytest.mark.redis
+async def test_audit_copy_takes_every_entry_once_and_leaves_redis_as_it_was(
+    hall_factory: HallFactory, redis: Redis, archive: Archive
+) -> None:
+    hall = await hall_factory()
+    entries = await _audited_morning(hall)
+    before = await redis.xrange(hall.keys.audit)
+
+    assert await archive_audit(redis, hall.config, archive, batch=2) == 13
+
+    assert archive.audit_day(hall.config.id, "2026-11-21") == _rows(hall, entries)
+    assert await redis.get(hall.keys.audit_archived) == entries[-1].id
+    assert await redis.xrange(hall.keys.audit) == before  # copied, not moved
+    assert await archive_audit(redis, hall.config, archive) == 0  # nothing new
+
+    # The next day: only the new entry is copied, under its own day.
+    hall.clock.advance(minutes=24 * 60)
+    await hall.store.set_window("2", WindowStatus.CLOSED, actor=CLERK)
+    assert await archive_audit(redis, hall.config, archive) == 1
+    [closed] = archive.audit_day(hall.config.id, "2026-11-22")
+    assert (closed.actor, closed.role, closed.action, closed.window, closed.number) == (
+        "李四",
+        "clerk",
+        "close_window",
+        "2",
+        None,
+    )
+    assert (closed.client, closed.at_ms) == ("10.0.0.5", NINE_MS + (5 + 24 * 60) * 60_000)
+    assert archive.audit_day(hall.config.id, "2026-11-21") == _rows(hall, entries)
+
+
+@pytest.mark.redis
+async def test_a_copy_that_died_before_its_cursor_moved_is_redone(
+    hall_factory: HallFactory, redis: Redis, archive: Archive
+) -> None:
+    hall = await hall_factory()
+    entries = await _audited_morning(hall)
+    with pytest.raises(ConnectionError):
+        await archive_audit(redis, hall.config, _DiesAfterCommit(archive), batch=5)
+    assert len(archive.audit_day(hall.config.id, "2026-11-21")) == 5
+    assert await redis.get(hall.keys.audit_archived) is None
+
+    assert await archive_audit(redis, hall.config, archive, batch=5) == 13
+    assert archive.audit_day(hall.config.id, "2026-11-21") == _rows(hall, entries)
+
+
+@pytest.mark.redis
+async def test_two_replicas_copying_at_once(
+    hall_factory: HallFactory, redis: Redis, archive_url: str
+) -> None:
+    hall = await hall_factory()
+    entries = await _audited_morning(hall)
+    first, second = open_archive(archive_url), open_archive(archive_url)
+    try:
+        copied = await asyncio.gather(
+            archive_audit(redis, hall.config, first, batch=1),
+            archive_audit(redis, hall.config, second, batch=1),
+        )
+        # Both started before either moved the cursor: each copied everything.
+        assert list(copied) == [13, 13]
+        assert first.audit_day(hall.config.id, "2026-11-21") == _rows(hall, entries)
+        assert await redis.get(hall.keys.audit_archived) == entries[-1].id
+        assert await archive_audit(redis, hall.config, second) == 0
+    finally:
+        first.close()
+        second.close()
+
+
+@pytest.mark.redis
+async def test_a_late_replica_never_moves_the_cursor_back(
+    hall_factory: HallFactory, redis: Redis, archive: Archive
+) -> None:
+    hall = await hall_factory()
+    await _audited_morning(hall)
+    slow = _Stalled(archive)
+    late = asyncio.create_task(archive_audit(redis, hall.config, slow))
+    try:
+        assert await asyncio.to_thread(slow.writing.wait, 10)
+        # While it holds thirteen entries, a fourteenth comes and another replica copies all.
+        hall.clock.advance(minutes=1)
+        await hall.store.set_window("2", WindowStatus.CLOSED, actor=CLERK)
+        entries = await hall.store.audit(None, 1000)
+        assert await archive_audit(redis, hall.config, archive) == 14
+    finally:
+        slow.go.set()
+    assert await late == 13
+    assert await redis.get(hall.keys.audit_archived) == entries[-1].id
+    assert await archive_audit(redis, hall.config, archive) == 0
+    assert archive.audit_day(hall.config.id, "2026-11-21") == _rows(hall, entries)
 
 
 def test_a_live_ticket_has_no_archive_row() -> None:

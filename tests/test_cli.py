@@ -527,9 +527,20 @@ def test_demo_runs_a_simulated_hall_then_exits_cleanly(tmp_path: Path) -> None:
         stderr = qms.stderr()
     assert f"http://127.0.0.1:{port}/api/v1/halls/daye" in stderr
     assert f"http://127.0.0.1:{port}/metrics" in stderr
+    # The banner says the clock is simulated, how fast and from when.
+    assert "clock:          simulated, 200x real time, from " in stderr
     assert "Traceback" not in stderr
     assert_no_embedded_redis(data_dir)
     assert returncode == 0, stderr
+
+
+def test_the_demo_refuses_a_speed_that_is_not_one(tmp_path: Path) -> None:
+    result = run_qms("demo", "--speed", "0", "--data-dir", tmp_path / "d", cwd=tmp_path)
+    assert assert_one_clean_line(result) == (
+        "qms: --speed 0 is not a speed: give a positive number"
+    )
+    assert result.returncode == 2
+    assert not (tmp_path / "d").exists()
 
 
 def test_the_listening_socket_names_tcp_so_asyncio_sets_nodelay() -> None:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import pytest
 
-from queue_core.archive import ArchivedTicket
+from queue_core.archive import ArchivedAudit, ArchivedTicket
 from queue_core.models import TicketStatus
-from queue_core.report import Dimension, ReportLine, daily_report, p90, render_csv
+from queue_core.report import (
+    Dimension,
+    ReportLine,
+    daily_report,
+    p90,
+    render_audit_csv,
+    render_csv,
+)
 
 HALL = "h1"
 DAY = "2026-11-21"
@@ -159,3 +168,60 @@ def test_an_empty_day_still_has_its_hall_line() -> None:
 )
 def test_p90_is_nearest_rank(values: list[float], expected: float | None) -> None:
     assert p90(values) == expected
+
+
+def test_expired_tickets_are_counted() -> None:
+    """A day whose end expired two tickets: one that waited all day, one
+    called and parked at window 1 and never resumed."""
+    expired = TicketStatus.EXPIRED
+    tickets = [
+        ticket("A001", SS, DONE, 0, 2, 10, "1", "李四"),  # wait 2, service 8
+        ticket("A002", SS, expired, 1, None, 600),  # waited 599 > 10: breach
+        ticket("C001", BL, expired, 2, 4, 600, "1", "李四"),  # wait 2, parked
+    ]
+    report = daily_report(tickets, HALL, DAY, targets=TARGETS, labels=LABELS)
+    hall = report.lines[0]
+    assert (hall.issued, hall.served, hall.no_show, hall.cancelled, hall.expired) == (3, 1, 0, 0, 2)
+    assert (hall.mean_wait_min, hall.mean_service_min, hall.breaches) == (2.0, 8.0, 1)
+    assert render_csv(report).decode("utf-8-sig").split("\r\n")[1:-1] == [
+        "h1,2026-11-21,hall,h1,测试政务服务中心,3,1,0,0,2,2.0,2.0,8.0,1,,0,,0,0,0,0,0",
+        "h1,2026-11-21,service,business-licence,营业执照,1,0,0,0,1,2.0,2.0,,0,15,0,,0,0,0,0,0",
+        "h1,2026-11-21,service,social-security,社保医保,2,1,0,0,1,2.0,2.0,8.0,1,10,0,,0,0,0,0,0",
+        "h1,2026-11-21,window,1,1号窗口,2,1,0,0,1,2.0,2.0,8.0,0,,0,,0,0,0,0,0",
+        "h1,2026-11-21,window,,,1,0,0,0,1,,,,1,,0,,0,0,0,0,0",
+        "h1,2026-11-21,clerk,李四,,2,1,0,0,1,2.0,2.0,8.0,0,,0,,0,0,0,0,0",
+        "h1,2026-11-21,clerk,,,1,0,0,0,1,,,,1,,0,,0,0,0,0,0",
+    ]
+
+
+def audit(entry_id: str, minute: float, actor: str, role: str, action: str,
+          window: str | None, number: str | None, client: str) -> ArchivedAudit:  # fmt: skip
+    return ArchivedAudit(
+        HALL, DAY, entry_id, NINE_MS + round(minute * 60_000), actor, role, action,
+        window, number, client,
+    )  # fmt: skip
+
+
+def test_audit_csv_is_exact_utf8_with_bom_in_id_order() -> None:
+    unnamed, v4, v6, on_duty = "clerk-1a2b3c4d", "10.0.0.9", "2001:db8::5", "王主任, 值班"
+    rows = [
+        audit(f"{NINE_MS + 90_000}-10", 1.5, "李四", "clerk", "complete", "1", "A001", "10.0.0.5"),
+        audit(f"{NINE_MS}-0", 0, "李四", "clerk", "open_window", "1", None, "10.0.0.5"),
+        audit(f"{NINE_MS + 90_000}-9", 1.5, "李四", "clerk", "recall", "1", "A001", "10.0.0.5"),
+        audit(f"{NINE_MS + 90_060}-0", 1.501, unnamed, "clerk", "call_next", "2", "A002", v6),
+        audit(f"{NINE_MS + 600_000}-0", 10, on_duty, "manager", "close_hall", None, None, v4),
+    ]
+    data = render_audit_csv(rows, ZoneInfo("Asia/Shanghai"))
+    assert data.startswith(b"\xef\xbb\xbf")
+    assert data[3:].decode("utf-8").split("\r\n") == [
+        "at,actor,role,action,window,number,client",
+        "2026-11-21T09:00:00.000+08:00,李四,clerk,open_window,1,,10.0.0.5",
+        "2026-11-21T09:01:30.000+08:00,李四,clerk,recall,1,A001,10.0.0.5",
+        "2026-11-21T09:01:30.000+08:00,李四,clerk,complete,1,A001,10.0.0.5",
+        "2026-11-21T09:01:30.060+08:00,clerk-1a2b3c4d,clerk,call_next,2,A002,2001:db8::5",
+        '2026-11-21T09:10:00.000+08:00,"王主任, 值班",manager,close_hall,,,10.0.0.9',
+        "",
+    ]
+    assert render_audit_csv([], ZoneInfo("Asia/Shanghai")) == (
+        b"\xef\xbb\xbfat,actor,role,action,window,number,client\r\n"
+    )

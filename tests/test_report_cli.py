@@ -18,10 +18,10 @@ import pytest
 import redis as redis_sync
 from redis.asyncio import Redis
 
-from queue_core.archive import ArchivedTicket, open_archive
-from queue_core.archive.redis_sweep import finished_tickets
+from queue_core.archive import ArchivedAudit, ArchivedTicket, open_archive
+from queue_core.archive.redis_sweep import archive_audit, finished_tickets
 from queue_core.config import HallConfig, load_hall_config
-from queue_core.models import Rating, WindowStatus
+from queue_core.models import Actor, Rating, WindowStatus
 from tests.conftest import HallFactory
 from tests.support import write_hall
 from tests.test_archive import _postgres_schema
@@ -35,7 +35,7 @@ from tests.test_cli import (
     running_qms,
     wait_until,
 )
-from tests.test_report import DAY, DAY_TICKETS, EXPECTED_CSV, HALL, NOISE
+from tests.test_report import DAY, DAY_TICKETS, EXPECTED_CSV, HALL, NINE_MS, NOISE
 
 pytestmark = pytest.mark.slow  # every test here runs `python -m qms`
 
@@ -62,6 +62,8 @@ def write_report_hall(directory: Path, hall: str | None = None) -> Path:
 
 
 def clerk_id(config: HallConfig, token_name: str) -> str:
+    """The credential id (`Credential.id`) of a named clerk: what archived
+    tickets held as their clerk before the audit label replaced it."""
     [credential] = [c for c in config.credentials if c.name == token_name]
     return credential.id
 
@@ -235,6 +237,93 @@ async def test_report_merges_the_days_tickets_still_in_redis(
 
 def clock_day(now_s: float) -> date:
     return datetime.fromtimestamp(now_s, SHANGHAI).date()
+
+
+AUDIT_HEADER = b"\xef\xbb\xbfat,actor,role,action,window,number,client"
+
+
+@pytest.mark.redis
+async def test_audit_report_merges_the_archive_and_redis(
+    tmp_path: Path, hall_factory: HallFactory, redis: Redis, redis_url: str
+) -> None:
+    """2026-11-21's audit trail: an entry only in the archive (trimmed from
+    Redis), one in both, two only in Redis; other days' entries left out."""
+    hall = await hall_factory()
+    store, clock = hall.store, hall.clock
+    clerk = Actor("李四", "clerk", "10.0.0.5")
+    await store.issue("social-security")  # a kiosk's: no entry
+    await store.set_window("2", WindowStatus.OPEN, actor=clerk)  # 09:00
+    await store.call_next("2", actor=clerk)
+    url = f"sqlite:///{tmp_path}/archive.db"
+    archive = open_archive(url)
+    try:
+        assert await archive_audit(redis, hall.config, archive) == 2
+        yesterday = ArchivedAudit(hall.config.id, "2026-11-20", f"{NINE_MS - 86_400_000}-0",
+                                  NINE_MS - 86_400_000, "李四", "clerk", "open_window", "2",
+                                  None, "10.0.0.5")  # fmt: skip
+        archive.put_audit([yesterday])
+    finally:
+        archive.close()
+    [opened, _] = await store.audit(None, 10)
+    await redis.xdel(hall.keys.audit, opened.id)  # as the trim would, three days on
+    clock.advance(minutes=5)
+    await store.complete("2", actor=clerk)  # 09:05
+    clock.advance(minutes=1)
+    await store.set_window("2", WindowStatus.CLOSED, actor=Actor("admin-1a2b3c4d", "admin", "::1"))
+    clock.advance(minutes=24 * 60)
+    await store.set_window("2", WindowStatus.OPEN, actor=clerk)  # the next day
+
+    out = tmp_path / "audit.csv"
+    env = qms_env(redis_url) | {"QMS_ARCHIVE_URL": url}
+    args = ["--config", hall.config.source, "--date", "2026-11-21", "--audit", "--out", out]
+    result = await asyncio.to_thread(run_report, *args, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr.decode()
+    assert (result.stdout, result.stderr) == (b"", b"")
+    assert_csv_lines(
+        out.read_bytes(),
+        b"\r\n".join(
+            [
+                AUDIT_HEADER,
+                "2026-11-21T09:00:00.000+08:00,李四,clerk,open_window,2,,10.0.0.5".encode(),
+                "2026-11-21T09:00:00.000+08:00,李四,clerk,call_next,2,A001,10.0.0.5".encode(),
+                "2026-11-21T09:05:00.000+08:00,李四,clerk,complete,2,A001,10.0.0.5".encode(),
+                b"2026-11-21T09:06:00.000+08:00,admin-1a2b3c4d,admin,close_window,2,,::1",
+                b"",
+            ]
+        ),
+    )
+
+
+def test_audit_report_from_postgresql(
+    tmp_path: Path, hall_h1: tuple[Path, HallConfig], postgres_url: str
+) -> None:
+    path, _ = hall_h1
+    archive = open_archive(postgres_url)
+    try:
+        archive.put_audit(
+            [
+                ArchivedAudit(HALL, DAY, f"{NINE_MS + 60_000}-0", NINE_MS + 60_000, "张三",
+                              "clerk", "no_show", "10", "C002", "10.0.0.6"),
+                ArchivedAudit(HALL, DAY, f"{NINE_MS}-1", NINE_MS, "王主任", "manager",
+                              "open_hall", None, None, "10.0.0.9"),
+            ]
+        )  # fmt: skip
+    finally:
+        archive.close()
+    env = qms_env() | {"QMS_ARCHIVE_URL": postgres_url}
+    result = run_report("--config", path, "--date", DAY, "--audit", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr.decode()
+    assert_csv_lines(
+        result.stdout,
+        b"\r\n".join(
+            [
+                AUDIT_HEADER,
+                "2026-11-21T09:00:00.000+08:00,王主任,manager,open_hall,,,10.0.0.9".encode(),
+                "2026-11-21T09:01:00.000+08:00,张三,clerk,no_show,10,C002,10.0.0.6".encode(),
+                b"",
+            ]
+        ),
+    )
 
 
 # ---------------------------------------------------------------- errors

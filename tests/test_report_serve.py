@@ -1,5 +1,6 @@
 """The archive and the report in the running app: the periodic sweep, the
-dashboard's CSV download, and the clerk from the ticket to the report.
+dashboard's CSV downloads (the report and the audit trail), and the clerk
+from the ticket to the report.
 
 The whole app runs in-process against the test Redis, with a clock the test
 moves; the archive is a SQLite file in the test's tmp_path (or an
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +28,13 @@ from queue_core.archive import open_archive
 from queue_core.config import HallConfig, load_hall_config
 from queue_core.keys import HallKeys
 from queue_core.models import WindowStatus
+from queue_core.operations import Hall
 from queue_core.redis_client import create_redis
 from queue_core.store import HallStore
 from tests.conftest import HallFactory, delete_hall
 from tests.support import TOKENS, Clock
 from tests.test_cli import free_port
+from tests.test_report import NINE_MS
 from tests.test_report_cli import clerk_id, write_report_hall
 
 pytestmark = pytest.mark.redis
@@ -68,6 +72,16 @@ class Served:
     async def report(self, day: str, role: str = "manager") -> httpx.Response:
         headers = {"Authorization": f"Bearer {TOKENS[role]}"} if role else {}
         return await self.client.get(f"{self.base}/reports/{day}.csv", headers=headers)
+
+    async def audit(self, day: str, role: str = "manager") -> httpx.Response:
+        headers = {"Authorization": f"Bearer {TOKENS[role]}"} if role else {}
+        return await self.client.get(f"{self.base}/reports/{day}-audit.csv", headers=headers)
+
+    @property
+    def hall(self) -> Hall:
+        hall = self.state["halls"][self.config.id]
+        assert isinstance(hall, Hall)
+        return hall
 
 
 @contextlib.asynccontextmanager
@@ -153,15 +167,21 @@ async def test_the_sweep_at_start_moves_finished_tickets_of_past_days(
         await first_round(served)
         left = set(await redis.hkeys(hall.keys.tickets))
 
-    # Finished yesterday: archived and gone from Redis. Finished today,
-    # called or waiting, whatever their day: still in Redis.
-    assert left == {ids["called"], ids["waiting"], ids["today"]}
+    # Yesterday's day ended before qms served (its keeper ran first): what
+    # waited expired, what was still called was finished at midnight, and
+    # all of it is archived and gone from Redis. Today's ticket stays.
+    assert left == {ids["today"]}
     archive = open_archive(url)
     try:
         archived = {t.id: t.status.value for t in archive.day(hall.config.id, "2026-11-21")}
     finally:
         archive.close()
-    assert archived == {ids["completed"]: "completed", ids["cancelled"]: "cancelled"}
+    assert archived == {
+        ids["completed"]: "completed",
+        ids["cancelled"]: "cancelled",
+        ids["called"]: "completed",
+        ids["waiting"]: "expired",
+    }
 
 
 async def test_no_archive_url_no_sweep_and_no_file(
@@ -169,11 +189,12 @@ async def test_no_archive_url_no_sweep_and_no_file(
 ) -> None:
     hall = await hall_factory()
     await _yesterday_and_today(hall.store, hall.clock)
-    before = await redis.hgetall(hall.keys.tickets)
+    before = set(await redis.hkeys(hall.keys.tickets))
     async with serving(hall.config, redis_url, hall.clock, None) as served:
         assert served.state["sweeper"] is None
         assert (await served.report("2026-11-21")).status_code == 200  # Redis alone
-    assert await redis.hgetall(hall.keys.tickets) == before
+    # yesterday's leftovers expired, but every ticket is still in Redis
+    assert set(await redis.hkeys(hall.keys.tickets)) == before
     assert await asyncio.to_thread(lambda: list(tmp_path.glob("**/*.db"))) == []
 
 
@@ -271,7 +292,6 @@ async def test_download_merges_the_archive_and_redis(
     clock = Clock()
     url = f"sqlite:///{tmp_path}/archive.db"
     hid = report_hall.id
-    zhang, li = clerk_id(report_hall, "张三"), clerk_id(report_hall, "李四")
     async with serving(report_hall, redis_url, clock, url) as served:
         numbers = await _a_day_at_the_hall(served, clock)
         clock.advance(minutes=24 * 60)  # 2026-11-22 09:25
@@ -308,12 +328,16 @@ async def test_download_merges_the_archive_and_redis(
         f"{day},window,2,2号窗口,1,0,1,0,0,4.0,4.0,,0,,0,,0,0,0,0,0",
         f"{day},window,,,1,0,0,1,0,,,,1,,0,,0,0,0,0,0",
     ]
-    # Per clerk: needs the scripts to record the clerk on the ticket.
+    # Per clerk: needs the scripts to record the clerk on the ticket. A named
+    # credential's label is its name, so that is the key (and the label).
     assert lines[6:] == [
-        f"{day},clerk,{zhang},张三,1,0,1,0,0,4.0,4.0,,0,,0,,0,0,0,0,0",
-        f"{day},clerk,{li},李四,2,2,0,0,0,11.5,18.0,7.5,1,,1,1.000,1,0,0,0,0",
+        f"{day},clerk,张三,张三,1,0,1,0,0,4.0,4.0,,0,,0,,0,0,0,0,0",
+        f"{day},clerk,李四,李四,2,2,0,0,0,11.5,18.0,7.5,1,,1,1.000,1,0,0,0,0",
         f"{day},clerk,,,1,0,0,1,0,,,,1,,0,,0,0,0,0,0",
     ]
+    # No hash of a token in the report: not the credential ids tickets once carried.
+    ids = [c.id for c in report_hall.credentials] + [clerk_id(report_hall, "张三")]
+    assert not [i for i in ids if i in yesterday.text or i.split(":")[1] in yesterday.text]
 
     assert today.status_code == 200, today.text
     assert today.headers["content-disposition"] == f'attachment; filename="{hid}-2026-11-22.csv"'
@@ -323,7 +347,7 @@ async def test_download_merges_the_archive_and_redis(
         f"{day},hall,{hid},测试政务服务中心,{measures}",
         f"{day},service,social-security,社保医保,1,1,0,0,0,2.0,2.0,3.0,0,10,0,,0,0,0,0,0",
         f"{day},window,2,2号窗口,{measures}",
-        f"{day},clerk,{zhang},张三,{measures}",
+        f"{day},clerk,张三,张三,{measures}",
     ]
 
 
@@ -342,8 +366,8 @@ async def test_the_clerk_flows_from_the_ticket_to_the_archive(
     finally:
         archive.close()
     assert numbers.keys() >= clerks.keys()
-    li, zhang = clerk_id(report_hall, "李四"), clerk_id(report_hall, "张三")
-    assert clerks == {"A001": li, "A002": zhang, "C001": li}
+    # The credential's name (its audit label), not its id: a token's hash never leaves.
+    assert clerks == {"A001": "李四", "A002": "张三", "C001": "李四"}
 
 
 async def test_an_empty_day_is_the_header_and_the_hall_line(
@@ -404,5 +428,123 @@ async def test_download_when_the_archive_is_down_is_503(
     async with serving(report_hall, redis_url, Clock(), url) as served:
         await first_round(served)  # logged, not raised
         response = await served.report("2026-11-21")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "archive_unavailable"
+
+
+# ---------------------------------------------------- the audit trail download
+
+AUDIT_HEADER = "at,actor,role,action,window,number,client"
+
+
+def audit_lines(response: httpx.Response) -> list[str]:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert response.headers["cache-control"] == "no-store"
+    assert response.content.startswith(b"\xef\xbb\xbf")
+    lines = response.content[3:].decode("utf-8").split("\r\n")
+    assert lines[0] == AUDIT_HEADER
+    assert lines[-1] == ""
+    return lines[1:-1]
+
+
+async def test_audit_download_merges_the_archive_and_redis(
+    report_hall: HallConfig, redis: Redis, redis_url: str, tmp_path: Path
+) -> None:
+    clock = Clock()
+    url = f"sqlite:///{tmp_path}/archive.db"
+    hid = report_hall.id
+    keys = HallKeys(hid)
+    async with serving(report_hall, redis_url, clock, url) as served:
+        await _a_day_at_the_hall(served, clock)
+        clock.advance(minutes=24 * 60)  # 2026-11-22 09:25
+        assert await sweep_once([(report_hall, redis)], served.state["archive"], clock) == 3
+        # Yesterday's entries leave Redis, as the trim does three days on:
+        # the archive alone has them now.
+        await redis.xtrim(keys.audit, minid=f"{NINE_MS + 86_400_000}-0")
+        assert await redis.xlen(keys.audit) == 0
+
+        # Today: the manager pauses window 1, the sweep copies that, then
+        # window 2 serves today's first visitor (only in Redis).
+        await served.post("/windows/1/pause", "manager")
+        await sweep_once([(report_hall, redis)], served.state["archive"], clock)
+        await served.post("/tickets", "kiosk", json={"service": "social-security"})
+        clock.advance(minutes=2)
+        await served.post("/windows/2/call-next", "clerk2")
+        manager = next(c for c in report_hall.credentials if c.role.value == "manager")
+        manager_label = served.hall.credentials.label(manager)
+
+        yesterday = await served.audit("2026-11-21")
+        today = await served.audit("2026-11-22", role="admin")
+        empty = await served.audit("2026-11-20")
+
+    assert yesterday.headers["content-disposition"] == (
+        f'attachment; filename="{hid}-2026-11-21-audit.csv"'
+    )
+    client = "127.0.0.1"  # httpx's ASGI transport
+    assert audit_lines(yesterday) == [
+        f"2026-11-21T09:00:00.000+08:00,李四,clerk,open_window,1,,{client}",
+        f"2026-11-21T09:00:00.000+08:00,张三,clerk,open_window,2,,{client}",
+        f"2026-11-21T09:05:00.000+08:00,李四,clerk,call_next,1,A001,{client}",
+        f"2026-11-21T09:05:00.000+08:00,张三,clerk,call_next,2,A002,{client}",
+        f"2026-11-21T09:15:00.000+08:00,李四,clerk,complete,1,A001,{client}",
+        f"2026-11-21T09:15:00.000+08:00,张三,clerk,no_show,2,A002,{client}",
+        f"2026-11-21T09:20:00.000+08:00,李四,clerk,call_next,1,C001,{client}",
+        f"2026-11-21T09:25:00.000+08:00,李四,clerk,complete,1,C001,{client}",
+    ]
+    # An unnamed credential: its role and a keyed short id, never its token's hash.
+    assert re.fullmatch(r"manager-[0-9a-f]{8}", manager_label)
+    assert manager_label[-8:] not in manager.token_sha256
+    assert today.headers["content-disposition"] == (
+        f'attachment; filename="{hid}-2026-11-22-audit.csv"'
+    )
+    assert audit_lines(today) == [
+        f"2026-11-22T09:25:00.000+08:00,{manager_label},manager,pause_window,1,,{client}",
+        f"2026-11-22T09:27:00.000+08:00,张三,clerk,call_next,2,A001,{client}",
+    ]
+    assert audit_lines(empty) == []
+
+
+@pytest.mark.parametrize(
+    ("role", "day", "status", "code"),
+    [
+        ("", "2026-11-21", 401, "unauthorized"),
+        ("wrong", "2026-11-21", 401, "unauthorized"),
+        ("kiosk", "2026-11-21", 403, "forbidden"),
+        ("clerk", "2026-11-21", 403, "forbidden"),
+        ("display", "2026-11-21", 403, "forbidden"),
+        ("manager", "2026-11-31", 422, "invalid_day"),
+        ("admin", "today", 422, "invalid_day"),
+    ],
+)
+async def test_audit_download_refusals(
+    report_hall: HallConfig, redis_url: str, role: str, day: str, status: int, code: str
+) -> None:
+    token = {"wrong": "not-a-token"}.get(role, TOKENS.get(role, ""))
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with serving(report_hall, redis_url, Clock(), None) as served:
+        path = f"{served.base}/reports/{day}-audit.csv"
+        response = await served.client.get(path, headers=headers)
+        unknown = await served.client.get(
+            "/api/v1/halls/no-such-hall/reports/2026-11-21-audit.csv",
+            headers={"Authorization": f"Bearer {TOKENS['manager']}"},
+        )
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert error["message"]
+    if status == 401:
+        assert response.headers["www-authenticate"] == "Bearer"
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "hall_not_found"
+
+
+async def test_audit_download_when_the_archive_is_down_is_503(
+    report_hall: HallConfig, redis_url: str
+) -> None:
+    url = f"postgresql://qms:s3cret@127.0.0.1:{free_port()}/qms?connect_timeout=3"
+    async with serving(report_hall, redis_url, Clock(), url) as served:
+        await first_round(served)  # logged, not raised
+        response = await served.audit("2026-11-21")
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "archive_unavailable"

@@ -6,7 +6,9 @@ store that suits reports: SQLite by default, PostgreSQL when the archive URL
 points at one. Both sit behind `Archive`, one table `tickets`, primary key
 (hall, id), and an upsert: writing a ticket again replaces its row, so a
 sweep that crashed between archiving and deleting from Redis is simply run
-again.
+again. The hall's audit trail is copied beside them, table `audit`, primary
+key (hall, id) and an upsert too; its entries are not deleted from Redis
+(the scripts trim them after three days).
 
 The archive API is synchronous (sqlite3 and psycopg's blocking connection):
 the sweep is a batch job that calls it through `asyncio.to_thread`, and the
@@ -14,7 +16,8 @@ report CLI has no event loop at all. Each backend serialises its callers
 with a lock, so one instance may be shared by threads.
 
 Times are epoch milliseconds, like `Ticket`; `day` is the hall's local
-calendar day of issue, YYYY-MM-DD, so a day's report is one indexed lookup.
+calendar day of issue (of an audit entry: of its `at`), YYYY-MM-DD, so a
+day's report is one indexed lookup.
 """
 
 from __future__ import annotations
@@ -25,14 +28,17 @@ from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from queue_core.models import Ticket, TicketStatus
+from queue_core.models import AuditEntry, Ticket, TicketStatus
 
 __all__ = [
     "DEFAULT_ARCHIVE_URL",
     "FINAL_STATUSES",
     "Archive",
+    "ArchivedAudit",
     "ArchivedTicket",
     "archived",
+    "archived_audit",
+    "audit_id_key",
     "local_day",
     "open_archive",
     "sqlite_path",
@@ -53,8 +59,10 @@ class ArchivedTicket:
 
     `service`, `group` and `window` are the ticket's last ones: a transferred
     ticket is archived under the service that finally handled it. `clerk` is
-    the credential id (`Credential.id`) the scripts recorded on the ticket
-    when it was called and finished; None for a ticket never called.
+    who the scripts recorded on the ticket when it was called and finished:
+    the credential's audit label (its `name`, or role and keyed short id;
+    rows archived before labels hold the credential id, `Credential.id`);
+    None for a ticket never called.
     """
 
     hall: str
@@ -74,6 +82,46 @@ class ArchivedTicket:
     rating_reason: str | None = None
     rated_ms: int | None = None
     remote: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedAudit:
+    """One audit entry as the archive holds it: `AuditEntry` with its hall
+    and the hall's local day of `at_ms`. `id` is the stream entry's id,
+    `<ms>-<n>`: order rows by `audit_id_key`, not as text."""
+
+    hall: str
+    day: str
+    id: str
+    at_ms: int
+    actor: str
+    role: str
+    action: str
+    window: str | None
+    number: str | None
+    client: str
+
+
+def audit_id_key(entry_id: str) -> tuple[int, int]:
+    """A stream id `<ms>-<n>` as numbers, so that `…-10` sorts after `…-9`."""
+    ms, _, n = entry_id.partition("-")
+    return int(ms), int(n or 0)
+
+
+def archived_audit(hall: str, tz: ZoneInfo, entry: AuditEntry) -> ArchivedAudit:
+    """The archive row of an audit entry."""
+    return ArchivedAudit(
+        hall=hall,
+        day=local_day(entry.at_ms, tz),
+        id=entry.id,
+        at_ms=entry.at_ms,
+        actor=entry.actor,
+        role=entry.role,
+        action=entry.action,
+        window=entry.window,
+        number=entry.number,
+        client=entry.client,
+    )
 
 
 def local_day(epoch_ms: int, tz: ZoneInfo) -> str:
@@ -107,13 +155,20 @@ def archived(hall: str, tz: ZoneInfo, ticket: Ticket) -> ArchivedTicket:
 
 
 class Archive(Protocol):
-    """A store of finished tickets. Blocking calls; safe to share across threads."""
+    """A store of finished tickets and audit entries. Blocking calls; safe to
+    share across threads."""
 
     def put(self, tickets: Sequence[ArchivedTicket]) -> None:
         """Insert or replace (by hall and id) every ticket, in one transaction."""
 
     def day(self, hall: str, day: str) -> list[ArchivedTicket]:
         """Every archived ticket of a hall issued on a local day, by issue time."""
+
+    def put_audit(self, entries: Sequence[ArchivedAudit]) -> None:
+        """Insert or replace (by hall and id) every audit entry, in one transaction."""
+
+    def audit_day(self, hall: str, day: str) -> list[ArchivedAudit]:
+        """Every archived audit entry of a hall made on a local day, by id."""
 
     def close(self) -> None: ...
 

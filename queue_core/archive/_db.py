@@ -4,6 +4,10 @@ Both speak the same SQL apart from the placeholder and the type of `day`;
 `INSERT … ON CONFLICT (hall, id) DO UPDATE` is the upsert both understand
 (SQLite from 3.24). Column names avoid SQL keywords (`group` and, in
 PostgreSQL, `window` are reserved), so no statement needs quoting.
+
+Two tables, `tickets` and `audit`, each keyed (hall, id) and indexed
+(hall, day). Audit ids are stream ids, `<ms>-<n>`, which do not sort as
+text (`…-10` before `…-9`): a day's audit rows are sorted after the read.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from queue_core.archive import ArchivedTicket
+from queue_core.archive import ArchivedAudit, ArchivedTicket, audit_id_key
 from queue_core.models import TicketStatus
 
 # (column, attribute of ArchivedTicket), in row order.
@@ -38,8 +42,21 @@ _COLUMNS: tuple[tuple[str, str], ...] = (
     ("rated_ms", "rated_ms"),
     ("remote", "remote"),
 )
+_AUDIT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("hall", "hall"),
+    ("day", "day"),
+    ("id", "id"),
+    ("at_ms", "at_ms"),
+    ("actor", "actor"),
+    ("role", "role"),
+    ("action", "action"),
+    ("window_id", "window"),
+    ("number", "number"),
+    ("client", "client"),
+)
 _KEY = ("hall", "id")
 _NAMES = ", ".join(c for c, _ in _COLUMNS)
+_AUDIT_NAMES = ", ".join(c for c, _ in _AUDIT_COLUMNS)
 _STATUSES = ", ".join(f"'{s.value}'" for s in TicketStatus)
 
 
@@ -66,16 +83,62 @@ def _schema(day_type: str) -> tuple[str, ...]:
             PRIMARY KEY (hall, id)
         )""",
         "CREATE INDEX IF NOT EXISTS tickets_hall_day ON tickets (hall, day)",
+        f"""CREATE TABLE IF NOT EXISTS audit (
+            hall TEXT NOT NULL,
+            day {day_type} NOT NULL,
+            id TEXT NOT NULL,
+            at_ms BIGINT NOT NULL,
+            actor TEXT NOT NULL,
+            role TEXT NOT NULL,
+            action TEXT NOT NULL,
+            window_id TEXT,
+            number TEXT,
+            client TEXT NOT NULL,
+            PRIMARY KEY (hall, id)
+        )""",
+        "CREATE INDEX IF NOT EXISTS audit_hall_day ON audit (hall, day)",
+    )
+
+
+def _upsert_into(table: str, columns: tuple[tuple[str, str], ...], placeholder: str) -> str:
+    names = ", ".join(c for c, _ in columns)
+    values = ", ".join(placeholder for _ in columns)
+    updates = ", ".join(f"{c} = excluded.{c}" for c, _ in columns if c not in _KEY)
+    return (
+        f"INSERT INTO {table} ({names}) VALUES ({values}) "
+        f"ON CONFLICT (hall, id) DO UPDATE SET {updates}"
     )
 
 
 def _upsert(placeholder: str) -> str:
-    values = ", ".join(placeholder for _ in _COLUMNS)
-    updates = ", ".join(f"{c} = excluded.{c}" for c, _ in _COLUMNS if c not in _KEY)
-    return (
-        f"INSERT INTO tickets ({_NAMES}) VALUES ({values}) "
-        f"ON CONFLICT (hall, id) DO UPDATE SET {updates}"
-    )
+    return _upsert_into("tickets", _COLUMNS, placeholder)
+
+
+def _audit_upsert(placeholder: str) -> str:
+    return _upsert_into("audit", _AUDIT_COLUMNS, placeholder)
+
+
+def _audit_select(placeholder: str) -> str:
+    return f"SELECT {_AUDIT_NAMES} FROM audit WHERE hall = {placeholder} AND day = {placeholder}"
+
+
+def _audit_params(a: ArchivedAudit) -> tuple[Any, ...]:
+    return tuple(getattr(a, attr) for _, attr in _AUDIT_COLUMNS)
+
+
+def _pg_audit_params(a: ArchivedAudit) -> tuple[Any, ...]:
+    params = _audit_params(a)
+    return (params[0], date.fromisoformat(a.day), *params[2:])
+
+
+def _audit_rows(rows: Sequence[Sequence[Any]]) -> list[ArchivedAudit]:
+    out = []
+    for values in rows:
+        d = {attr: v for (_, attr), v in zip(_AUDIT_COLUMNS, values, strict=True)}
+        if isinstance(d["day"], date):  # PostgreSQL's DATE
+            d["day"] = d["day"].isoformat()
+        out.append(ArchivedAudit(**d))
+    return sorted(out, key=lambda a: audit_id_key(a.id))
 
 
 def _select(placeholder: str) -> str:
@@ -137,6 +200,21 @@ class SqliteArchive:
             rows = self._db.execute(_select("?"), (hall, day)).fetchall()
         return [_row(r) for r in rows]
 
+    def put_audit(self, entries: Sequence[ArchivedAudit]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(_audit_upsert("?"), [_audit_params(a) for a in entries])
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def audit_day(self, hall: str, day: str) -> list[ArchivedAudit]:
+        with self._lock:
+            rows = self._db.execute(_audit_select("?"), (hall, day)).fetchall()
+        return _audit_rows(rows)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -165,6 +243,16 @@ class PostgresArchive:
         with self._lock, self._db.transaction():
             rows = self._db.execute(_select("%s"), (hall, date.fromisoformat(day))).fetchall()
         return [_row(r) for r in rows]
+
+    def put_audit(self, entries: Sequence[ArchivedAudit]) -> None:
+        with self._lock, self._db.transaction(), self._db.cursor() as cur:
+            cur.executemany(_audit_upsert("%s"), [_pg_audit_params(a) for a in entries])
+
+    def audit_day(self, hall: str, day: str) -> list[ArchivedAudit]:
+        with self._lock, self._db.transaction():
+            query = _audit_select("%s")
+            rows = self._db.execute(query, (hall, date.fromisoformat(day))).fetchall()
+        return _audit_rows(rows)
 
     def close(self) -> None:
         with self._lock:

@@ -68,6 +68,12 @@ UNMODELLED_CV = 0.3
 """Share of the expected wait added as standard deviation for what the
 replay does not see (windows closing or opening, no-shows, transfers);
 calibrated on simulated days with seeds other than those reported."""
+CALL_MOMENT_S = 60.0
+"""The shortest top of a range: the replay calls a ticket the instant a
+window is free, but a clerk takes a moment to press call-next (and waits
+are told in minutes), so a wait of "now" is told as 0 to 1 minute. Without
+it a ticket taken while a window stands free was given [0, 0] and every
+such call counted as missed."""
 DEFAULT_SERVICE_SECONDS = 600.0
 """A service the model has never heard of (not in the config): 10 minutes."""
 
@@ -289,14 +295,14 @@ def _remaining(stats: ServiceStats, elapsed: float) -> tuple[float, float]:
 
 def _lognormal(mean: float, var: float) -> WaitEstimate:
     if mean <= 0:
-        return WaitEstimate(0.0, 0.0, 0.0, 0.0, 0.0)
+        return WaitEstimate(0.0, 0.0, CALL_MOMENT_S, 0.0, 0.0)
     s2 = math.log1p(var / (mean * mean))
     s = math.sqrt(s2)
     mu = math.log(mean) - s2 / 2
     return WaitEstimate(
         central=math.exp(mu),
         p10=math.exp(mu - _Z90 * s),
-        p90=math.exp(mu + _Z90 * s),
+        p90=max(math.exp(mu + _Z90 * s), CALL_MOMENT_S),
         mean=mean,
         sd=math.sqrt(var),
     )

@@ -15,6 +15,7 @@ import pytest
 
 from queue_core.config import HallConfig
 from queue_core.estimator import (
+    CALL_MOMENT_S,
     OpenWindow,
     ServiceTimeModel,
     WaitEstimate,
@@ -474,7 +475,7 @@ def test_a_window_serving_two_groups_shares_itself_by_dispatch_order(tmp_path: P
     table = eta_table(model, queues, windows, by_group(config))
     natural, legal = table.groups["natural"], table.groups["legal"]
     assert [e.mean for e in natural.places] == [0.0, 0.0]
-    assert natural.places[0] == WaitEstimate(0.0, 0.0, 0.0, 0.0, 0.0)
+    assert natural.places[0] == WaitEstimate(0.0, 0.0, CALL_MOMENT_S, 0.0, 0.0)
     assert [e.mean for e in legal.places] == [480.0]
     assert natural.tail.mean == 480.0
     assert legal.tail.mean == 1200.0
@@ -485,7 +486,7 @@ def test_a_window_serving_two_groups_shares_itself_by_dispatch_order(tmp_path: P
     # the legal ticket waits on the shared window: without natural's queue it
     # would be called at once
     alone = eta_table(model, {"legal": queues["legal"]}, windows, by_group(config))
-    assert alone.at("legal", 0) == WaitEstimate(0.0, 0.0, 0.0, 0.0, 0.0)
+    assert alone.at("legal", 0) == WaitEstimate(0.0, 0.0, CALL_MOMENT_S, 0.0, 0.0)
 
 
 def test_a_group_without_an_open_window_has_no_entry(tmp_path: Path) -> None:
@@ -496,7 +497,7 @@ def test_a_group_without_an_open_window_has_no_entry(tmp_path: Path) -> None:
     assert table.at("police", 0) is None
     assert table.at("police", 3) is None
     # natural has a window and nobody waiting: the tail is place 0, called at once
-    assert table.at("natural", 0) == WaitEstimate(0.0, 0.0, 0.0, 0.0, 0.0)
+    assert table.at("natural", 0) == WaitEstimate(0.0, 0.0, CALL_MOMENT_S, 0.0, 0.0)
     assert table.groups["natural"].places == ()
 
 

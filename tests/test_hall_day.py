@@ -195,8 +195,15 @@ async def test_the_days_last_span_end_expires_waiting_and_parked_tickets_once(
     # midnight: the ticket still called from yesterday is finished, so its
     # number can never be held twice
     set_time(kit, "2026-11-24 00:00")
+    times_before = await kit.redis.hget(kit.keys.service_times, "social-security")
     await keeper.tick()
-    assert await status_of(kit, at_window) is TicketStatus.COMPLETED
+    finished = (await kit.store.ticket(at_window)).ticket
+    assert finished.status is TicketStatus.COMPLETED
+    # as of the day's end, and not learned as a seven-hour visit
+    assert finished.finished_ms == round(
+        datetime(2026, 11, 23, 17, 30, tzinfo=SHANGHAI).timestamp() * 1000
+    )
+    assert await kit.redis.hget(kit.keys.service_times, "social-security") == times_before
 
 
 async def test_two_replicas_racing_to_close_the_day_expire_each_ticket_once(

@@ -146,7 +146,7 @@ local function emit(etype, t, window, extra)
     o.priority = t.priority
     o.group = t.group
     if etype == 'called' and not t.transfers and not t.rejoined then o.wait = NOW - t.issued end
-    if etype == 'completed' and t.called then o.dur = NOW - t.called end
+    if etype == 'completed' and t.called then o.dur = (t.done or NOW) - t.called end
   end
   OUT[#OUT + 1] = o
 end

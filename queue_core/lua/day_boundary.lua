@@ -22,14 +22,22 @@ if day_end > through then
   expired = expire_before(day_end)
   redis.call('HSET', K_DAY, 'expired_through', day_end)
 end
+-- A ticket still called from an earlier day: its clerk forgot to finish it.
+-- It is completed as of the day's end (or its call, if later), and teaches
+-- the learned service times nothing: its length is not a visit's.
 local midnight = tonumber(ARGV[AO + 4])
 local flat = redis.call('HGETALL', K_WINDOWS)
 for i = 1, #flat, 2 do
   local w = cjson.decode(flat[i + 1])
   local t = current_ticket(w)
   if t and t.issued < midnight then
-    finish(w, t, 'completed')
+    t.status = 'completed'
+    t.done = math.max(t.called or 0, day_end)
+    t.closed_by_day = true
+    save_ticket(t)
+    w.ticket = nil
     save_window(w)
+    emit('completed', t, w.id)
   end
 end
 local until_ms = tonumber(redis.call('HGET', K_DAY, 'closed_until') or '')

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from datetime import date
+from typing import TypeVar
 
 from redis.asyncio import Redis
 
@@ -26,6 +28,8 @@ from queue_core.errors import Invalid, Unavailable
 from queue_core.report import DailyReport, hall_report
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+T = TypeVar("T")
 
 
 class ArchiveUnavailable(Unavailable):
@@ -58,11 +62,7 @@ async def report_of_day(
     # archive before deleting it from Redis, so one that leaves Redis
     # between the two reads is still found.
     if archive is not None:
-        try:
-            stored = await asyncio.to_thread(archive.day, config.id, day.isoformat())
-        except Exception as exc:
-            raise ArchiveUnavailable(one_line(exc)) from exc
-        tickets.update((t.id, t) for t in stored)
+        tickets.update((t.id, t) for t in await _read(archive.day, config.id, day))
     tickets.update((t.id, t) for t in live)
     return hall_report(tickets.values(), config, day.isoformat())
 
@@ -78,10 +78,15 @@ async def audit_of_day(
     # been read already.
     live = [] if redis is None else await audit_entries(redis, config, day)
     if archive is not None:
-        try:
-            stored = await asyncio.to_thread(archive.audit_day, config.id, day.isoformat())
-        except Exception as exc:
-            raise ArchiveUnavailable(one_line(exc)) from exc
-        entries.update((e.id, e) for e in stored)
+        entries.update((e.id, e) for e in await _read(archive.audit_day, config.id, day))
     entries.update((e.id, e) for e in live)
     return sorted(entries.values(), key=lambda e: audit_id_key(e.id))
+
+
+async def _read(read: Callable[[str, str], list[T]], hall: str, day: date) -> list[T]:
+    """One day of the archive, in a worker thread; `ArchiveUnavailable` when
+    it cannot be read, whatever the database said."""
+    try:
+        return await asyncio.to_thread(read, hall, day.isoformat())
+    except Exception as exc:
+        raise ArchiveUnavailable(one_line(exc)) from exc

@@ -9,6 +9,8 @@ answers a file. Hall lookup, authentication and errors follow `qms.http`
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from datetime import date
 from typing import cast
 
 from starlette.requests import Request
@@ -31,32 +33,39 @@ CSV = "text/csv; charset=utf-8"
 
 
 async def download_report(request: Request) -> Response:
-    hall_id = request.path_params["hall"]
-    try:
-        hall = await _report_hall(request)
-        day = parse_day(request.path_params["day"])
-        report = await report_of_day(hall.config, day, _archive(request), hall.store.redis)
-    except ArchiveUnavailable as exc:
-        log.warning("qms: report of hall %s: archive unreadable: %s", hall_id, exc.reason)
-        return qms_error_response(exc)
-    except QmsError as exc:
-        return qms_error_response(exc)
-    return _csv(render_csv(report), f"{hall_id}-{report.day}.csv")
+    async def render(hall: Hall, day: date, archive: Archive | None) -> tuple[bytes, str]:
+        report = await report_of_day(hall.config, day, archive, hall.store.redis)
+        return render_csv(report), f"{hall.config.id}-{report.day}.csv"
+
+    return await _download(request, "report", render)
 
 
 async def download_audit(request: Request) -> Response:
+    async def render(hall: Hall, day: date, archive: Archive | None) -> tuple[bytes, str]:
+        entries = await audit_of_day(hall.config, day, archive, hall.store.redis)
+        data = render_audit_csv(entries, hall.config.timezone)
+        return data, f"{hall.config.id}-{day.isoformat()}-audit.csv"
+
+    return await _download(request, "audit", render)
+
+
+async def _download(
+    request: Request,
+    what: str,
+    render: Callable[[Hall, date, Archive | None], Awaitable[tuple[bytes, str]]],
+) -> Response:
+    """One CSV of the path's hall and day (`render` gives its bytes and file name)."""
     hall_id = request.path_params["hall"]
     try:
         hall = await _report_hall(request)
         day = parse_day(request.path_params["day"])
-        entries = await audit_of_day(hall.config, day, _archive(request), hall.store.redis)
+        data, filename = await render(hall, day, _archive(request))
     except ArchiveUnavailable as exc:
-        log.warning("qms: audit of hall %s: archive unreadable: %s", hall_id, exc.reason)
+        log.warning("qms: %s of hall %s: archive unreadable: %s", what, hall_id, exc.reason)
         return qms_error_response(exc)
     except QmsError as exc:
         return qms_error_response(exc)
-    data = render_audit_csv(entries, hall.config.timezone)
-    return _csv(data, f"{hall_id}-{day.isoformat()}-audit.csv")
+    return _csv(data, filename)
 
 
 async def _report_hall(request: Request) -> Hall:

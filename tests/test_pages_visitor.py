@@ -637,6 +637,10 @@ async def test_parked_then_resumed_and_an_expired_ticket(
     assert await text(page, "#final-title") == "本号已过期"
     assert await text(page, "#status-line") == "已过期"
     assert await page.is_hidden("#rejoin-area")
+    # ... and says in words when the hall takes tickets again (a hall open
+    # all day, closed by its manager: at midnight)
+    await until(page, "!document.getElementById('final-hours').hidden")
+    assert await text(page, "#final-hours") == "今日已停止取号，明天 00:00 开始取号。"
     await shoot(page, tmp_path, "expired")
 
 

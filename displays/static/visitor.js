@@ -191,6 +191,7 @@ const state = {
   skewMs: 0, // the server's clock minus this phone's, when over SKEW_MIN_MS
   rejoined: false, // this page put the ticket back in line
   rejoinRefusal: null, // the API's error: the offer is withdrawn
+  hallClosed: undefined, // an expired ticket's hall: {zh, en} when it takes no tickets now, else null
 };
 window.qmsVisitor = state; // for tests and for whoever debugs a visitor's phone
 
@@ -268,7 +269,21 @@ async function update(ticket) {
     navigator.vibrate?.([300, 150, 300]);
   }
   if (ticket.status === "completed" && state.rating === undefined) await loadRating();
+  if (ticket.status === "expired" && state.hallClosed === undefined) await loadHallHours();
   render();
+}
+
+// An expired ticket's visitor is told when the hall next takes tickets, in
+// the server's words ("今日已停止取号，明天 08:30 开始取号。").
+async function loadHallHours() {
+  try {
+    const response = await request(`${config.api}/services`);
+    if (!response.ok) return;
+    const body = await response.json();
+    state.hallClosed = body.open ? null : body.hours?.message ?? null;
+  } catch {
+    // Without it the page still says the ticket expired.
+  }
 }
 
 async function loadRating() {
@@ -410,6 +425,9 @@ function render() {
     const body = rejoin ? "final_no_show_rejoin" : `final_${ticket.status}_body`;
     $("final-body").textContent = i18n.t(body);
   }
+  const hours = final && ticket.status === "expired" ? state.hallClosed : null;
+  show("final-hours", Boolean(hours));
+  if (hours) setText($("final-hours"), hours[i18n.lang] ?? hours.zh);
   drawRejoin(ticket, rejoin);
 
   const completed = ticket.status === "completed";

@@ -54,6 +54,7 @@ class HallMonitor:
         self._reading: asyncio.Task[View] | None = None
         self._reading_since = 0.0
         self._reads: set[asyncio.Task[View]] = set()
+        self._window_ids = frozenset(w.id for w in store.config.windows)
 
     async def table(self, open_windows: frozenset[str] | None = None) -> EtaTable:
         """The estimates; with `open_windows` (the caller's own view of the
@@ -78,6 +79,9 @@ class HallMonitor:
         """The latest view, read again when older than `max_age_s` or when
         its open windows differ from `open_windows` (the caller saw a newer
         hall than the view)."""
+        if open_windows is not None:
+            # A window gone from the config but left open in Redis is in no read.
+            open_windows = open_windows & self._window_ids
         view = self._view
         if (
             view is not None

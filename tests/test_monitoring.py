@@ -841,6 +841,25 @@ async def test_a_read_is_reused_within_estimate_max_age(
         await delete_hall(redis, HallKeys(config.id))
 
 
+async def test_a_window_open_in_redis_but_gone_from_the_config_forces_no_reads(
+    redis_url: str, redis: Redis, tmp_path: Path
+) -> None:
+    config = make_config(tmp_path)
+    try:
+        async with serve(config, redis_url, redis, Clock(), estimate_max_age_s=60) as kit:
+            await open_window(kit, "2")
+            # an operator removed window "gone" from the file while it was open
+            await redis.sadd(HallKeys(config.id).open_windows, "gone")
+            await issue(kit, "social-security")
+            await kit.monitor.settle()
+            reads = hall_state_reads()
+            for _ in range(3):
+                assert (await issue(kit, "social-security"))["eta_seconds"] is not None
+            assert hall_state_reads() == reads
+    finally:
+        await delete_hall(redis, HallKeys(config.id))
+
+
 class GatedPresence(PresenceStore):
     """The hall's presence store, whose `online()` waits for the test's go:
     holds a monitor read in flight after it has taken its snapshot of the

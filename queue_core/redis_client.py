@@ -1,9 +1,14 @@
 """The one place that builds async Redis clients for qms.
 
-Every client is built on a ``BlockingConnectionPool``: when all connections
-are busy a caller waits up to ``pool_timeout`` for one, where the default
-pool would raise at once. Responses are decoded to ``str`` and spoken in
-RESP3. ``redis://``, ``rediss://`` and ``unix://`` URLs all work.
+A plain Redis (``redis://``, ``rediss://``, ``unix://``) gets a client on a
+``BlockingConnectionPool``: when all connections are busy a caller waits up
+to ``pool_timeout`` for one, where the default pool would raise at once.
+``redis+sentinel://[[user]:password@]host:port[,host:port…]/<service>[/db]``
+(``rediss+sentinel://`` for TLS) gets redis-py's own Sentinel client: it
+asks the Sentinels for the service's primary on every new connection, so
+after a failover the next connection goes to the promoted replica. Its
+pool raises at once when all ``max_connections`` are busy. Responses are
+decoded to ``str`` and spoken in RESP3.
 
 No automatic retries: a command that timed out may still have run on the
 server, and replaying a state-changing Lua script would apply it twice.
@@ -22,18 +27,27 @@ checks it against a real server.
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import redis.asyncio
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from queue_core.errors import Unavailable
 
-__all__ = ["create_blocking_reader", "create_redis", "describe_url", "guarded"]
+__all__ = [
+    "SentinelTarget",
+    "create_blocking_reader",
+    "create_redis",
+    "describe_url",
+    "guarded",
+    "parse_sentinel_url",
+]
 
 T = TypeVar("T")
 
@@ -91,6 +105,110 @@ def create_blocking_reader(
     )
 
 
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelTarget:
+    """What a ``redis+sentinel://`` URL names."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    """For the primary and its replicas, and for the Sentinels unless
+    ``?sentinel_password=`` gives theirs."""
+    sentinel_password: str | None = None
+    tls: bool = False
+
+
+def parse_sentinel_url(url: str) -> SentinelTarget:
+    """``redis+sentinel://[[user]:password@]host:port[,host:port…]/<service>[/db]
+    [?sentinel_password=…]``; ``ValueError`` with a sentence when it is not one."""
+    parts = urlsplit(url)
+    if parts.scheme not in SENTINEL_SCHEMES:
+        raise ValueError(f"a Sentinel URL starts with redis+sentinel://, not {parts.scheme}://")
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    username = password = None
+    if userinfo:
+        user, sep, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if sep else None
+    sentinels = []
+    for item in hosts.split(","):
+        host, sep, port = item.strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{item.strip()!r} is not a Sentinel's host:port")
+        sentinels.append((host.strip("[]"), int(port)))
+    path = [p for p in parts.path.split("/") if p]
+    if not path or len(path) > 2:
+        raise ValueError("name the Sentinel service after the hosts: …/<service>[/db]")
+    db = 0
+    if len(path) == 2:
+        if not path[1].isdigit():
+            raise ValueError(f"the database must be a number, not {path[1]!r}")
+        db = int(path[1])
+    query = dict(parse_qsl(parts.query))
+    unknown = set(query) - {"sentinel_password"}
+    if unknown:
+        raise ValueError(f"unknown option {sorted(unknown)[0]!r} in the Sentinel URL")
+    return SentinelTarget(
+        sentinels=tuple(sentinels),
+        service=unquote(path[0]),
+        db=db,
+        username=username,
+        password=password,
+        sentinel_password=query.get("sentinel_password"),
+        tls=parts.scheme == "rediss+sentinel",
+    )
+
+
+class _SentinelRedis(redis.asyncio.Redis):
+    """The primary's client; closing it also closes its Sentinels' clients."""
+
+    # Not `sentinel`: redis.Redis has a SENTINEL command method of that name.
+    qms_sentinel: Sentinel | None = None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        if self.qms_sentinel is not None:
+            for client in self.qms_sentinel.sentinels:
+                await client.aclose()
+
+
+def _sentinel_client(
+    target: SentinelTarget, *, max_connections: int, socket_timeout: float, connect_timeout: float
+) -> redis.asyncio.Redis:
+    timeouts: dict[str, Any] = {
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": connect_timeout,
+    }
+    sentinel_kwargs: dict[str, Any] = dict(timeouts, decode_responses=True)
+    if target.sentinel_password or target.password:
+        sentinel_kwargs["password"] = target.sentinel_password or target.password
+    if target.tls:
+        sentinel_kwargs["ssl"] = True
+    sentinel = Sentinel(
+        list(target.sentinels),
+        sentinel_kwargs=sentinel_kwargs,
+        username=target.username,
+        password=target.password,
+        db=target.db,
+        decode_responses=True,
+        protocol=3,
+        health_check_interval=HEALTH_CHECK_INTERVAL_S,
+        retry=Retry(NoBackoff(), 0),
+        ssl=target.tls,
+        **timeouts,
+    )
+    client: _SentinelRedis = sentinel.master_for(
+        target.service, redis_class=_SentinelRedis, max_connections=max_connections
+    )
+    client.qms_sentinel = sentinel
+    return client
+
+
 def _client(
     url: str,
     *,
@@ -99,6 +217,13 @@ def _client(
     socket_timeout: float,
     connect_timeout: float,
 ) -> redis.asyncio.Redis:
+    if urlsplit(url).scheme in SENTINEL_SCHEMES:
+        return _sentinel_client(
+            parse_sentinel_url(url),
+            max_connections=max_connections,
+            socket_timeout=socket_timeout,
+            connect_timeout=connect_timeout,
+        )
     pool = redis.asyncio.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
@@ -126,9 +251,10 @@ def describe_url(url: str) -> str:
             netloc = f"{userinfo}@{hostinfo}"
         query = parts.query
         pairs = parse_qsl(query, keep_blank_values=True)
-        if any(k.lower() == "password" for k, _ in pairs):
+        if any(k.lower().endswith("password") for k, _ in pairs):
             query = urlencode(
-                [(k, "***" if k.lower() == "password" else v) for k, v in pairs], safe="*/"
+                [(k, "***" if k.lower().endswith("password") else v) for k, v in pairs],
+                safe="*/",
             )
         # Not urlunsplit: it would turn unix:///path into unix:/path.
         described = f"{parts.scheme}://{netloc}{parts.path}"

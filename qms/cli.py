@@ -179,6 +179,8 @@ def serve(
             configs,
             redis_url,
             redis_max_connections=settings.redis_max_connections,
+            redis_min_replicas=settings.redis_min_replicas,
+            redis_wait_ms=settings.redis_wait_ms,
             stream_maxlen=settings.stream_maxlen,
             metrics_interval_s=settings.metrics_interval_s,
             estimate_max_age_s=settings.estimate_max_age_s,

@@ -86,6 +86,10 @@ class Settings:
     redis_url: str | None = None
     """`QMS_REDIS_URL`; None starts the embedded redis-server."""
     redis_max_connections: int = 64
+    redis_min_replicas: int = 0
+    """`QMS_REDIS_MIN_REPLICAS`: replicas that must confirm every state change (WAIT)."""
+    redis_wait_ms: int = 500
+    """`QMS_REDIS_WAIT_MS`: how long a change waits for them before 503 not_replicated."""
     stream_maxlen: int = 10_000
     metrics_interval_s: float = 5.0
     estimate_max_age_s: float = 2.0
@@ -109,6 +113,8 @@ class Settings:
         return cls(
             redis_url=env.get("QMS_REDIS_URL") or None,
             redis_max_connections=_number("QMS_REDIS_MAX_CONNECTIONS", "64", int, 1),
+            redis_min_replicas=_number("QMS_REDIS_MIN_REPLICAS", "0", int, 0),
+            redis_wait_ms=_number("QMS_REDIS_WAIT_MS", "500", int, 1),
             stream_maxlen=_number("QMS_STREAM_MAXLEN", "10000", int, 100),
             metrics_interval_s=_number("QMS_METRICS_INTERVAL", "5", float, 0.1),
             estimate_max_age_s=_number("QMS_ESTIMATE_MAX_AGE", "2", float, 0.1),

@@ -148,6 +148,12 @@ EVENT_LAG = Histogram(
     "From an event's time in Redis to its fan-out to this replica's screens.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+NOT_REPLICATED = Counter(
+    "qms_not_replicated_total",
+    "State changes answered 503 not_replicated: fewer than QMS_REDIS_MIN_REPLICAS replicas "
+    "confirmed them in time.",
+    ["hall"],
+)
 PARKED = Gauge("qms_parked_tickets", "Tickets parked now.", ["hall"])
 HALL_OPEN = Gauge(
     "qms_hall_open", "1 while the hall takes tickets (its hours, no manager's close).", ["hall"]

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from queue_core import calendar, metrics, policy
 from queue_core.config import HallConfig, Service, Window
-from queue_core.errors import Conflict, Invalid, NotFound, QmsError, RateLimited
+from queue_core.errors import Conflict, Invalid, NotFound, QmsError, RateLimited, Unavailable
 from queue_core.keys import AUDIT_SECRET, HallKeys
 from queue_core.models import (
     APPOINTMENT,
@@ -129,6 +129,8 @@ class HallStore:
         clock: Callable[[], float] = time.time,
         observer: Observer | None = None,
         audit_keep_ms: int = AUDIT_KEEP_MS,
+        min_replicas: int = 0,
+        wait_ms: int = 500,
     ) -> None:
         self.redis = redis
         self.config = config
@@ -143,6 +145,8 @@ class HallStore:
         self._recent: tuple[float, Snapshot] | None = None
         self._audit_keep_ms = audit_keep_ms
         self._cal: _Calendar | None = None
+        self._min_replicas = min_replicas
+        self._wait_ms = wait_ms
 
     # ------------------------------------------------------------ visitors
 
@@ -641,8 +645,31 @@ class HallStore:
             actor.role, actor.client, now.stale_ms, self._audit_keep_ms,
             *own_args, *self._group_ids,
         ]  # fmt: skip
-        raw = await self._call(self._scripts[name](keys=keys, args=args), name)
-        return self._parse(raw)
+        if self._min_replicas <= 0:
+            raw = await self._call(self._scripts[name](keys=keys, args=args), name)
+            return self._parse(raw)
+        raw, acked = await self._call(self._replicated(name, keys, args), name)
+        reply = self._parse(raw)  # a refusal wrote nothing: it needs no replica
+        if acked < self._min_replicas:
+            metrics.NOT_REPLICATED.labels(self.config.id).inc()
+            raise Unavailable(
+                "not_replicated",
+                f"The change reached {acked} of the {self._min_replicas} replicas it needs; "
+                "retry with the same Idempotency-Key.",
+            )
+        return reply
+
+    async def _replicated(self, name: str, keys: list[str], args: list[Any]) -> tuple[str, int]:
+        """The script, then WAIT on the same connection (a pipeline): a change
+        is acknowledged only once `min_replicas` replicas have it. When they
+        do not confirm within `wait_ms` the change stands on the primary but
+        is not acknowledged (503 `not_replicated`), and the client's retry
+        with the same idempotency key gets the first answer."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            await self._scripts[name](keys=keys, args=args, client=pipe)
+            pipe.wait(self._min_replicas, self._wait_ms)
+            raw, acked = await pipe.execute()
+        return str(raw), int(acked)
 
     def _parse(self, raw: str) -> dict[str, Any]:
         reply: dict[str, Any] = json.loads(raw)

@@ -217,3 +217,35 @@ async def test_qms_serves_api_and_screens_through_a_sentinel(
             assert (event["type"], event["number"]) == ("issued", ticket["number"])
         ready = await live.api.get("/readyz")
         assert ready.status_code == 200
+
+
+@pytest.mark.slow
+async def test_with_min_replicas_a_change_is_acknowledged_only_once_replicated(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    config = make_config(tmp_path)
+    client = create_redis(deployment.url, max_connections=4, socket_timeout=2.0)
+    try:
+        scripts = Scripts.register(client)
+        store = HallStore(client, scripts, config, min_replicas=1, wait_ms=300)
+        first = (await store.issue("social-security", idempotency="k1")).value.ticket
+        replica = redis_sync.Redis(port=deployment.replica.port, decode_responses=True)
+        try:
+            assert replica.hget(store.keys.tickets, first.id) is not None
+        finally:
+            replica.close()
+        # Two replicas are asked for and there is one: the change is made on
+        # the primary but not acknowledged, and its retry answers the same ticket.
+        strict = HallStore(client, scripts, config, min_replicas=2, wait_ms=200)
+        with pytest.raises(QmsError) as info:
+            await strict.issue("social-security", idempotency="k2")
+        assert info.value.code == "not_replicated"
+        again = await store.issue("social-security", idempotency="k2")
+        assert again.replayed and again.value.ticket.number == "A002"
+        assert (await store.snapshot()).waiting_by_group["natural"] == 2
+        # A refusal writes nothing and so needs no replica: it stays the refusal.
+        with pytest.raises(QmsError) as refused:
+            await strict.recall("2")
+        assert refused.value.code == "no_current_ticket"
+    finally:
+        await client.aclose()

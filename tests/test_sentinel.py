@@ -132,8 +132,12 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
     p, r, s = free_port(), free_port(), free_port()
     nodes: list[Node] = []
     try:
-        nodes.append(_start(["--port", str(p), *common], p))
-        nodes.append(_start(["--port", str(r), "--replicaof", "127.0.0.1", str(p), *common], r))
+        # Each in a directory of its own: a full sync writes an RDB file there.
+        for name in ("primary", "replica"):
+            (tmp_path / name).mkdir()
+        nodes.append(_start(["--port", str(p), "--dir", str(tmp_path / "primary"), *common], p))
+        replica_args = ["--replicaof", "127.0.0.1", str(p), "--dir", str(tmp_path / "replica")]
+        nodes.append(_start(["--port", str(r), *replica_args, *common], r))
         conf = tmp_path / "sentinel.conf"
         conf.write_text(
             f"port {s}\nbind 127.0.0.1\ndir {tmp_path}\n"

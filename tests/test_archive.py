@@ -468,8 +468,11 @@ async def test_two_replicas_copying_at_once(
             archive_audit(redis, hall.config, first, batch=1),
             archive_audit(redis, hall.config, second, batch=1),
         )
-        # Both started before either moved the cursor: each copied everything.
-        assert list(copied) == [13, 13]
+        # Each copies what lies after the cursor it found, so the one that
+        # starts first copies all 13 and the other what the first had not
+        # yet marked copied (13 when both start before either moves it);
+        # either way the archive ends with each entry once.
+        assert max(copied) == 13 and 0 <= min(copied) <= 13
         assert first.audit_day(hall.config.id, "2026-11-21") == _rows(hall, entries)
         assert await redis.get(hall.keys.audit_archived) == entries[-1].id
         assert await archive_audit(redis, hall.config, second) == 0

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from queue_core.estimator import EtaTable
 from queue_core.figures import HOUR_MS, HallFigures, estimates, hall_figures, service_model
-from queue_core.models import TicketView, WindowStatus
+from queue_core.models import TicketView
 from queue_core.presence import PresenceStore
 from queue_core.store import HallStore, Result
 from queue_core.wire import ticket_estimate
@@ -145,5 +145,4 @@ class HallMonitor:
         model = service_model(config, state)
         table = estimates(config, state, model, now_ms)
         figures = hall_figures(config, state, table, online, last_seen, now_ms)
-        opened = frozenset(w.id for w in state.windows if w.status is WindowStatus.OPEN)
-        return View(table, figures, started, opened)
+        return View(table, figures, started, state.open_windows)

@@ -13,7 +13,6 @@ from queue_core.operations import (
     empty,
     hall_hours_body,
     ok,
-    open_windows,
     ticket_reply,
 )
 from queue_core.wire import (
@@ -50,11 +49,15 @@ async def call_next(call: Call) -> Reply:
     return ok(await ticket_reply(call.hall, result.value))
 
 
-async def call_number(call: Call) -> Reply:
+def _number(call: Call) -> str:
+    """The ticket number a `{"number"}` body names."""
     v.only_fields(call.body, {"number"})
-    number = v.ticket_number(v.required_string(call.body, "number"))
+    return v.ticket_number(v.required_string(call.body, "number"))
+
+
+async def call_number(call: Call) -> Reply:
     result = await call.hall.store.call_number(
-        call.params["window"], number, call.idempotency, actor=actor_of(call)
+        call.params["window"], _number(call), call.idempotency, actor=actor_of(call)
     )
     return ok(await ticket_reply(call.hall, result.value))
 
@@ -97,10 +100,8 @@ async def park(call: Call) -> Reply:
 
 
 async def resume(call: Call) -> Reply:
-    v.only_fields(call.body, {"number"})
-    number = v.ticket_number(v.required_string(call.body, "number"))
     result = await call.hall.store.resume(
-        call.params["window"], number, call.idempotency, actor=actor_of(call)
+        call.params["window"], _number(call), call.idempotency, actor=actor_of(call)
     )
     return ok(await ticket_reply(call.hall, result.value))
 
@@ -134,7 +135,7 @@ async def window_view(call: Call) -> Reply:
 
 async def snapshot(call: Call) -> Reply:
     snap = await call.hall.store.snapshot()
-    table = await call.hall.monitor.table(open_windows(snap))
+    table = await call.hall.monitor.table(snap.open_windows)
     hours = hall_hours_body(call.hall, snap.closed_until_ms)
     return ok(snapshot_body(snap, call.hall.config, table, hours))
 

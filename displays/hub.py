@@ -41,7 +41,7 @@ from queue_core import wire
 from queue_core.errors import Unavailable
 from queue_core.event_log import EventLog
 from queue_core.models import Event, ScreenPresence
-from queue_core.operations import Hall, hall_hours_body, open_windows
+from queue_core.operations import Hall, hall_hours_body
 
 __all__ = ["DirectWrite", "HallHub", "HubSettings", "Sink", "Subscriber"]
 
@@ -322,7 +322,7 @@ class HallHub:
 
     async def _take_snapshot(self) -> Frame:
         snap = await self.hall.store.snapshot()
-        table = await self.hall.monitor.table(open_windows(snap))
+        table = await self.hall.monitor.table(snap.open_windows)
         hours = hall_hours_body(self.hall, snap.closed_until_ms)
         return snapshot_frame(wire.snapshot_body(snap, self.hall.config, table, hours))
 

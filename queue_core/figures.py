@@ -189,7 +189,7 @@ def hall_figures(
     calls of the last hour (the store reads them since `now_ms` − 1 h)."""
     stats = state.stats
     midnight = day_start_ms(now_ms, config)
-    open_ids = {w.id for w in state.windows if w.status is WindowStatus.OPEN}
+    open_ids = state.open_windows
 
     groups = []
     for g in config.groups:

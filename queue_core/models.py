@@ -140,6 +140,10 @@ class RecentCall:
     at_ms: int
 
 
+def open_window_ids(windows: tuple[WindowState, ...]) -> frozenset[str]:
+    return frozenset(w.id for w in windows if w.status is WindowStatus.OPEN)
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """The hall at one event number: what a screen needs to draw itself."""
@@ -152,6 +156,10 @@ class Snapshot:
     closed_until_ms: int | None = None
     """A manager's close in force until then (the calendar says the rest)."""
     parked: int = 0
+
+    @property
+    def open_windows(self) -> frozenset[str]:
+        return open_window_ids(self.windows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +209,10 @@ class HallState:
     calls: tuple[CallRecord, ...]
     parked: int = 0
     closed_until_ms: int | None = None
+
+    @property
+    def open_windows(self) -> frozenset[str]:
+        return open_window_ids(self.windows)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from queue_core.auth import Credentials
 from queue_core.config import Credential, HallConfig
 from queue_core.estimator import EtaTable
 from queue_core.figures import HallFigures
-from queue_core.models import Actor, Role, Snapshot, TicketStatus, TicketView, WindowStatus
+from queue_core.models import Actor, Role, TicketStatus, TicketView
 from queue_core.store import HallStore, Result
 from queue_core.wire import hall_body, ticket_body
 
@@ -115,10 +115,6 @@ async def ticket_reply(hall: Hall, view: TicketView) -> dict[str, Any]:
     waiting = view.ticket.status is TicketStatus.WAITING
     table = await hall.monitor.table(view.open_windows) if waiting else None
     return ticket_body(view, hall.config, table)
-
-
-def open_windows(snap: Snapshot) -> frozenset[str]:
-    return frozenset(w.id for w in snap.windows if w.status is WindowStatus.OPEN)
 
 
 def hall_hours_body(hall: Hall, closed_until_ms: int | None) -> dict[str, Any]:

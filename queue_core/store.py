@@ -696,11 +696,10 @@ class HallStore:
         if state.closes_at_ms is not None:
             until = min(until, state.closes_at_ms)
         latest = calendar.latest_boundary(hours, tz, now_ms)
-        cal = _Calendar(latest.at_ms, until, state, latest.expire_before_ms)
-        # An issue stop later than the latest boundary starts the cache there.
-        if state.open is False and state.in_span and cal.from_ms < now_ms:
-            cal = _Calendar(now_ms, until, state, latest.expire_before_ms)
-        self._cal = cal
+        # Past a span's issue stop the state began at that stop, not at the
+        # span's start: valid from now (the stop is no boundary).
+        start = now_ms if state.in_span and not state.open else latest.at_ms
+        cal = self._cal = _Calendar(start, until, state, latest.expire_before_ms)
         return cal
 
     def _closed(self, now_ms: int, closed_until_ms: int | None) -> Conflict:

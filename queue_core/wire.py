@@ -24,7 +24,6 @@ from queue_core.models import (
     TicketStatus,
     TicketView,
     WindowState,
-    WindowStatus,
     WindowView,
 )
 
@@ -135,7 +134,7 @@ def appointment_body(a: Appointment, config: HallConfig) -> dict[str, Any]:
 
 def _service_queues(snap: Snapshot, config: HallConfig, table: EtaTable) -> list[dict[str, Any]]:
     """Each service's waiting count and the estimate for a ticket taken now."""
-    open_ids = {w.id for w in snap.windows if w.status is WindowStatus.OPEN}
+    open_ids = snap.open_windows
     served = {g for w in config.windows if w.id in open_ids for g in w.groups}
     queues = []
     for s in config.services:

@@ -15,7 +15,6 @@ from queue_core.operations import (
     created,
     hall_hours_body,
     ok,
-    open_windows,
     ticket_reply,
 )
 from queue_core.store import Result
@@ -84,7 +83,7 @@ SERVICES_MAX_AGE_S = 1.0
 
 async def list_services(call: Call) -> Reply:
     snap = await call.hall.store.recent_snapshot(SERVICES_MAX_AGE_S)
-    table = await call.hall.monitor.table(open_windows(snap))
+    table = await call.hall.monitor.table(snap.open_windows)
     hours = hall_hours_body(call.hall, snap.closed_until_ms)
     return ok(services_body(snap, call.hall.config, table, hours))
 

@@ -290,10 +290,14 @@ local function record_wait(t)
   redis.call('LTRIM', K_WAITS, 0, WAITS_KEEP - 1)
 end
 
-local function call_ticket(t, w, queue_key)
-  redis.call('ZREM', queue_key, t.m)
-  redis.call('HINCRBY', K_BYSVC, t.service, -1)
-  record_wait(t)
+-- The screens' list of recent calls, newest first.
+local function push_recent(t, w)
+  redis.call('LPUSH', K_RECENT, cjson.encode({number = t.number, window = w.id, at = NOW}))
+  redis.call('LTRIM', K_RECENT, 0, RECENT_KEEP - 1)
+end
+
+-- Put a ticket at a window as called and announce it (a `called` event).
+local function seat(t, w, extra)
   if CLERK ~= '' then t.clerk = CLERK end
   t.status = 'called'
   t.called = NOW
@@ -301,9 +305,36 @@ local function call_ticket(t, w, queue_key)
   save_ticket(t)
   w.ticket = t.id
   save_window(w)
-  redis.call('LPUSH', K_RECENT, cjson.encode({number = t.number, window = w.id, at = NOW}))
-  redis.call('LTRIM', K_RECENT, 0, RECENT_KEEP - 1)
-  emit('called', t, w.id)
+  push_recent(t, w)
+  emit('called', t, w.id, extra)
+end
+
+-- Call a waiting ticket out of its group's queue to a window.
+local function call_ticket(t, w, queue_key)
+  redis.call('ZREM', queue_key, t.m)
+  redis.call('HINCRBY', K_BYSVC, t.service, -1)
+  record_wait(t)
+  seat(t, w)
+end
+
+-- Move a window to `status` with its `window` event. Closing completes a
+-- ticket still at it; time spent open counts toward the day's figures
+-- (idle = open - busy).
+local function set_window_status(w, status)
+  if status == 'closed' then
+    local t = current_ticket(w)
+    if t then finish(w, t, 'completed') end
+  end
+  if w.status == 'open' and w.since then stat('open:w:' .. w.id, NOW - w.since) end
+  w.status = status
+  w.since = NOW
+  save_window(w)
+  if status == 'open' then
+    redis.call('SADD', K_OPEN, w.id)
+  else
+    redis.call('SREM', K_OPEN, w.id)
+  end
+  emit('window', nil, w.id, {status = status})
 end
 
 -- Issue a new waiting ticket: next number of its prefix today, queued by effective time.

@@ -10,16 +10,7 @@ redis.call('HSET', K_DAY, 'closed_until', ARGV[AO + 1])
 local flat = redis.call('HGETALL', K_WINDOWS)
 for i = 1, #flat, 2 do
   local w = cjson.decode(flat[i + 1])
-  if w.status ~= 'closed' then
-    local t = current_ticket(w)
-    if t then finish(w, t, 'completed') end
-    if w.status == 'open' and w.since then stat('open:w:' .. w.id, NOW - w.since) end
-    w.status = 'closed'
-    w.since = NOW
-    save_window(w)
-    redis.call('SREM', K_OPEN, w.id)
-    emit('window', nil, w.id, {status = 'closed'})
-  end
+  if w.status ~= 'closed' then set_window_status(w, 'closed') end
 end
 expire_before(NOW + 1)
 announce_hall('closed', true)

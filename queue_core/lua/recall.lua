@@ -11,8 +11,7 @@ local limit = tonumber(ARGV[AO + 2])
 if (t.recalls or 0) >= limit then return err('recall_limit', {limit = limit}) end
 t.recalls = (t.recalls or 0) + 1
 save_ticket(t)
-redis.call('LPUSH', K_RECENT, cjson.encode({number = t.number, window = w.id, at = NOW}))
-redis.call('LTRIM', K_RECENT, 0, RECENT_KEEP - 1)
+push_recent(t, w)
 emit('recalled', t, w.id)
 audit('recall', w.id, t.number)
 remember('T:' .. t.id)

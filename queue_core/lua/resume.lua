@@ -18,19 +18,10 @@ if not group_set(ARGV[AO + 2])[t.group] then return err('group_not_served') end
 local cur = current_ticket(w)
 if cur then finish(w, cur, 'completed') end
 redis.call('ZREM', K_PARKED, t.id)
-if CLERK ~= '' then t.clerk = CLERK end
-t.status = 'called'
-t.called = NOW
-t.window = w.id
 t.parked = nil
 t.parked_at = nil
 t.recalls = nil
-save_ticket(t)
-w.ticket = t.id
-save_window(w)
-redis.call('LPUSH', K_RECENT, cjson.encode({number = t.number, window = w.id, at = NOW}))
-redis.call('LTRIM', K_RECENT, 0, RECENT_KEEP - 1)
-emit('called', t, w.id, {resumed = '1'})
+seat(t, w, {resumed = '1'})
 audit('resume', w.id, t.number)
 remember('T:' .. t.id)
 return ticket_reply(t, false)

@@ -9,21 +9,7 @@ if r then return r end
 local w = load_window(ARGV[AO + 1])
 local status = ARGV[AO + 2]
 if w.status ~= status then
-  if status == 'closed' then
-    local t = current_ticket(w)
-    if t then finish(w, t, 'completed') end
-  end
-  -- Open time counts toward the day its span ends in (idle = open - busy).
-  if w.status == 'open' and w.since then stat('open:w:' .. w.id, NOW - w.since) end
-  w.status = status
-  w.since = NOW
-  save_window(w)
-  if status == 'open' then
-    redis.call('SADD', K_OPEN, w.id)
-  else
-    redis.call('SREM', K_OPEN, w.id)
-  end
-  emit('window', nil, w.id, {status = status})
+  set_window_status(w, status)
   local actions = {open = 'open_window', paused = 'pause_window', closed = 'close_window'}
   audit(actions[status], w.id, '')
 end

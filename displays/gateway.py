@@ -26,7 +26,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from redis.asyncio import Redis
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -39,6 +38,7 @@ from queue_core.errors import Invalid, NotFound, QmsError, Unavailable
 from queue_core.models import Event, Role, ScreenPage, ScreenPresence
 from queue_core.operations import Hall
 from queue_core.presence import PresenceStore
+from queue_core.redis_client import RedisClient
 from queue_core.scripts import Scripts
 
 __all__ = [
@@ -92,9 +92,9 @@ class Gateway:
     def __init__(
         self,
         halls: Mapping[str, Hall],
-        redis: Redis,
+        redis: RedisClient,
         scripts: Scripts,
-        reader_factory: Callable[[], Redis],
+        reader_factory: Callable[[], RedisClient],
         settings: GatewaySettings,
     ) -> None:
         self.halls = halls

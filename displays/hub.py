@@ -26,8 +26,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from displays.codec import Format
 from displays.frames import (
     EventBatch,
@@ -42,6 +40,7 @@ from queue_core.errors import Unavailable
 from queue_core.event_log import EventLog
 from queue_core.models import Event, ScreenPresence
 from queue_core.operations import Hall, hall_hours_body
+from queue_core.redis_client import RedisClient
 
 __all__ = ["DirectWrite", "HallHub", "HubSettings", "Sink", "Subscriber"]
 
@@ -225,8 +224,8 @@ class HallHub:
     def __init__(
         self,
         hall: Hall,
-        redis: Redis,
-        reader_factory: Callable[[], Redis],
+        redis: RedisClient,
+        reader_factory: Callable[[], RedisClient],
         settings: HubSettings,
         *,
         on_publish: Callable[[Event], None] | None = None,
@@ -328,7 +327,7 @@ class HallHub:
 
     # ------------------------------------------------------------- reader
 
-    def _log(self, reader: Redis | None = None) -> EventLog:
+    def _log(self, reader: RedisClient | None = None) -> EventLog:
         return EventLog(self._redis, reader or self._redis, self.hall.config.id)
 
     def _ensure_running(self) -> None:

@@ -51,6 +51,7 @@ import redis
 
 from loadtests.serve_process import HOST, ServeProcess, cpu_seconds, free_port, percentile
 from loadtests.store_bench import RefreshCase, StorePhase, measure_store
+from queue_core.redis_client import create_sync_redis
 
 JobKind = Literal["issue", "call_next", "paired", "poll"]
 
@@ -364,7 +365,7 @@ class Server(ServeProcess):
 def redis_facts(url: str | None) -> dict[str, str]:
     if url is None:
         return {}
-    client = redis.Redis.from_url(url, socket_timeout=5, decode_responses=True)
+    client = create_sync_redis(url)
     try:
         facts = {"redis_version": str(client.info("server")["redis_version"])}
         with contextlib.suppress(redis.RedisError):
@@ -378,7 +379,7 @@ def redis_facts(url: str | None) -> dict[str, str]:
 
 def delete_hall_keys(url: str, hall: str) -> None:
     """Remove the bench hall's keys from an external Redis (bounded)."""
-    client = redis.Redis.from_url(url, socket_timeout=10)
+    client = create_sync_redis(url, socket_timeout=10)
     try:
         batch: list[Any] = []
         for n, key in enumerate(client.scan_iter(match=f"qms:{{{hall}}}:*", count=500)):

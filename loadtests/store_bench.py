@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import uvloop
-from redis.asyncio import Redis
 
 from dispatcher.monitor import HallMonitor
 from loadtests.serve_process import cpu_seconds, percentile
@@ -44,7 +43,7 @@ from queue_core.config import load_hall_config
 from queue_core.models import WindowStatus
 from queue_core.operations import Hall, ticket_reply
 from queue_core.presence import PresenceStore
-from queue_core.redis_client import create_redis
+from queue_core.redis_client import RedisClient, create_redis
 from queue_core.scripts import Scripts
 from queue_core.store import HallStore
 from queue_core.wire import ticket_body
@@ -216,7 +215,7 @@ async def _measure_all(
 
 
 async def _refresh_phase(
-    redis: Redis, scripts: Scripts, case: RefreshCase, redis_pid: int | None
+    redis: RedisClient, scripts: Scripts, case: RefreshCase, redis_pid: int | None
 ) -> StorePhase:
     """Fill a fresh hall to `case`'s size, then time the monitor's reads of it."""
     config = load_hall_config(case.config_path)

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mappin
 from typing import Any, cast
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -44,7 +43,7 @@ from queue_core.config import HallConfig
 from queue_core.errors import QmsError
 from queue_core.operations import Hall
 from queue_core.presence import PresenceStore
-from queue_core.redis_client import create_blocking_reader, create_redis
+from queue_core.redis_client import RedisClient, create_blocking_reader, create_redis
 from queue_core.scripts import Scripts
 from queue_core.store import HallStore, load_audit_secret
 from ticketing.operations import OPERATIONS as TICKET_OPERATIONS
@@ -109,7 +108,7 @@ async def cancel_all(tasks: Sequence[asyncio.Task[None]]) -> None:
         _, pending = await asyncio.wait(pending, timeout=1.0)
 
 
-async def _share_audit_secret(redis: Redis, halls: Iterable[Hall]) -> None:
+async def _share_audit_secret(redis: RedisClient, halls: Iterable[Hall]) -> None:
     """Read the deployment's audit key (retrying while Redis is down) and
     hand it to every hall's credentials; until then staff changes answer 503."""
     while True:

@@ -20,8 +20,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
-from redis.asyncio import Redis
-
 from queue_core.archive import (
     Archive,
     ArchivedAudit,
@@ -32,7 +30,7 @@ from queue_core.archive import (
 from queue_core.archive.redis_sweep import archive_audit, archive_hall
 from queue_core.config import HallConfig
 from queue_core.operations import Hall
-from queue_core.redis_client import describe_url
+from queue_core.redis_client import RedisClient, describe_url
 
 log = logging.getLogger("qms.archive")
 
@@ -122,7 +120,7 @@ def _bounded_connect(url: str) -> str:
 
 
 async def sweep_once(
-    halls: Iterable[tuple[HallConfig, Redis]], archive: Archive, clock: Callable[[], float]
+    halls: Iterable[tuple[HallConfig, RedisClient]], archive: Archive, clock: Callable[[], float]
 ) -> int:
     """One round over every hall (its config and Redis); how many tickets
     left Redis. Each hall's tickets, then its audit entries: the audit copy

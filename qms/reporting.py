@@ -18,13 +18,12 @@ from collections.abc import Callable
 from datetime import date
 from typing import TypeVar
 
-from redis.asyncio import Redis
-
 from qms.archiving import one_line
 from queue_core.archive import Archive, ArchivedAudit, ArchivedTicket, audit_id_key
 from queue_core.archive.redis_sweep import audit_entries, finished_tickets
 from queue_core.config import HallConfig
 from queue_core.errors import Invalid, Unavailable
+from queue_core.redis_client import RedisClient
 from queue_core.report import DailyReport, hall_report
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -52,7 +51,7 @@ def parse_day(raw: str) -> date:
 
 
 async def report_of_day(
-    config: HallConfig, day: date, archive: Archive | None, redis: Redis | None
+    config: HallConfig, day: date, archive: Archive | None, redis: RedisClient | None
 ) -> DailyReport:
     """The report of the hall's local `day`. `archive` or `redis` None: that
     source is left out. Raises `Unavailable` when either cannot be read."""
@@ -68,7 +67,7 @@ async def report_of_day(
 
 
 async def audit_of_day(
-    config: HallConfig, day: date, archive: Archive | None, redis: Redis | None
+    config: HallConfig, day: date, archive: Archive | None, redis: RedisClient | None
 ) -> list[ArchivedAudit]:
     """The hall's audit entries of local `day`, by id: the archive's merged
     with those still in Redis, each once. `archive` or `redis` None: that

@@ -13,11 +13,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-
 from queue_core.keys import HallKeys
 from queue_core.models import Event, EventType, WindowStatus
-from queue_core.redis_client import guarded
+from queue_core.redis_client import RedisClient, guarded
 
 __all__ = ["EventLog", "parse_event"]
 
@@ -50,7 +48,7 @@ class EventLog:
     Connection trouble surfaces as `Unavailable`.
     """
 
-    def __init__(self, redis: Redis, reader: Redis, hall: str) -> None:
+    def __init__(self, redis: RedisClient, reader: RedisClient, hall: str) -> None:
         self.keys = HallKeys(hall)
         self._redis = redis
         self._reader = reader

@@ -13,11 +13,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-
 from queue_core.keys import HallKeys
 from queue_core.models import ScreenPage, ScreenPresence
-from queue_core.redis_client import guarded
+from queue_core.redis_client import RedisClient, guarded
 from queue_core.scripts import Scripts
 
 __all__ = ["PresenceStore", "presence_body"]
@@ -53,7 +51,7 @@ def _presence(doc: dict[str, Any]) -> ScreenPresence:
 class PresenceStore:
     """Presence of one hall's screens."""
 
-    def __init__(self, redis: Redis, scripts: Scripts, hall: str, *, ttl_s: int) -> None:
+    def __init__(self, redis: RedisClient, scripts: Scripts, hall: str, *, ttl_s: int) -> None:
         if ttl_s < 1:
             raise ValueError("ttl_s must be >= 1")
         self.keys = HallKeys(hall)

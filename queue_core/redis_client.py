@@ -7,8 +7,15 @@ to ``pool_timeout`` for one, where the default pool would raise at once.
 (``rediss+sentinel://`` for TLS) gets redis-py's own Sentinel client: it
 asks the Sentinels for the service's primary on every new connection, so
 after a failover the next connection goes to the promoted replica. Its
-pool raises at once when all ``max_connections`` are busy. Responses are
-decoded to ``str`` and spoken in RESP3.
+pool raises at once when all ``max_connections`` are busy.
+``redis+cluster://[[user]:password@]host:port[,host:port…]`` (``rediss+cluster://``
+for TLS) gets redis-py's own ``RedisCluster``: it learns the slot map from any
+of the nodes named and sends each command to the primary of its key's slot
+(following MOVED and ASK). Every key of a hall carries the hash tag
+``{<hall>}`` (``queue_core.keys``), so each script and each multi-key command
+stays on one slot. Responses are decoded to ``str`` and spoken in RESP3.
+
+The rest of qms takes a `RedisClient`, whichever kind it is.
 
 No automatic retries: a command that timed out may still have run on the
 server, and replaying a state-changing Lua script would apply it twice.
@@ -31,25 +38,40 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
+import redis
 import redis.asyncio
+import redis.cluster
+import redis.sentinel
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import ClusterDownError, ClusterError, NoScriptError, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from queue_core.errors import Unavailable
 
 __all__ = [
+    "ClusterTarget",
+    "RedisClient",
     "SentinelTarget",
     "create_blocking_reader",
     "create_redis",
+    "create_sync_redis",
     "describe_url",
     "guarded",
+    "is_cluster",
+    "parse_cluster_url",
     "parse_sentinel_url",
+    "run_and_wait",
 ]
 
 T = TypeVar("T")
+
+RedisClient = redis.asyncio.Redis | RedisCluster
+"""What the rest of qms takes: a plain or Sentinel-backed client, or a Cluster's."""
 
 # PING an idle connection before reuse when it has been idle this long, so a
 # connection dropped by a proxy or a Redis restart fails there, not mid-command.
@@ -65,13 +87,14 @@ def create_redis(
     pool_timeout: float = 5.0,
     socket_timeout: float = 5.0,
     connect_timeout: float = 2.0,
-) -> redis.asyncio.Redis:
+) -> RedisClient:
     """A client with a pool of up to ``max_connections`` connections.
 
     ``pool_timeout``: how long a command waits for a free connection before
     ``redis.exceptions.ConnectionError``. ``socket_timeout``: how long one
-    reply may take before ``redis.exceptions.TimeoutError``. Close the client
-    with ``await client.aclose()``; that closes its pool too.
+    reply may take before ``redis.exceptions.TimeoutError``. For a Cluster,
+    ``max_connections`` is per node. Close the client with ``await
+    client.aclose()``; that closes its pool too.
     """
     return _client(
         url,
@@ -84,7 +107,7 @@ def create_redis(
 
 def create_blocking_reader(
     url: str, *, block_timeout_s: float, connect_timeout: float = 2.0
-) -> redis.asyncio.Redis:
+) -> RedisClient:
     """A client with ONE dedicated connection for blocking reads (``XREAD BLOCK``).
 
     Its socket timeout exceeds ``block_timeout_s``, so a read that blocks on
@@ -106,6 +129,63 @@ def create_blocking_reader(
 
 
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+
+
+def is_cluster(url: str) -> bool:
+    """Whether ``url`` names a Redis Cluster."""
+    return urlsplit(url).scheme in CLUSTER_SCHEMES
+
+
+def _userinfo(netloc: str) -> tuple[str | None, str | None, str]:
+    """``(username, password, hosts)`` of a URL's ``netloc``."""
+    userinfo, _, hosts = netloc.rpartition("@")
+    username = password = None
+    if userinfo:
+        user, sep, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if sep else None
+    return username, password, hosts
+
+
+def _host_ports(hosts: str, what: str) -> tuple[tuple[str, int], ...]:
+    found = []
+    for item in hosts.split(","):
+        host, sep, port = item.strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{item.strip()!r} is not a {what}'s host:port")
+        found.append((host.strip("[]"), int(port)))
+    return tuple(found)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterTarget:
+    """What a ``redis+cluster://`` URL names: some of the Cluster's nodes
+    (any one that answers tells the client the rest)."""
+
+    nodes: tuple[tuple[str, int], ...]
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+
+
+def parse_cluster_url(url: str) -> ClusterTarget:
+    """``redis+cluster://[[user]:password@]host:port[,host:port…]``; ``ValueError``
+    with a sentence when it is not one. A Cluster has one database, so no ``/db``."""
+    parts = urlsplit(url)
+    if parts.scheme not in CLUSTER_SCHEMES:
+        raise ValueError(f"a Cluster URL starts with redis+cluster://, not {parts.scheme}://")
+    username, password, hosts = _userinfo(parts.netloc)
+    if parts.path.strip("/"):
+        raise ValueError("a Redis Cluster has only database 0: nothing may follow the hosts")
+    if parts.query:
+        raise ValueError(f"unknown option {parts.query.split('=')[0]!r} in the Cluster URL")
+    return ClusterTarget(
+        nodes=_host_ports(hosts, "Cluster node"),
+        username=username,
+        password=password,
+        tls=parts.scheme == "rediss+cluster",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,18 +209,8 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
     parts = urlsplit(url)
     if parts.scheme not in SENTINEL_SCHEMES:
         raise ValueError(f"a Sentinel URL starts with redis+sentinel://, not {parts.scheme}://")
-    userinfo, _, hosts = parts.netloc.rpartition("@")
-    username = password = None
-    if userinfo:
-        user, sep, secret = userinfo.partition(":")
-        username = unquote(user) or None
-        password = unquote(secret) if sep else None
-    sentinels = []
-    for item in hosts.split(","):
-        host, sep, port = item.strip().rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"{item.strip()!r} is not a Sentinel's host:port")
-        sentinels.append((host.strip("[]"), int(port)))
+    username, password, hosts = _userinfo(parts.netloc)
+    sentinels = _host_ports(hosts, "Sentinel")
     path = [p for p in parts.path.split("/") if p]
     if not path or len(path) > 2:
         raise ValueError("name the Sentinel service after the hosts: …/<service>[/db]")
@@ -154,7 +224,7 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
     if unknown:
         raise ValueError(f"unknown option {sorted(unknown)[0]!r} in the Sentinel URL")
     return SentinelTarget(
-        sentinels=tuple(sentinels),
+        sentinels=sentinels,
         service=unquote(path[0]),
         db=db,
         username=username,
@@ -209,6 +279,26 @@ def _sentinel_client(
     return client
 
 
+def _cluster_client(
+    target: ClusterTarget, *, max_connections: int, socket_timeout: float, connect_timeout: float
+) -> RedisCluster:
+    return RedisCluster(
+        startup_nodes=[ClusterNode(h, p) for h, p in target.nodes],
+        username=target.username,
+        password=target.password,
+        ssl=target.tls,
+        max_connections=max_connections,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=connect_timeout,
+        decode_responses=True,
+        protocol=3,
+        health_check_interval=HEALTH_CHECK_INTERVAL_S,
+        # MOVED and ASK are still followed; what is not retried is a command
+        # whose connection failed or timed out (it may have run: see above).
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
 def _client(
     url: str,
     *,
@@ -216,7 +306,14 @@ def _client(
     pool_timeout: float,
     socket_timeout: float,
     connect_timeout: float,
-) -> redis.asyncio.Redis:
+) -> RedisClient:
+    if is_cluster(url):
+        return _cluster_client(
+            parse_cluster_url(url),
+            max_connections=max_connections,
+            socket_timeout=socket_timeout,
+            connect_timeout=connect_timeout,
+        )
     if urlsplit(url).scheme in SENTINEL_SCHEMES:
         return _sentinel_client(
             parse_sentinel_url(url),
@@ -237,6 +334,46 @@ def _client(
     )
     # from_pool: the client owns the pool, and aclose() disconnects it.
     return redis.asyncio.Redis.from_pool(pool)
+
+
+SyncRedisClient = redis.Redis | redis.cluster.RedisCluster
+
+
+def create_sync_redis(url: str, *, socket_timeout: float = 5.0) -> SyncRedisClient:
+    """A blocking client for tools and benchmarks (one command at a time, from
+    a thread), of the same kind as `create_redis` gives: decoded ``str``
+    answers, no retries."""
+    common: dict[str, Any] = {
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": min(socket_timeout, 2.0),
+        "decode_responses": True,
+    }
+    if is_cluster(url):
+        cluster = parse_cluster_url(url)
+        return redis.cluster.RedisCluster(
+            startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in cluster.nodes],  # type: ignore[no-untyped-call]
+            username=cluster.username,
+            password=cluster.password,
+            ssl=cluster.tls,
+            **common,
+        )
+    if urlsplit(url).scheme in SENTINEL_SCHEMES:
+        target = parse_sentinel_url(url)
+        sentinel_kwargs = dict(common)
+        if target.sentinel_password or target.password:
+            sentinel_kwargs["password"] = target.sentinel_password or target.password
+        sentinel = redis.sentinel.Sentinel(
+            list(target.sentinels),
+            sentinel_kwargs=sentinel_kwargs,
+            username=target.username,
+            password=target.password,
+            db=target.db,
+            ssl=target.tls,
+            **common,
+        )
+        client: redis.Redis = sentinel.master_for(target.service)
+        return client
+    return redis.Redis.from_url(url, **common)
 
 
 def describe_url(url: str) -> str:
@@ -265,11 +402,75 @@ def describe_url(url: str) -> str:
         return "<unparseable Redis URL>"
 
 
+async def run_and_wait(
+    client: RedisClient,
+    script: AsyncScript,
+    keys: list[str],
+    args: list[Any],
+    replicas: int,
+    timeout_ms: int,
+) -> tuple[Any, int]:
+    """Run ``script``, then ``WAIT replicas timeout_ms`` on the same connection
+    (WAIT counts the replicas that have this connection's writes): its reply
+    and how many replicas confirmed.
+
+    WAIT waits for the primary's replication offset as of this connection's
+    last command, a read included (redis-server 6.2 and 7 both), so a retry
+    that only replays the first attempt's answer still waits until that
+    attempt's change is on the replicas (``tests/test_cluster.py`` checks it
+    with a replica that has stopped).
+
+    On a Cluster both go, pipelined, to the primary of ``keys[0]``'s slot. If
+    the slot moved while they ran, the script was redirected and WAIT asked
+    the old primary: 0 confirmations are reported, and the caller's retry
+    (same idempotency key) waits on the new one.
+    """
+    for attempt in (1, 2):
+        try:
+            if isinstance(client, RedisCluster):
+                await client.initialize()  # a no-op once the slots are known
+                node = client.get_node_from_key(keys[0])
+                async with client.pipeline(transaction=False) as cpipe:
+                    cpipe.evalsha(script.sha, len(keys), *keys, *args)
+                    cpipe.execute_command("WAIT", replicas, timeout_ms, target_nodes=node)
+                    reply, acked = await cpipe.execute()
+                if client.get_node_from_key(keys[0]) is not node:
+                    acked = 0
+                return reply, int(acked)
+            async with client.pipeline(transaction=False) as pipe:
+                # A plain pipeline loads the script first when the server lacks it.
+                await script(keys=keys, args=args, client=pipe)
+                pipe.wait(replicas, timeout_ms)
+                reply, acked = await pipe.execute()
+            return reply, int(acked)
+        except NoScriptError:
+            # Nothing ran. A Cluster pipeline does not load scripts itself: a
+            # node restarted or promoted since the last load has none.
+            if attempt == 2:
+                raise
+            await client.script_load(script.script)
+    raise AssertionError("unreachable")
+
+
+# What says "Redis cannot serve this now" rather than "this request is wrong":
+# a lost or refused connection, a timeout (MasterNotFoundError and
+# MaxConnectionsError are ConnectionErrors), a Cluster that is down or whose
+# slot has no node right now.
+_UNREACHABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    ClusterDownError,
+    ClusterError,
+    SlotNotCoveredError,
+)
+
+
 async def guarded(awaitable: Awaitable[T]) -> T:
     """Await a Redis call; a lost or timed-out connection becomes `Unavailable`."""
     try:
         return await awaitable
-    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+    except _UNREACHABLE as exc:
         raise Unavailable(
             "redis_unavailable", "The queue store cannot be reached right now; try again."
         ) from exc

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib.resources import files
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+
+from queue_core.redis_client import RedisClient
 
 _LUA = files("queue_core") / "lua"
 _LIB = "_lib.lua"
@@ -57,7 +58,7 @@ class Scripts:
     by_name: dict[str, AsyncScript]
 
     @classmethod
-    def register(cls, redis: Redis) -> Scripts:
+    def register(cls, redis: RedisClient) -> Scripts:
         names = MUTATING + STANDALONE
         return cls({n: redis.register_script(source(n)) for n in names})
 

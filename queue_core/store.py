@@ -17,8 +17,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
-from redis.asyncio import Redis
-
 from queue_core import calendar, metrics, policy
 from queue_core.config import HallConfig, Service, Window
 from queue_core.errors import Conflict, Invalid, NotFound, QmsError, RateLimited, Unavailable
@@ -46,7 +44,7 @@ from queue_core.models import (
     WindowStatus,
     WindowView,
 )
-from queue_core.redis_client import guarded
+from queue_core.redis_client import RedisClient, guarded, run_and_wait
 from queue_core.scripts import Scripts
 
 T = TypeVar("T")
@@ -107,7 +105,7 @@ AUDIT_KEEP_MS = 3 * 86_400_000
 """Audit entries stay in Redis three days; the sweep archives them hourly."""
 
 
-async def load_audit_secret(redis: Redis) -> bytes:
+async def load_audit_secret(redis: RedisClient) -> bytes:
     """The deployment's audit key, made by the first replica that asks and
     then shared: every replica derives the same short id for a credential."""
     await guarded(redis.set(AUDIT_SECRET, secrets.token_hex(32), nx=True))
@@ -120,7 +118,7 @@ class HallStore:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         scripts: Scripts,
         config: HallConfig,
         *,
@@ -665,11 +663,10 @@ class HallStore:
         do not confirm within `wait_ms` the change stands on the primary but
         is not acknowledged (503 `not_replicated`), and the client's retry
         with the same idempotency key gets the first answer."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            await self._scripts[name](keys=keys, args=args, client=pipe)
-            pipe.wait(self._min_replicas, self._wait_ms)
-            raw, acked = await pipe.execute()
-        return str(raw), int(acked)
+        raw, acked = await run_and_wait(
+            self.redis, self._scripts[name], keys, args, self._min_replicas, self._wait_ms
+        )
+        return str(raw), acked
 
     def _parse(self, raw: str) -> dict[str, Any]:
         reply: dict[str, Any] = json.loads(raw)

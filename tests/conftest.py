@@ -1,7 +1,9 @@
 """Shared fixtures: every test talks to a real redis-server.
 
-Set ``QMS_TEST_REDIS_URL`` to test against a Redis you run yourself;
-otherwise one embedded redis-server is started for the whole session.
+Set ``QMS_TEST_REDIS_URL`` to test against a Redis you run yourself, or
+``QMS_TEST_REDIS_CLUSTER=<n>`` for a Cluster of n primaries started from the
+bundled redis-server (``tests/redis_cluster.py``); otherwise one embedded
+redis-server is started for the whole session.
 
 That Redis may be shared with other people or test runs, so tests never
 FLUSHDB/FLUSHALL: each test writes under keys (or hall ids) of its own,
@@ -19,15 +21,15 @@ from typing import Any
 
 import httpx
 import pytest
-from redis.asyncio import Redis
 
 from qms.app import create_app
 from qms.embedded_redis import EmbeddedRedis
 from queue_core.config import HallConfig
 from queue_core.keys import HallKeys
-from queue_core.redis_client import create_redis
+from queue_core.redis_client import RedisClient, create_redis
 from queue_core.scripts import Scripts
 from queue_core.store import HallStore
+from tests.redis_cluster import LocalCluster
 from tests.support import Clock, make_config
 
 
@@ -37,6 +39,14 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     override = os.environ.get("QMS_TEST_REDIS_URL")
     if override:
         yield override
+        return
+    primaries = os.environ.get("QMS_TEST_REDIS_CLUSTER")
+    if primaries:
+        cluster = LocalCluster.start(tmp_path_factory.mktemp("cluster"), int(primaries))
+        try:
+            yield cluster.url
+        finally:
+            cluster.stop()
         return
     # everysec: the tests do not need a disk flush per write, and it is faster.
     server = EmbeddedRedis.start(tmp_path_factory.mktemp("redis"), fsync="everysec")
@@ -48,7 +58,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 # Named by ``name=`` so the function does not shadow the ``redis`` package here.
 @pytest.fixture(name="redis")
-async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
+async def redis_client(redis_url: str) -> AsyncIterator[RedisClient]:
     """A fresh ``create_redis`` client per test, closed afterwards.
 
     Async fixtures and tests share one session-wide event loop (pyproject's
@@ -69,7 +79,7 @@ class HallKit:
     store: HallStore
     clock: Clock
     config: HallConfig
-    redis: Redis
+    redis: RedisClient
     keys: HallKeys = field(init=False)
 
     def __post_init__(self) -> None:
@@ -84,7 +94,7 @@ HallFactory = Callable[..., Awaitable[HallKit]]
 
 
 @pytest.fixture
-async def hall_factory(redis: Redis, tmp_path: Path) -> AsyncIterator[HallFactory]:
+async def hall_factory(redis: RedisClient, tmp_path: Path) -> AsyncIterator[HallFactory]:
     """Makes halls of their own (unique ids); deletes their keys afterwards."""
     made: list[HallKit] = []
     scripts = Scripts.register(redis)
@@ -111,14 +121,14 @@ async def hall(hall_factory: HallFactory) -> HallKit:
 
 
 @pytest.fixture
-async def hall_config(tmp_path: Path, redis: Redis) -> AsyncIterator[HallConfig]:
+async def hall_config(tmp_path: Path, redis: RedisClient) -> AsyncIterator[HallConfig]:
     """The test hall's config with an id of its own; its keys deleted afterwards."""
     config = make_config(tmp_path)
     yield config
     await delete_hall(redis, HallKeys(config.id))
 
 
-async def delete_hall(redis: Redis, keys: HallKeys) -> None:
+async def delete_hall(redis: RedisClient, keys: HallKeys) -> None:
     doomed = [k async for k in redis.scan_iter(match=keys.match_all(), count=1000)]
     if doomed:
         await redis.delete(*doomed)
@@ -172,7 +182,7 @@ class ApiKit:
     client: httpx.AsyncClient
     config: HallConfig
     clock: Clock
-    redis: Redis
+    redis: RedisClient
     keys: HallKeys
 
     @property
@@ -181,7 +191,7 @@ class ApiKit:
 
 
 @pytest.fixture
-async def api(redis_url: str, redis: Redis, tmp_path: Path) -> AsyncIterator[ApiKit]:
+async def api(redis_url: str, redis: RedisClient, tmp_path: Path) -> AsyncIterator[ApiKit]:
     """A fresh hall served by the whole app (see tests/support.py for its tokens)."""
     config = make_config(tmp_path)
     clock = Clock()
@@ -191,7 +201,7 @@ async def api(redis_url: str, redis: Redis, tmp_path: Path) -> AsyncIterator[Api
     await delete_hall(redis, keys)
 
 
-async def stream_events(redis: Redis, keys: HallKeys) -> list[tuple[str, dict[str, str]]]:
+async def stream_events(redis: RedisClient, keys: HallKeys) -> list[tuple[str, dict[str, str]]]:
     """Every event still in the hall's stream, oldest first."""
     entries = await redis.xrange(keys.events) or []
     return [

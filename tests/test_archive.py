@@ -21,8 +21,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-import redis as redis_sync
-from redis.asyncio import Redis
 
 from queue_core.archive import (
     Archive,
@@ -35,6 +33,7 @@ from queue_core.archive import (
 )
 from queue_core.archive.redis_sweep import archive_audit, archive_hall
 from queue_core.models import Actor, AuditEntry, Rating, TicketStatus, WindowStatus
+from queue_core.redis_client import RedisClient, create_sync_redis
 from queue_core.report import daily_report
 from tests.conftest import HallFactory, HallKit
 
@@ -234,7 +233,7 @@ async def _next_morning(hall: HallKit) -> str:
 
 @pytest.mark.redis
 async def test_sweep_moves_finished_tickets_of_past_days(
-    hall_factory: HallFactory, redis: Redis, archive: Archive
+    hall_factory: HallFactory, redis: RedisClient, archive: Archive
 ) -> None:
     hall = await hall_factory()
     ids = await _day_one(hall)
@@ -276,7 +275,7 @@ async def test_sweep_moves_finished_tickets_of_past_days(
 
 @pytest.mark.redis
 async def test_sweep_touches_nothing_of_the_current_day(
-    hall_factory: HallFactory, redis: Redis, archive: Archive
+    hall_factory: HallFactory, redis: RedisClient, archive: Archive
 ) -> None:
     hall = await hall_factory()
     await _day_one(hall)
@@ -295,7 +294,7 @@ class _RatedMeanwhile:
 
     def put(self, tickets: Sequence[ArchivedTicket]) -> None:
         self.inner.put(tickets)
-        client = redis_sync.Redis.from_url(self.redis_url, decode_responses=True)
+        client = create_sync_redis(self.redis_url)
         try:
             for t in tickets:
                 data = json.loads(str(client.hget(self.tickets_key, t.id)))
@@ -319,7 +318,7 @@ class _RatedMeanwhile:
 
 @pytest.mark.redis
 async def test_a_rating_during_the_sweep_is_not_lost(
-    hall_factory: HallFactory, redis: Redis, redis_url: str, archive: Archive
+    hall_factory: HallFactory, redis: RedisClient, redis_url: str, archive: Archive
 ) -> None:
     hall = await hall_factory()
     await hall.store.set_window("2", WindowStatus.OPEN)
@@ -412,7 +411,7 @@ class _Stalled(_Delegating):
 
 @pytest.mark.redis
 async def test_audit_copy_takes_every_entry_once_and_leaves_redis_as_it_was(
-    hall_factory: HallFactory, redis: Redis, archive: Archive
+    hall_factory: HallFactory, redis: RedisClient, archive: Archive
 ) -> None:
     hall = await hall_factory()
     entries = await _audited_morning(hall)
@@ -443,7 +442,7 @@ async def test_audit_copy_takes_every_entry_once_and_leaves_redis_as_it_was(
 
 @pytest.mark.redis
 async def test_a_copy_that_died_before_its_cursor_moved_is_redone(
-    hall_factory: HallFactory, redis: Redis, archive: Archive
+    hall_factory: HallFactory, redis: RedisClient, archive: Archive
 ) -> None:
     hall = await hall_factory()
     entries = await _audited_morning(hall)
@@ -458,7 +457,7 @@ async def test_a_copy_that_died_before_its_cursor_moved_is_redone(
 
 @pytest.mark.redis
 async def test_two_replicas_copying_at_once(
-    hall_factory: HallFactory, redis: Redis, archive_url: str
+    hall_factory: HallFactory, redis: RedisClient, archive_url: str
 ) -> None:
     hall = await hall_factory()
     entries = await _audited_morning(hall)
@@ -483,7 +482,7 @@ async def test_two_replicas_copying_at_once(
 
 @pytest.mark.redis
 async def test_a_late_replica_never_moves_the_cursor_back(
-    hall_factory: HallFactory, redis: Redis, archive: Archive
+    hall_factory: HallFactory, redis: RedisClient, archive: Archive
 ) -> None:
     hall = await hall_factory()
     await _audited_morning(hall)

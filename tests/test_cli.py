@@ -24,10 +24,10 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from qms.settings import Settings
 from queue_core.keys import HallKeys
+from queue_core.redis_client import create_sync_redis
 from tests.support import TOKENS, write_hall
 
 pytestmark = pytest.mark.slow  # every test here runs `python -m qms`
@@ -493,7 +493,7 @@ def test_serve_with_qms_redis_url_serves_and_stops_on_sigterm(
         # It used the Redis it was given and started none.
         assert not data_dir.exists()
     finally:
-        with redis.Redis.from_url(redis_url) as client:
+        with create_sync_redis(redis_url) as client:
             doomed = list(client.scan_iter(match=HallKeys(hall.stem).match_all(), count=1000))
             if doomed:
                 client.delete(*doomed)

@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 import msgpack
 import pytest
-from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -25,6 +24,7 @@ from qms.embedded_redis import EmbeddedRedis
 from queue_core.config import HallConfig
 from queue_core.keys import HallKeys
 from queue_core.presence import PresenceStore
+from queue_core.redis_client import RedisClient
 from queue_core.scripts import Scripts
 from tests.live import LiveServer, live_server, post
 from tests.support import write_hall
@@ -143,7 +143,7 @@ async def test_resume_at_the_head_gets_a_heartbeat_then_the_next_event(
 
 
 async def test_since_trimmed_from_the_log_gets_a_snapshot(
-    live: LiveServer, hall_config: HallConfig, redis: Redis, redis_url: str
+    live: LiveServer, hall_config: HallConfig, redis: RedisClient, redis_url: str
 ) -> None:
     hall = hall_config.id
     await issue(live, hall, 5)
@@ -324,7 +324,7 @@ async def test_shutdown_closes_screens_with_1001(hall_config: HallConfig, redis_
 
 
 async def test_presence_is_recorded_with_a_ttl(
-    live: LiveServer, hall_config: HallConfig, redis: Redis
+    live: LiveServer, hall_config: HallConfig, redis: RedisClient
 ) -> None:
     keys = HallKeys(hall_config.id)
     url = ws_url(live, hall_config.id, screen="hall-main", page="strip", window="1")

@@ -10,12 +10,11 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from redis.asyncio import Redis
 
 from dispatcher.day_keeper import DayKeeper
 from queue_core.errors import Conflict, NotFound, QmsError
 from queue_core.models import Actor, TicketStatus, WindowStatus
-from queue_core.redis_client import create_redis
+from queue_core.redis_client import RedisClient, create_redis
 from queue_core.scripts import Scripts
 from queue_core.store import HallStore
 from tests.conftest import HallFactory, HallKit, stream_events
@@ -51,7 +50,7 @@ def set_time(kit: HallKit, when: str) -> None:
     kit.clock.now = datetime.strptime(when, "%Y-%m-%d %H:%M").replace(tzinfo=SHANGHAI).timestamp()
 
 
-def replica(client: Redis, kit: HallKit) -> HallStore:
+def replica(client: RedisClient, kit: HallKit) -> HallStore:
     """The hall's store as another replica has it: its own client, the same clock."""
     return HallStore(client, Scripts.register(client), kit.config, clock=kit.clock)
 

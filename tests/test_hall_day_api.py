@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 
 from queue_core.keys import HallKeys
+from queue_core.redis_client import RedisClient
 from tests.conftest import ApiKit, api_client, delete_hall
 from tests.live import live_server, post
 from tests.support import Clock, make_config
@@ -40,7 +40,7 @@ def moment(when: str) -> float:
 
 
 @pytest.fixture
-async def day_api(redis_url: str, redis: Redis, tmp_path: Path) -> AsyncIterator[ApiKit]:
+async def day_api(redis_url: str, redis: RedisClient, tmp_path: Path) -> AsyncIterator[ApiKit]:
     """The test hall with [hours] and [calling], served at Monday 2026-11-23 09:00."""
     config = make_config(tmp_path, extra=HOURS)
     clock = Clock(moment("2026-11-23 09:00"))
@@ -214,7 +214,7 @@ async def test_the_audit_trail_pages_with_its_cursor(day_api: ApiKit) -> None:
 
 
 async def test_a_replica_started_after_closing_expires_leftovers_before_it_serves(
-    redis_url: str, redis: Redis, tmp_path: Path
+    redis_url: str, redis: RedisClient, tmp_path: Path
 ) -> None:
     config = make_config(tmp_path, extra=HOURS)
     keys = HallKeys(config.id)
@@ -235,7 +235,7 @@ async def test_a_replica_started_after_closing_expires_leftovers_before_it_serve
 
 
 async def test_screens_see_the_hall_close_and_open_without_a_reload(
-    redis_url: str, redis: Redis, tmp_path: Path
+    redis_url: str, redis: RedisClient, tmp_path: Path
 ) -> None:
     config = make_config(tmp_path, extra=HOURS)
     clock = Clock(moment("2026-11-23 09:00"))
@@ -265,7 +265,7 @@ async def test_screens_see_the_hall_close_and_open_without_a_reload(
 
 
 async def test_services_opens_at_is_null_for_a_hall_that_never_opens(
-    redis_url: str, redis: Redis, tmp_path: Path
+    redis_url: str, redis: RedisClient, tmp_path: Path
 ) -> None:
     config = make_config(tmp_path, extra="[hours]\n")
     keys = HallKeys(config.id)

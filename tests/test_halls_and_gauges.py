@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
-from redis.asyncio import Redis
 
 from queue_core.config import load_hall_config
 from queue_core.keys import HallKeys
+from queue_core.redis_client import RedisClient
 from tests.conftest import api_client, delete_hall
 from tests.support import TOKENS, make_config, new_hall_id, write_hall
 
@@ -29,7 +29,7 @@ def hall_with_hashed_kiosk_token(directory: Path, token: str) -> Path:
 
 
 async def test_two_halls_in_one_process_keep_apart(
-    redis_url: str, redis: Redis, tmp_path: Path
+    redis_url: str, redis: RedisClient, tmp_path: Path
 ) -> None:
     a = make_config(tmp_path)
     b = load_hall_config(hall_with_hashed_kiosk_token(tmp_path, "b-kiosk-secret"))
@@ -63,7 +63,7 @@ def gauge(name: str, labels: dict[str, str]) -> float | None:
 
 
 async def test_waiting_and_window_gauges_follow_redis(
-    redis_url: str, redis: Redis, tmp_path: Path
+    redis_url: str, redis: RedisClient, tmp_path: Path
 ) -> None:
     config = make_config(tmp_path)
     hall = config.id

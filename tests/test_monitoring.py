@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client import REGISTRY
-from redis.asyncio import Redis
 
 from dispatcher.monitor import HallMonitor
 from qms.app import create_app
@@ -33,6 +32,7 @@ from queue_core.keys import HallKeys
 from queue_core.models import Role, ScreenPage, ScreenPresence
 from queue_core.operations import Hall
 from queue_core.presence import PresenceStore
+from queue_core.redis_client import RedisClient
 from queue_core.scripts import Scripts
 from tests.conftest import ApiKit, delete_hall
 from tests.support import REDIS_GAUGES, Clock, make_config, make_config_with_targets
@@ -75,7 +75,7 @@ class MonKit(ApiKit):
 async def serve(
     config: HallConfig,
     redis_url: str,
-    redis: Redis,
+    redis: RedisClient,
     clock: Clock,
     *,
     metrics_interval_s: float = 3600,
@@ -104,7 +104,7 @@ async def serve(
 
 
 @pytest.fixture
-async def mon(redis_url: str, redis: Redis, tmp_path: Path) -> AsyncIterator[MonKit]:
+async def mon(redis_url: str, redis: RedisClient, tmp_path: Path) -> AsyncIterator[MonKit]:
     """A fresh hall whose social-security and business-licence have targets
     (10 and 15 minutes), served by the whole app; estimates read afresh."""
     config = make_config_with_targets(tmp_path, TARGETS)
@@ -269,7 +269,7 @@ async def test_counters_and_histograms_after_a_scripted_day(mon: MonKit) -> None
 
 
 async def test_gauges_follow_the_periodic_refresh(
-    redis_url: str, redis: Redis, tmp_path: Path
+    redis_url: str, redis: RedisClient, tmp_path: Path
 ) -> None:
     """Window 2 opens at 09:00, calls at 09:05, completes at 09:13: busy
     480 s of 780 s open, idle 300 s. The app's own task sets the gauges."""
@@ -405,7 +405,7 @@ async def test_screen_gauges(mon: MonKit) -> None:
 
 
 async def test_two_replicas_on_one_redis_agree(
-    redis_url: str, redis: Redis, tmp_path: Path
+    redis_url: str, redis: RedisClient, tmp_path: Path
 ) -> None:
     """Two app instances (two replicas) on the same Redis and config, each
     doing half the work, then reading back the same hall.
@@ -796,7 +796,7 @@ def hall_state_reads() -> float:
 
 
 async def test_a_read_is_reused_within_estimate_max_age(
-    redis_url: str, redis: Redis, tmp_path: Path
+    redis_url: str, redis: RedisClient, tmp_path: Path
 ) -> None:
     config = make_config(tmp_path)
     try:
@@ -842,7 +842,7 @@ async def test_a_read_is_reused_within_estimate_max_age(
 
 
 async def test_a_window_open_in_redis_but_gone_from_the_config_forces_no_reads(
-    redis_url: str, redis: Redis, tmp_path: Path
+    redis_url: str, redis: RedisClient, tmp_path: Path
 ) -> None:
     config = make_config(tmp_path)
     try:
@@ -865,7 +865,7 @@ class GatedPresence(PresenceStore):
     holds a monitor read in flight after it has taken its snapshot of the
     hall (the Redis reads themselves are real)."""
 
-    def __init__(self, redis: Redis, hall: str, gate: asyncio.Event) -> None:
+    def __init__(self, redis: RedisClient, hall: str, gate: asyncio.Event) -> None:
         super().__init__(redis, Scripts.register(redis), hall, ttl_s=60)
         self.gate = gate
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
+
+from queue_core.redis_client import RedisClient
 
 pytest.importorskip("playwright.async_api", reason="playwright is not installed")
 
@@ -68,7 +69,7 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def hall_config(tmp_path: Path, redis: Redis) -> AsyncIterator[HallConfig]:
+async def hall_config(tmp_path: Path, redis: RedisClient) -> AsyncIterator[HallConfig]:
     """The test hall with twelve windows (w1..w8 added) and a one-minute
     target wait for 社保医保 (social-security, the only 8-minute service)."""
     path = write_hall(tmp_path, extra_windows=8)
@@ -431,7 +432,7 @@ async def test_every_panel_at_1920x1080_without_overflow(
 
 
 async def test_a_forty_window_hall_fits_as_tiles(
-    tmp_path: Path, redis: Redis, redis_url: str, browser: Browser, clock: Clock
+    tmp_path: Path, redis: RedisClient, redis_url: str, browser: Browser, clock: Clock
 ) -> None:
     """A large hall's windows shrink to tiles (state by colour, number or a
     word) before their panel would need a scroll bar."""

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from redis.asyncio import Redis
+
+from queue_core.redis_client import RedisClient
 
 pytest.importorskip("playwright.async_api", reason="playwright is not installed")
 
@@ -57,7 +58,7 @@ CONN = "document.getElementById('conn').dataset.state"
 
 
 @pytest.fixture
-async def hall_config(tmp_path: Path, redis: Redis) -> AsyncIterator[HallConfig]:
+async def hall_config(tmp_path: Path, redis: RedisClient) -> AsyncIterator[HallConfig]:
     """The test hall plus w1..w8: twelve windows, a common hall's size."""
     config = make_config(tmp_path, extra_windows=8)
     yield config
@@ -244,7 +245,7 @@ async def test_hall_state_follows_events(live: LiveServer, page: Page) -> None:
 
 
 async def test_light_goes_red_without_the_server_and_the_screen_resumes(
-    hall_config: HallConfig, redis_url: str, redis: Redis, page: Page, tmp_path: Path
+    hall_config: HallConfig, redis_url: str, redis: RedisClient, page: Page, tmp_path: Path
 ) -> None:
     hall = hall_config.id
     sockets: list[str] = []
@@ -467,7 +468,7 @@ async def test_a_busy_hall_on_screen(
 
 
 async def test_sixty_windows_still_fit(
-    tmp_path: Path, redis_url: str, redis: Redis, page: Page
+    tmp_path: Path, redis_url: str, redis: RedisClient, page: Page
 ) -> None:
     config = make_config(tmp_path, extra_windows=56)
     try:
@@ -542,7 +543,7 @@ async def test_unknown_hall_or_window_is_a_404_page(
 
 
 async def test_names_cannot_break_out_of_the_page(
-    tmp_path: Path, redis_url: str, redis: Redis
+    tmp_path: Path, redis_url: str, redis: RedisClient
 ) -> None:
     evil = '</script><script>alert("x")</script>&<b>'
     config = dataclasses.replace(make_config(tmp_path), name=evil)
@@ -619,7 +620,7 @@ sun = ["08:30-12:00"]
 
 
 async def test_outside_the_hours_the_screen_says_when_the_hall_opens(
-    tmp_path: Path, redis: Redis, redis_url: str, page: Page
+    tmp_path: Path, redis: RedisClient, redis_url: str, page: Page
 ) -> None:
     config = make_config(tmp_path, extra=HOURS)
     # The screen's clock agrees with the server's: Saturday 09:00.

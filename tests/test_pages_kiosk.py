@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 import segno
-from redis.asyncio import Redis
+
+from queue_core.redis_client import RedisClient
 
 pytest.importorskip("playwright.async_api", reason="playwright is not installed")
 
@@ -609,7 +610,7 @@ async def test_an_unknown_hall_is_a_404_page(live: LiveServer, page: Page) -> No
 
 
 async def test_names_cannot_break_out_of_the_page(
-    tmp_path: Path, redis: Redis, redis_url: str, browser: Browser
+    tmp_path: Path, redis: RedisClient, redis_url: str, browser: Browser
 ) -> None:
     path = write_hall(tmp_path)
     text = path.read_text(encoding="utf-8").replace(
@@ -650,7 +651,7 @@ CLERK1 = "clerk-1-token"
 
 
 async def test_outside_the_hours_the_kiosk_says_when_it_issues_again(
-    tmp_path: Path, redis: Redis, redis_url: str, page: Page
+    tmp_path: Path, redis: RedisClient, redis_url: str, page: Page
 ) -> None:
     config = load_hall_config(write_hall(tmp_path, extra=HOURS))
     clock = Clock()

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
+
+from queue_core.redis_client import RedisClient
 
 pytest.importorskip("playwright.async_api", reason="playwright is not installed")
 
@@ -63,7 +64,7 @@ class Halls:
 
 
 @pytest.fixture
-async def halls(tmp_path: Path, redis: Redis) -> AsyncIterator[Halls]:
+async def halls(tmp_path: Path, redis: RedisClient) -> AsyncIterator[Halls]:
     made = Halls(
         make_config(tmp_path),
         make_config(tmp_path, remote=REMOTE),
@@ -652,7 +653,7 @@ sun = ["08:30-12:00"]
 
 
 async def test_remote_outside_the_hours_and_when_the_hall_closes(
-    tmp_path: Path, redis: Redis, redis_url: str, halls: Halls, page: Page
+    tmp_path: Path, redis: RedisClient, redis_url: str, halls: Halls, page: Page
 ) -> None:
     # The tests' clock: Saturday 09:00, outside the hours; Sunday 08:30 next.
     config = make_config(tmp_path, remote=REMOTE, extra=HOURS)

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client import REGISTRY
-from redis.asyncio import Redis
 
 from queue_core.keys import HallKeys
+from queue_core.redis_client import RedisClient
 from tests.conftest import ApiKit, api_client, delete_hall
 from tests.support import Clock, eta_fields, make_config, prior_estimates
 from tests.test_http_api import hall_state, headers, issue, open_window, window_op
@@ -29,7 +29,7 @@ PHONE_REMOTE = "enabled = true\nrequire_phone = true\nper_client_per_hour = 50"
 
 @pytest.fixture
 async def remote_api(
-    redis_url: str, redis: Redis, tmp_path: Path, request: pytest.FixtureRequest
+    redis_url: str, redis: RedisClient, tmp_path: Path, request: pytest.FixtureRequest
 ) -> AsyncIterator[ApiKit]:
     """A hall offering remote tickets (`[remote]` from the test's param)."""
     remote = getattr(request, "param", REMOTE)

@@ -15,13 +15,12 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-import redis as redis_sync
-from redis.asyncio import Redis
 
 from queue_core.archive import ArchivedAudit, ArchivedTicket, open_archive
 from queue_core.archive.redis_sweep import archive_audit, finished_tickets
 from queue_core.config import HallConfig, load_hall_config
 from queue_core.models import Actor, Rating, WindowStatus
+from queue_core.redis_client import RedisClient, create_sync_redis
 from tests.conftest import HallFactory
 from tests.support import write_hall
 from tests.test_archive import _postgres_schema
@@ -183,7 +182,7 @@ def test_report_of_yesterday(tmp_path: Path, hall_h1: tuple[Path, HallConfig]) -
 
 @pytest.mark.redis
 async def test_report_merges_the_days_tickets_still_in_redis(
-    tmp_path: Path, hall_factory: HallFactory, redis: Redis, redis_url: str
+    tmp_path: Path, hall_factory: HallFactory, redis: RedisClient, redis_url: str
 ) -> None:
     """Archived, in Redis, and in both (the Redis copy, rated since, wins)."""
     hall = await hall_factory()
@@ -244,7 +243,7 @@ AUDIT_HEADER = b"\xef\xbb\xbfat,actor,role,action,window,number,client"
 
 @pytest.mark.redis
 async def test_audit_report_merges_the_archive_and_redis(
-    tmp_path: Path, hall_factory: HallFactory, redis: Redis, redis_url: str
+    tmp_path: Path, hall_factory: HallFactory, redis: RedisClient, redis_url: str
 ) -> None:
     """2026-11-21's audit trail: an entry only in the archive (trimmed from
     Redis), one in both, two only in Redis; other days' entries left out."""
@@ -435,7 +434,7 @@ def test_a_bad_archive_setting_is_one_clean_line(
 
 @pytest.mark.redis
 async def test_serve_sweeps_past_days_into_the_default_archive_and_serves_the_csv(
-    tmp_path: Path, hall_factory: HallFactory, redis: Redis, redis_url: str
+    tmp_path: Path, hall_factory: HallFactory, redis: RedisClient, redis_url: str
 ) -> None:
     hall = await hall_factory()
     hall.clock.now = time.time() - 2 * 86_400  # the day before yesterday
@@ -469,5 +468,5 @@ async def test_serve_sweeps_past_days_into_the_default_archive_and_serves_the_cs
 
 
 def sync_hexists(redis_url: str, key: str, field: str) -> bool:
-    with redis_sync.Redis.from_url(redis_url) as client:
+    with create_sync_redis(redis_url) as client:
         return bool(client.hexists(key, field))

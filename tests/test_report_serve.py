@@ -20,7 +20,6 @@ from typing import Any
 
 import httpx
 import pytest
-from redis.asyncio import Redis
 
 from qms.app import create_app
 from qms.archiving import ArchiveHandle, Sweeper, sweep_once
@@ -29,7 +28,7 @@ from queue_core.config import HallConfig, load_hall_config
 from queue_core.keys import HallKeys
 from queue_core.models import WindowStatus
 from queue_core.operations import Hall
-from queue_core.redis_client import create_redis
+from queue_core.redis_client import RedisClient, create_redis
 from queue_core.store import HallStore
 from tests.conftest import HallFactory, delete_hall
 from tests.support import TOKENS, Clock
@@ -126,7 +125,7 @@ def csv_lines(response: httpx.Response) -> list[str]:
 
 
 @pytest.fixture
-async def report_hall(tmp_path: Path, redis: Redis) -> AsyncIterator[HallConfig]:
+async def report_hall(tmp_path: Path, redis: RedisClient) -> AsyncIterator[HallConfig]:
     """A hall of its own with targets and clerks' names; its keys deleted afterwards."""
     config = load_hall_config(write_report_hall(tmp_path))
     yield config
@@ -157,7 +156,7 @@ async def _yesterday_and_today(store: HallStore, clock: Clock) -> dict[str, str]
 
 
 async def test_the_sweep_at_start_moves_finished_tickets_of_past_days(
-    hall_factory: HallFactory, redis: Redis, redis_url: str, tmp_path: Path
+    hall_factory: HallFactory, redis: RedisClient, redis_url: str, tmp_path: Path
 ) -> None:
     hall = await hall_factory()
     ids = await _yesterday_and_today(hall.store, hall.clock)
@@ -185,7 +184,7 @@ async def test_the_sweep_at_start_moves_finished_tickets_of_past_days(
 
 
 async def test_no_archive_url_no_sweep_and_no_file(
-    hall_factory: HallFactory, redis: Redis, redis_url: str, tmp_path: Path
+    hall_factory: HallFactory, redis: RedisClient, redis_url: str, tmp_path: Path
 ) -> None:
     hall = await hall_factory()
     await _yesterday_and_today(hall.store, hall.clock)
@@ -200,7 +199,7 @@ async def test_no_archive_url_no_sweep_and_no_file(
 
 async def test_a_failed_round_is_one_log_line_and_the_next_round_retries(
     hall_factory: HallFactory,
-    redis: Redis,
+    redis: RedisClient,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -234,7 +233,7 @@ async def test_a_failed_round_is_one_log_line_and_the_next_round_retries(
 
 
 async def test_the_sweep_runs_again_every_interval(
-    hall_factory: HallFactory, redis: Redis, redis_url: str, tmp_path: Path
+    hall_factory: HallFactory, redis: RedisClient, redis_url: str, tmp_path: Path
 ) -> None:
     hall = await hall_factory()
     url = f"sqlite:///{tmp_path}/archive.db"
@@ -287,7 +286,7 @@ async def _a_day_at_the_hall(served: Served, clock: Clock) -> dict[str, str]:
 
 
 async def test_download_merges_the_archive_and_redis(
-    report_hall: HallConfig, redis: Redis, redis_url: str, tmp_path: Path
+    report_hall: HallConfig, redis: RedisClient, redis_url: str, tmp_path: Path
 ) -> None:
     clock = Clock()
     url = f"sqlite:///{tmp_path}/archive.db"
@@ -352,7 +351,7 @@ async def test_download_merges_the_archive_and_redis(
 
 
 async def test_the_clerk_flows_from_the_ticket_to_the_archive(
-    report_hall: HallConfig, redis: Redis, redis_url: str, tmp_path: Path
+    report_hall: HallConfig, redis: RedisClient, redis_url: str, tmp_path: Path
 ) -> None:
     clock = Clock()
     url = f"sqlite:///{tmp_path}/archive.db"
@@ -449,7 +448,7 @@ def audit_lines(response: httpx.Response) -> list[str]:
 
 
 async def test_audit_download_merges_the_archive_and_redis(
-    report_hall: HallConfig, redis: Redis, redis_url: str, tmp_path: Path
+    report_hall: HallConfig, redis: RedisClient, redis_url: str, tmp_path: Path
 ) -> None:
     clock = Clock()
     url = f"sqlite:///{tmp_path}/archive.db"

@@ -29,8 +29,6 @@ from datetime import date, datetime, time
 from importlib.resources import files
 from typing import cast
 
-from redis.asyncio import Redis
-
 from queue_core.archive import (
     FINAL_STATUSES,
     Archive,
@@ -43,7 +41,7 @@ from queue_core.archive import (
 )
 from queue_core.config import HallConfig
 from queue_core.keys import HallKeys
-from queue_core.redis_client import guarded
+from queue_core.redis_client import RedisClient, guarded
 from queue_core.store import parse_audit, ticket_from_json
 
 _FORGET = (files("queue_core") / "archive" / "forget.lua").read_text(encoding="utf-8")
@@ -54,7 +52,7 @@ DEFAULT_BATCH = 500
 
 
 async def archive_hall(
-    redis: Redis,
+    redis: RedisClient,
     config: HallConfig,
     archive: Archive,
     before_day: date,
@@ -108,7 +106,7 @@ async def archive_hall(
 
 
 async def finished_tickets(
-    redis: Redis, config: HallConfig, day: date, *, count: int = DEFAULT_BATCH
+    redis: RedisClient, config: HallConfig, day: date, *, count: int = DEFAULT_BATCH
 ) -> list[ArchivedTicket]:
     """The hall's finished tickets issued on local `day` that are still in
     Redis, as archive rows (by issue time); Redis is only read.
@@ -137,7 +135,7 @@ async def finished_tickets(
 
 
 async def archive_audit(
-    redis: Redis, config: HallConfig, archive: Archive, *, batch: int = DEFAULT_BATCH
+    redis: RedisClient, config: HallConfig, archive: Archive, *, batch: int = DEFAULT_BATCH
 ) -> int:
     """Copy the hall's audit entries newer than its cursor (`audit_archived`)
     to the archive, `batch` per transaction, moving the cursor after each;
@@ -167,7 +165,7 @@ async def archive_audit(
 
 
 async def audit_entries(
-    redis: Redis, config: HallConfig, day: date, *, count: int = DEFAULT_BATCH
+    redis: RedisClient, config: HallConfig, day: date, *, count: int = DEFAULT_BATCH
 ) -> list[ArchivedAudit]:
     """The hall's audit entries made on local `day` that are still in Redis,
     as archive rows (by id); Redis is only read.

@@ -1,0 +1,176 @@
+"""`redis+cluster://` URLs: parsing, and qms on a real Redis Cluster (the
+bundled redis-server as its nodes) with replicas.
+
+The whole Redis-touching suite runs on a 3-primary Cluster as well
+(``QMS_TEST_REDIS_CLUSTER=3``, a step of ``.ci/run``); what is here needs
+a Cluster with replicas, or halls on every primary at once."""
+
+from __future__ import annotations
+
+import json
+import signal
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio.cluster import RedisCluster
+from websockets.asyncio.client import connect
+
+from queue_core.config import load_hall_config
+from queue_core.errors import QmsError
+from queue_core.keys import HallKeys
+from queue_core.models import WindowStatus
+from queue_core.redis_client import (
+    ClusterTarget,
+    create_redis,
+    describe_url,
+    is_cluster,
+    parse_cluster_url,
+)
+from queue_core.scripts import Scripts
+from queue_core.store import HallStore
+from tests.live import live_server, post
+from tests.redis_cluster import LocalCluster
+from tests.support import make_config, write_hall
+
+# ------------------------------------------------------------------ parsing
+
+
+def test_a_cluster_url_names_some_nodes_and_the_secrets() -> None:
+    assert parse_cluster_url("redis+cluster://10.0.0.1:6379,[::1]:7000") == ClusterTarget(
+        nodes=(("10.0.0.1", 6379), ("::1", 7000))
+    )
+    assert parse_cluster_url("rediss+cluster://qms:p%40ss@r1:6380") == ClusterTarget(
+        nodes=(("r1", 6380),), username="qms", password="p@ss", tls=True
+    )
+    assert is_cluster("redis+cluster://r1:6379")
+    assert not is_cluster("redis+sentinel://s1:26379/m")
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("redis+cluster://r1", "host:port"),
+        ("redis+cluster://r1:0", "host:port"),
+        ("redis+cluster://r1:6379/2", "only database 0"),
+        ("redis+cluster://r1:6379?tls=1", "unknown option"),
+    ],
+)
+def test_a_bad_cluster_url_says_what_is_wrong(url: str, says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        parse_cluster_url(url)
+
+
+def test_cluster_passwords_never_reach_a_log() -> None:
+    assert describe_url("redis+cluster://qms:s3cret@r1:6379,r2:6379") == (
+        "redis+cluster://qms:***@r1:6379,r2:6379"
+    )
+
+
+# ------------------------------------------- 3 primaries, one replica each
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    started = LocalCluster.start(tmp_path_factory.mktemp("cluster"), primaries=3, replicas=1)
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture
+async def client(cluster: LocalCluster) -> AsyncIterator[RedisCluster]:
+    made = create_redis(cluster.url, max_connections=8, socket_timeout=2.0)
+    assert isinstance(made, RedisCluster)
+    try:
+        await made.initialize()
+        yield made
+    finally:
+        await made.aclose()
+
+
+def halls_on_every_primary(client: RedisCluster, tmp_path: Path) -> list[Path]:
+    """Hall files whose ids put one hall on each primary of the Cluster."""
+    found: dict[str, Path] = {}
+    primaries = {n.name for n in client.get_primaries()}
+    while set(found) != primaries:
+        hall = f"h{uuid.uuid4().hex[:8]}"
+        node = client.get_node_from_key(HallKeys(hall).seq)
+        assert node is not None
+        if node.name not in found:
+            found[node.name] = write_hall(tmp_path, hall)
+    return list(found.values())
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+async def test_halls_on_every_primary_work_and_changes_wait_for_their_replica(
+    client: RedisCluster, tmp_path: Path
+) -> None:
+    scripts = Scripts.register(client)
+    for path in halls_on_every_primary(client, tmp_path):
+        config = load_hall_config(path)
+        # WAIT goes to the hall's own primary, on the script's connection:
+        # its one replica confirms.
+        store = HallStore(client, scripts, config, min_replicas=1, wait_ms=2000)
+        issued = await store.issue("social-security", idempotency=f"{config.id}-1")
+        await store.set_window("2", WindowStatus.OPEN)
+        called = (await store.call_next("2")).value
+        assert called is not None and called.ticket.id == issued.value.ticket.id
+
+    assert len(halls_on_every_primary(client, tmp_path)) == 3
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+async def test_a_retry_is_acknowledged_only_once_the_first_attempt_is_replicated(
+    cluster: LocalCluster, client: RedisCluster, tmp_path: Path
+) -> None:
+    config = make_config(tmp_path)
+    scripts = Scripts.register(client)
+    store = HallStore(client, scripts, config, min_replicas=1, wait_ms=200)
+    await store.snapshot()
+    primary = client.get_node_from_key(store.keys.seq)
+    assert primary is not None
+    replica = cluster.replica_of(int(primary.port))
+    replica.send_signal(signal.SIGSTOP)  # connected, but it acknowledges nothing
+    try:
+        with pytest.raises(QmsError) as first:
+            await store.issue("social-security", idempotency="k")
+        assert first.value.code == "not_replicated"
+        # The retry comes from another client (another qms replica) and only
+        # replays. A bare WAIT on a fresh connection would confirm at once;
+        # after the script it waits for the first attempt's change.
+        other = create_redis(cluster.url, max_connections=2, socket_timeout=2.0)
+        try:
+            retry = HallStore(other, Scripts.register(other), config, min_replicas=1, wait_ms=200)
+            with pytest.raises(QmsError) as again:
+                await retry.issue("social-security", idempotency="k")
+            assert again.value.code == "not_replicated"
+        finally:
+            await other.aclose()
+    finally:
+        replica.send_signal(signal.SIGCONT)
+    done = await store.issue("social-security", idempotency="k")
+    assert done.replayed and done.value.ticket.number == "A001"
+    assert (await store.snapshot()).waiting_by_group["natural"] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+async def test_qms_serves_api_and_screens_over_a_cluster(
+    cluster: LocalCluster, client: RedisCluster, tmp_path: Path
+) -> None:
+    configs = [load_hall_config(p) for p in halls_on_every_primary(client, tmp_path)]
+    async with live_server(configs, cluster.url) as live:
+        for config in configs:
+            url = f"{live.ws}/ws/halls/{config.id}/display?token=display-token"
+            async with connect(url) as ws:
+                snap = json.loads(await ws.recv())
+                assert snap["type"] == "snapshot"
+                ticket = await post(live, config.id, "/tickets", "kiosk-token", service="household")
+                event = json.loads(await ws.recv())
+                assert (event["type"], event["number"]) == ("issued", ticket["number"])
+        assert (await live.api.get("/readyz")).status_code == 200

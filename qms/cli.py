@@ -70,7 +70,14 @@ def _parser() -> argparse.ArgumentParser:
         )
 
     serve = sub.add_parser("serve", help="serve one or more halls")
-    serve.add_argument("--config", action="append", type=Path, required=True, metavar="HALL.toml")
+    serve.add_argument(
+        "--config",
+        action="append",
+        type=Path,
+        required=True,
+        metavar="HALL.toml",
+        help="a hall file, or a directory: every *.toml in it (a mounted ConfigMap)",
+    )
     server_options(serve, 8000)
 
     demo = sub.add_parser("demo", help="run a bundled example hall with simulated visitors")
@@ -89,7 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     check = sub.add_parser("check-config", help="validate hall config files")
-    check.add_argument("configs", nargs="+", type=Path, metavar="HALL.toml")
+    check.add_argument(
+        "configs", nargs="+", type=Path, metavar="HALL.toml", help="hall files or directories"
+    )
 
     report = sub.add_parser("report", help="write a hall's daily report (CSV)")
     report.add_argument("--config", action="append", type=Path, required=True, metavar="HALL.toml")
@@ -107,10 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "check-config":
-            return check_config(args.configs)
+            return check_config(hall_files(args.configs))
         if args.command == "serve":
             settings = Settings.from_env(
-                configs=tuple(args.config), host=args.host, port=args.port,
+                configs=hall_files(args.config), host=args.host, port=args.port,
                 data_dir=args.data_dir, fsync=args.fsync,
             )  # fmt: skip
             return serve(settings, load_halls(settings.configs))
@@ -130,6 +139,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     raise AssertionError(args.command)
+
+
+def hall_files(paths: Sequence[Path]) -> tuple[Path, ...]:
+    """The hall files named, a directory standing for every `*.toml` in it
+    (sorted; hidden entries skipped, such as a mounted ConfigMap's `..data`).
+    A path that does not exist stays as given: loading it reports it."""
+    found: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            found.append(path)
+            continue
+        inside = sorted(
+            p for p in path.glob("*.toml") if not p.name.startswith(".") and p.is_file()
+        )
+        if not inside:
+            raise UsageError(f"{path}: no hall file (*.toml) in this directory")
+        found.extend(inside)
+    return tuple(found)
 
 
 def check_config(paths: Sequence[Path]) -> int:
@@ -274,7 +301,7 @@ def report(args: argparse.Namespace) -> int:
     """`qms report`: the CSV of one hall's day, from the archive and, with
     `QMS_REDIS_URL` set, the day's finished tickets still in Redis; with
     `--audit`, the day's audit trail from the same two sources."""
-    settings = Settings.from_env(configs=tuple(args.config), data_dir=args.data_dir)
+    settings = Settings.from_env(configs=hall_files(args.config), data_dir=args.data_dir)
     config = _pick_hall(load_halls(settings.configs), args.hall)
     day = _report_day(args.date, config)
     path = sqlite_path(settings.archive_url)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +18,22 @@ DEFAULT_DATA_DIR = Path(".qms-data")
 
 class SettingsError(ValueError):
     """An environment variable qms reads holds something unusable."""
+
+
+REQUIRE_REDIS_URL_ENV = "QMS_REQUIRE_REDIS_URL"
+"""Set (to anything but 0) where qms must never start its embedded Redis:
+the container image sets it, so a pod without `QMS_REDIS_URL` refuses to
+start instead of serving from a Redis that dies with the pod."""
+
+
+def _redis_url(env: Mapping[str, str]) -> str | None:
+    url = env.get("QMS_REDIS_URL") or None
+    if url is None and env.get(REQUIRE_REDIS_URL_ENV, "") not in ("", "0"):
+        raise SettingsError(
+            f"QMS_REDIS_URL is not set and {REQUIRE_REDIS_URL_ENV}=1 forbids the embedded "
+            "Redis: set QMS_REDIS_URL (redis://, redis+sentinel:// or redis+cluster://)"
+        )
+    return url
 
 
 def _number(name: str, default: str, kind: type[int] | type[float], minimum: float) -> Any:
@@ -111,7 +128,7 @@ class Settings:
         env = os.environ
         data_dir = Path(str(cli.get("data_dir", DEFAULT_DATA_DIR)))
         return cls(
-            redis_url=env.get("QMS_REDIS_URL") or None,
+            redis_url=_redis_url(env),
             redis_max_connections=_number("QMS_REDIS_MAX_CONNECTIONS", "64", int, 1),
             redis_min_replicas=_number("QMS_REDIS_MIN_REPLICAS", "0", int, 0),
             redis_wait_ms=_number("QMS_REDIS_WAIT_MS", "500", int, 1),

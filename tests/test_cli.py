@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from qms.settings import Settings
+from qms.settings import Settings, SettingsError
 from queue_core.keys import HallKeys
 from queue_core.redis_client import create_sync_redis
 from tests.support import TOKENS, write_hall
@@ -497,6 +497,81 @@ def test_serve_with_qms_redis_url_serves_and_stops_on_sigterm(
             doomed = list(client.scan_iter(match=HallKeys(hall.stem).match_all(), count=1000))
             if doomed:
                 client.delete(*doomed)
+
+
+@pytest.mark.redis
+def test_serve_as_the_container_image_runs_it(tmp_path: Path, redis_url: str) -> None:
+    """The image's way: `--config` names a directory (a mounted ConfigMap,
+    with its hidden `..data` entries) and QMS_REQUIRE_REDIS_URL=1 is set."""
+    halls_dir = tmp_path / "halls"
+    halls_dir.mkdir()
+    first, second = write_hall(halls_dir), write_hall(halls_dir)
+    (halls_dir / "..data").mkdir()
+    (halls_dir / "README").write_text("not a hall", encoding="utf-8")
+    port = free_port()
+    data_dir = tmp_path / "d"
+    args = ["serve", "--config", halls_dir, "--port", port, "--data-dir", data_dir]
+    env = qms_env(redis_url) | {"QMS_REQUIRE_REDIS_URL": "1"}
+    try:
+        with running_qms(args, cwd=tmp_path, port=port, env=env) as qms:
+            for hall in (first, second):
+                assert issue_ticket(qms, hall.stem)["number"] == "A001"
+            qms.process.send_signal(signal.SIGTERM)
+            assert qms.wait(STOP_TIMEOUT_S) == 0, qms.stderr()
+        assert not data_dir.exists()
+    finally:
+        with create_sync_redis(redis_url) as client:
+            for hall in (first, second):
+                doomed = list(client.scan_iter(match=HallKeys(hall.stem).match_all(), count=1000))
+                if doomed:
+                    client.delete(*doomed)
+
+
+def test_serve_refuses_the_embedded_redis_where_qms_require_redis_url_is_set(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "d"
+    env = qms_env() | {"QMS_REQUIRE_REDIS_URL": "1"}
+    result = run_qms(
+        "serve", "--config", write_hall(tmp_path), "--port", free_port(), "--data-dir", data_dir,
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
+    line = assert_one_clean_line(result)
+    assert result.returncode == 1
+    assert line.startswith("qms: QMS_REDIS_URL is not set and QMS_REQUIRE_REDIS_URL=1 forbids")
+    assert not data_dir.exists()
+
+
+def test_qms_require_redis_url_only_refuses_a_missing_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("QMS_REDIS_URL", raising=False)
+    monkeypatch.setenv("QMS_REQUIRE_REDIS_URL", "0")
+    assert Settings.from_env(configs=()).redis_url is None  # 0: the embedded Redis is fine
+    monkeypatch.setenv("QMS_REQUIRE_REDIS_URL", "1")
+    with pytest.raises(SettingsError, match="QMS_REDIS_URL is not set"):
+        Settings.from_env(configs=())
+    monkeypatch.setenv("QMS_REDIS_URL", "redis://redis:6379/0")
+    assert Settings.from_env(configs=()).redis_url == "redis://redis:6379/0"
+
+
+def test_check_config_of_a_directory_checks_every_hall_file_in_it(tmp_path: Path) -> None:
+    first, second = write_hall(tmp_path), write_hall(tmp_path)
+    (tmp_path / "..data").mkdir()  # as in a mounted ConfigMap
+    (tmp_path / "..data" / "x.toml").write_text("broken =", encoding="utf-8")
+    (tmp_path / "notes.txt").write_text("not a hall", encoding="utf-8")
+    result = run_qms("check-config", tmp_path, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split(": ")[0] for line in lines] == sorted([str(first), str(second)])
+
+
+def test_a_directory_without_hall_files_is_one_clean_line(tmp_path: Path) -> None:
+    empty = tmp_path / "halls"
+    empty.mkdir()
+    for args in (["check-config", empty], ["serve", "--config", empty, "--port", free_port()]):
+        result = run_qms(*args, cwd=tmp_path)
+        line = assert_one_clean_line(result)
+        assert result.returncode == 2
+        assert line == f"qms: {empty}: no hall file (*.toml) in this directory"
 
 
 @pytest.mark.redis

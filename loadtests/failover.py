@@ -460,7 +460,7 @@ class Options:
     cut_off_s: float = 0.6
     recover_timeout_s: float = 60.0
     latency_requests: int = 2000
-    latency_clients: int = 4
+    latency_clients: tuple[int, ...] = (1, 4)
 
 
 def failover_topology(workdir: Path) -> contextlib.AbstractContextManager[Deployment]:
@@ -472,7 +472,7 @@ def failover_topology(workdir: Path) -> contextlib.AbstractContextManager[Deploy
 
 def run_scenario(opts: Options, *, min_replicas: int, cut_off: bool) -> dict[str, Any]:
     """One failover under a steady stream: its timeline and findings."""
-    name = f"{'cut-off' if cut_off else 'kill'}-min{min_replicas}"
+    name = f"{'cut-off' if cut_off else 'kill'}-min{min_replicas}-{uuid.uuid4().hex[:6]}"
     workdir = opts.workdir / name
     workdir.mkdir(parents=True)
     hall = f"fo{uuid.uuid4().hex[:8]}"
@@ -537,9 +537,10 @@ async def _disrupt(
     }
 
 
-def measure_latency(opts: Options, min_replicas: int) -> dict[str, Any]:
-    """p50/p99 of an issue over HTTP, steady state, the replicas in sync."""
-    workdir = opts.workdir / f"latency-min{min_replicas}"
+def measure_latency(opts: Options, min_replicas: int) -> list[dict[str, Any]]:
+    """p50/p99 of an issue over HTTP, steady state, the replicas in sync,
+    with each of `opts.latency_clients` clients at a time."""
+    workdir = opts.workdir / f"latency-min{min_replicas}-{uuid.uuid4().hex[:6]}"
     workdir.mkdir(parents=True)
     hall = f"fo{uuid.uuid4().hex[:8]}"
     config = write_hall(workdir, hall)
@@ -548,16 +549,21 @@ def measure_latency(opts: Options, min_replicas: int) -> dict[str, Any]:
         serving(workdir, config, d.url, min_replicas=min_replicas) as qms,
     ):
         target = Target(f"http://{HOST}:{qms.port}", hall, ())
-        seconds = asyncio.run(_issue_latencies(target, opts.latency_requests, opts.latency_clients))
-    ms = sorted(s * 1000 for s in seconds)
-    return {
-        "min_replicas": min_replicas,
-        "requests": len(ms),
-        "clients": opts.latency_clients,
-        "p50_ms": round(percentile(ms, 50), 2),
-        "p99_ms": round(percentile(ms, 99), 2),
-        "mean_ms": round(statistics.fmean(ms), 2),
-    }
+        rows = []
+        for clients in opts.latency_clients:
+            seconds = asyncio.run(_issue_latencies(target, opts.latency_requests, clients))
+            ms = sorted(s * 1000 for s in seconds)
+            rows.append(
+                {
+                    "min_replicas": min_replicas,
+                    "requests": len(ms),
+                    "clients": clients,
+                    "p50_ms": round(percentile(ms, 50), 2),
+                    "p99_ms": round(percentile(ms, 99), 2),
+                    "mean_ms": round(statistics.fmean(ms), 2),
+                }
+            )
+    return rows
 
 
 async def _issue_latencies(target: Target, requests: int, clients: int) -> list[float]:
@@ -597,7 +603,7 @@ def run(opts: Options, repeat: int) -> dict[str, Any]:
                     flush=True,
                 )
                 runs.append(run_scenario(opts, min_replicas=min_replicas, cut_off=cut_off))
-    latency = [measure_latency(opts, m) for m in (0, 1)]
+    latency = [row for m in (0, 1) for row in measure_latency(opts, m)]
     return {
         "command": "python -m loadtests.failover " + " ".join(sys.argv[1:]),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -642,7 +648,7 @@ def table(report: dict[str, Any]) -> str:
         )
     lines += ["", "| min replicas | issue p50 (ms) | issue p99 (ms) | requests | clients |"]
     lines.append("|" + " --- |" * 5)
-    for lat in report["latency"]:
+    for lat in sorted(report["latency"], key=lambda r: (r["clients"], r["min_replicas"])):
         lines.append(
             f"| {lat['min_replicas']} | {lat['p50_ms']:.2f} | {lat['p99_ms']:.2f} "
             f"| {lat['requests']} | {lat['clients']} |"

@@ -39,7 +39,7 @@ from loadtests.failover import (
     write_hall,
 )
 from loadtests.http_bench import ADMIN_TOKEN
-from loadtests.redis_procs import Node, single_redis
+from loadtests.redis_procs import Node, sentinel_deployment, single_redis
 from tests.live import live_server, post
 from tests.support import TOKENS, make_config
 
@@ -254,6 +254,58 @@ async def test_while_redis_hangs_every_answer_is_a_fast_503_and_all_recovers(
             assert display.assert_in_order() == 1  # no resync was needed
             waiting = (await snapshot()).json()["groups"][0]["waiting"]
             assert waiting == len(issue_keys) + 1 - len(call_keys)
+
+
+# ------------------------------------------- a Sentinel with no primary
+
+
+async def test_while_the_sentinels_know_no_primary_every_answer_is_a_503(
+    tmp_path: Path,
+) -> None:
+    """A primary down with no replica to promote: the Sentinel flags it
+    down and redis-py finds no primary (`MasterNotFoundError`), which is a
+    503 at once; the same primary back, qms follows by itself."""
+    config = make_config(tmp_path)
+    hall = config.id
+    with sentinel_deployment(tmp_path / "redis", replicas=0) as deployment:
+        async with (
+            live_server([config], deployment.url) as live,
+            http_client(live.http, HUNG_CLIENT_TIMEOUT_S) as client,
+        ):
+            await post(live, hall, "/tickets", TOKENS["kiosk"], service="social-security")
+            deployment.primary.kill()
+
+            def flagged_down() -> bool:
+                with deployment.sentinel.client() as sentinel:
+                    return bool(sentinel.sentinel_master(deployment.service)["is_sdown"])
+
+            await until(flagged_down, 10, "the Sentinel flagging the primary down")
+            kiosk = {"Authorization": f"Bearer {TOKENS['kiosk']}"}
+            answers = await asyncio.gather(
+                *(
+                    client.post(
+                        f"/api/v1/halls/{hall}/tickets",
+                        json={"service": "social-security"},
+                        headers=kiosk,
+                    )
+                    for _ in range(20)
+                ),
+                client.get("/readyz"),
+            )
+            for r in answers:
+                assert r.status_code == 503, r.text
+                assert r.json()["error"]["code"] == "redis_unavailable"
+
+            deployment.extra.append(deployment.primary.restart())
+            await answer_until(
+                client,
+                "POST",
+                f"/api/v1/halls/{hall}/tickets",
+                201,
+                json={"service": "social-security"},
+                headers=kiosk,
+            )
+            assert (await client.get("/readyz")).status_code == 200
 
 
 # ------------------------------------------------- Sentinel failover, load

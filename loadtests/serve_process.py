@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -55,17 +56,23 @@ class ServeProcess:
 
     @staticmethod
     def spawn(
-        cmd: list[str], log: Path, *, redis_url: str | None = None, append: bool = False
+        cmd: list[str],
+        log: Path,
+        *,
+        redis_url: str | None = None,
+        append: bool = False,
+        env: Mapping[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
         """Run `cmd` with stdout and stderr to `log`, using `redis_url` as
         QMS_REDIS_URL, or the embedded Redis when None (whatever this
-        environment says)."""
-        env = {k: v for k, v in os.environ.items() if k != "QMS_REDIS_URL"}
+        environment says), and `env` on top of this environment."""
+        child_env = {k: v for k, v in os.environ.items() if k != "QMS_REDIS_URL"}
+        child_env.update(env or {})
         if redis_url:
-            env["QMS_REDIS_URL"] = redis_url
+            child_env["QMS_REDIS_URL"] = redis_url
         with log.open("ab" if append else "wb") as out:
             return subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                cmd, stdout=out, stderr=subprocess.STDOUT, env=child_env, start_new_session=True
             )
 
     def log_tail(self) -> str:

@@ -34,6 +34,7 @@ from qms.http import (
     error_response,
     halls_of,
     http_exception,
+    redis_budget_s,
     unexpected,
 )
 from qms.reports_http import report_routes
@@ -49,6 +50,25 @@ from queue_core.store import HallStore, load_audit_secret
 from ticketing.operations import OPERATIONS as TICKET_OPERATIONS
 
 log = logging.getLogger("qms")
+
+# The Redis client's bounds (docs/operations.md#failover). Requests are held
+# to `qms.http.REDIS_BUDGET_S` on top of these; these bound the rest (the
+# screens' hub, the day keeper, gauges, the archive sweep) and keep a hung
+# Redis from holding connections.
+CONNECT_TIMEOUT_S = 0.5
+"""A connect takes a millisecond on a LAN: a host that drops packets fails fast."""
+POOL_TIMEOUT_S = 0.5
+"""How long a command waits for a free connection (all 64 busy for that
+long means Redis is not answering)."""
+COMMAND_TIMEOUT_S = 2.0
+"""One reply; a script that ran this long would have stalled Redis for every
+client anyway. Longer when a change waits longer for its replicas."""
+
+
+def command_timeout_s(min_replicas: int, wait_ms: int) -> float:
+    if min_replicas <= 0:
+        return COMMAND_TIMEOUT_S
+    return max(COMMAND_TIMEOUT_S, wait_ms / 1000 + 1.0)
 
 
 def _version(distribution: str) -> str:
@@ -66,14 +86,18 @@ async def healthz(request: Request) -> Response:
     return JSON({"status": "ok"})
 
 
-async def readyz(request: Request) -> Response:
-    # Every hall shares one Redis client: asking through any of them is enough.
-    hall = next(iter(halls_of(request).values()))
-    try:
-        await asyncio.wait_for(hall.store.ping(), timeout=2.0)
-    except (QmsError, TimeoutError):
-        return error_response(503, "redis_unavailable", "Redis cannot be reached.")
-    return JSON({"status": "ready"})
+def readyz_endpoint(budget_s: float) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    async def readyz(request: Request) -> Response:
+        # Every hall shares one Redis client: asking through any of them is enough.
+        hall = next(iter(halls_of(request).values()))
+        try:
+            async with asyncio.timeout(budget_s):
+                await hall.store.ping()
+        except (QmsError, TimeoutError):
+            return error_response(503, "redis_unavailable", "Redis cannot be reached.")
+        return JSON({"status": "ready"})
+
+    return readyz
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -150,11 +174,18 @@ def create_app(
     `clock_rate` is how fast `clock` runs against real time (the demo's runs
     faster), so the day keeper wakes at each calendar boundary."""
     screens = gateway_settings or GatewaySettings()
+    budget_s = redis_budget_s(redis_min_replicas, redis_wait_ms)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         metrics.record_build(_version("qms"), platform.python_version(), _version("redis"))
-        redis = create_redis(redis_url, max_connections=redis_max_connections)
+        redis = create_redis(
+            redis_url,
+            max_connections=redis_max_connections,
+            pool_timeout=POOL_TIMEOUT_S,
+            socket_timeout=command_timeout_s(redis_min_replicas, redis_wait_ms),
+            connect_timeout=CONNECT_TIMEOUT_S,
+        )
         scripts = Scripts.register(redis)
         extra: dict[str, Any] = {} if clock is None else {"clock": clock}
         monitors = {
@@ -191,7 +222,9 @@ def create_app(
             halls,
             redis,
             scripts,
-            lambda: create_blocking_reader(redis_url, block_timeout_s=block_s),
+            lambda: create_blocking_reader(
+                redis_url, block_timeout_s=block_s, connect_timeout=CONNECT_TIMEOUT_S
+            ),
             screens,
         )
         gateway.start()
@@ -228,9 +261,9 @@ def create_app(
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
-        Route("/readyz", readyz),
+        Route("/readyz", readyz_endpoint(budget_s)),
         Route("/metrics", metrics_endpoint),
-        *api_routes(TICKET_OPERATIONS + WINDOW_OPERATIONS),
+        *api_routes(TICKET_OPERATIONS + WINDOW_OPERATIONS, budget_s),
         *report_routes(),
         *gateway_routes(_gateway_of, deny_websocket, bearer_token),
         *page_routes(),

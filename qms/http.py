@@ -6,6 +6,7 @@ done here once for every operation; handlers never see a raw request.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Iterable, Mapping
@@ -19,13 +20,25 @@ from starlette.websockets import WebSocket
 
 from queue_core import validation
 from queue_core.auth import authorize, idempotency_scope
-from queue_core.errors import ErrorKind, Invalid, Malformed, NotFound, QmsError, TooLarge
+from queue_core.errors import (
+    ErrorKind,
+    Invalid,
+    Malformed,
+    NotFound,
+    QmsError,
+    TooLarge,
+    Unavailable,
+)
 from queue_core.operations import Call, Hall, Operation, Reply, ReplyKind
 
 log = logging.getLogger("qms.http")
 
 API_PREFIX = "/api/v1/halls/{hall}"
 MAX_BODY_BYTES = 16 * 1024
+REDIS_BUDGET_S = 0.8
+"""How long an operation may wait on Redis before it is answered 503
+`redis_unavailable`: the contract's "a 503 within 1 s, never a hang" while
+Redis is unreachable, hung or has no primary (docs/operations.md#failover)."""
 
 STATUS = {
     ErrorKind.MALFORMED: 400,
@@ -109,10 +122,18 @@ def _too_large() -> TooLarge:
     return TooLarge("body_too_large", f"The request body is over {MAX_BODY_BYTES} bytes.")
 
 
-def _endpoint(op: Operation) -> Any:
+def redis_budget_s(min_replicas: int, wait_ms: int) -> float:
+    """`REDIS_BUDGET_S`, or more when every change waits for replicas
+    longer than it allows (`QMS_REDIS_WAIT_MS` set above ~500)."""
+    if min_replicas <= 0:
+        return REDIS_BUDGET_S
+    return max(REDIS_BUDGET_S, wait_ms / 1000 + 0.3)
+
+
+def _endpoint(op: Operation, budget_s: float) -> Any:
     async def endpoint(request: Request) -> Response:
         try:
-            reply = await _handle(op, request)
+            reply = await _handle(op, request, budget_s)
         except QmsError as exc:
             return qms_error_response(exc)
         if reply.kind is ReplyKind.EMPTY:
@@ -123,7 +144,7 @@ def _endpoint(op: Operation) -> Any:
     return endpoint
 
 
-async def _handle(op: Operation, request: Request) -> Reply:
+async def _handle(op: Operation, request: Request, budget_s: float) -> Reply:
     refuse_declared_oversize(request)  # before any other work
     params = dict(request.path_params)
     hall_id = params.pop("hall")
@@ -148,11 +169,28 @@ async def _handle(op: Operation, request: Request) -> Reply:
     raw = await read_body(request)
     body = parse_json_object(raw) if op.takes_body else {}
     query = dict(request.query_params)
-    return await op.handler(Call(hall, credential, params, body, scope, query, client))
+    call = Call(hall, credential, params, body, scope, query, client)
+    # The budget starts once the body is in: a slow upload is the client's
+    # time, not Redis's. A command cut off here may still have run (as after
+    # a socket timeout): its connection is dropped, never reused with a late
+    # reply in it, and the client's retry with the same Idempotency-Key
+    # gets the first answer.
+    try:
+        async with asyncio.timeout(budget_s):
+            return await op.handler(call)
+    except TimeoutError:
+        raise Unavailable(
+            "redis_unavailable", "The queue store did not answer in time; try again."
+        ) from None
 
 
-def api_routes(operations: Iterable[Operation]) -> list[Route]:
-    return [Route(API_PREFIX + op.path, _endpoint(op), methods=[op.method]) for op in operations]
+def api_routes(operations: Iterable[Operation], budget_s: float = REDIS_BUDGET_S) -> list[Route]:
+    """One route per operation; each answers 503 once it has waited
+    `budget_s` on Redis."""
+    return [
+        Route(API_PREFIX + op.path, _endpoint(op, budget_s), methods=[op.method])
+        for op in operations
+    ]
 
 
 async def http_exception(request: Request, exc: Exception) -> Response:

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import redis as redis_sync
 from websockets.asyncio.client import connect
 
-from qms.embedded_redis import find_redis_server
+from loadtests.redis_procs import Deployment, sentinel_deployment
 from queue_core.errors import QmsError
 from queue_core.models import WindowStatus
 from queue_core.redis_client import (
@@ -29,7 +27,6 @@ from queue_core.scripts import Scripts
 from queue_core.store import HallStore
 from tests.live import live_server, post
 from tests.support import make_config
-from tests.test_cli import free_port
 
 # ------------------------------------------------------------------ parsing
 
@@ -75,91 +72,10 @@ def test_passwords_never_reach_a_log() -> None:
 # ------------------------------------------------ a primary, a replica, a Sentinel
 
 
-@dataclass
-class Node:
-    port: int
-    proc: subprocess.Popen[bytes]
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
-@dataclass
-class Deployment:
-    primary: Node
-    replica: Node
-    sentinel: Node
-
-    @property
-    def url(self) -> str:
-        return f"redis+sentinel://127.0.0.1:{self.sentinel.port}/qms-primary"
-
-
-def _start(args: list[str], port: int) -> Node:
-    proc = subprocess.Popen(
-        [str(find_redis_server()), *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    node = Node(port, proc)
-    client = redis_sync.Redis(port=port, socket_timeout=1)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            return node
-        except redis_sync.ConnectionError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                node.kill()
-                raise
-            time.sleep(0.05)
-        finally:
-            client.close()
-
-
-def _wait(condition: object, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def deployment(tmp_path: Path) -> Iterator[Deployment]:
-    common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    p, r, s = free_port(), free_port(), free_port()
-    nodes: list[Node] = []
-    try:
-        # Each in a directory of its own: a full sync writes an RDB file there.
-        for name in ("primary", "replica"):
-            (tmp_path / name).mkdir()
-        nodes.append(_start(["--port", str(p), "--dir", str(tmp_path / "primary"), *common], p))
-        replica_args = ["--replicaof", "127.0.0.1", str(p), "--dir", str(tmp_path / "replica")]
-        nodes.append(_start(["--port", str(r), *replica_args, *common], r))
-        conf = tmp_path / "sentinel.conf"
-        conf.write_text(
-            f"port {s}\nbind 127.0.0.1\ndir {tmp_path}\n"
-            f"sentinel monitor qms-primary 127.0.0.1 {p} 1\n"
-            "sentinel down-after-milliseconds qms-primary 1000\n"
-            "sentinel failover-timeout qms-primary 5000\n",
-            encoding="utf-8",
-        )
-        nodes.append(_start([str(conf), "--sentinel"], s))
-        replica = redis_sync.Redis(port=r, decode_responses=True)
-        sentinel = redis_sync.Redis(port=s, decode_responses=True)
-        try:
-            _wait(lambda: replica.info("replication").get("master_link_status") == "up")
-            # The Sentinel has found the replica, so it can promote it.
-            _wait(lambda: len(sentinel.sentinel_slaves("qms-primary")) == 1)
-        finally:
-            replica.close()
-            sentinel.close()
-        yield Deployment(*nodes)
-    finally:
-        for node in nodes:
-            node.kill()
+    with sentinel_deployment(tmp_path) as d:
+        yield d
 
 
 @pytest.fixture

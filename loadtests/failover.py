@@ -50,10 +50,21 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
+import redis.cluster
 
 from loadtests.http_bench import ADMIN_TOKEN, KIOSK_TOKEN, hall_toml, qms_command
-from loadtests.redis_procs import Deployment, free_port, redis_version, sentinel_deployment
+from loadtests.redis_cluster import LocalCluster
+from loadtests.redis_procs import (
+    Deployment,
+    Node,
+    free_port,
+    redis_version,
+    sentinel_deployment,
+)
 from loadtests.serve_process import HOST, ServeProcess, percentile
+from queue_core.keys import HallKeys
+from queue_core.redis_client import create_sync_redis
 
 DEFAULT_JSON = Path(__file__).with_name("results") / "failover.json"
 CLIENT_TIMEOUT_S = 5.0
@@ -461,6 +472,8 @@ class Options:
     recover_timeout_s: float = 60.0
     latency_requests: int = 2000
     latency_clients: tuple[int, ...] = (1, 4)
+    cluster: bool = False
+    cluster_node_timeout_ms: int = 2000
 
 
 def failover_topology(workdir: Path) -> contextlib.AbstractContextManager[Deployment]:
@@ -468,6 +481,80 @@ def failover_topology(workdir: Path) -> contextlib.AbstractContextManager[Deploy
     return sentinel_deployment(
         workdir, replicas=2, sentinels=3, quorum=2, down_after_ms=1000, failover_timeout_ms=3000
     )
+
+
+@dataclass
+class ClusterShard:
+    """The shard of a Redis Cluster that holds the benchmark hall: what the
+    scenarios kill, cut off and ask, as of a Sentinel `Deployment`."""
+
+    cluster: LocalCluster
+    primary: Node
+    replicas: list[Node]
+
+    @classmethod
+    def of_hall(cls, cluster: LocalCluster, hall: str) -> ClusterShard:
+        with create_sync_redis(cluster.url) as client:
+            assert isinstance(client, redis.cluster.RedisCluster)
+            node = client.get_node_from_key(HallKeys(hall).seq)  # type: ignore[no-untyped-call]
+        port = int(node.port)
+        replicas = [cls._node(cluster, r) for r in cluster.replica_ports(port)]
+        return cls(cluster, cls._node(cluster, port), replicas)
+
+    @staticmethod
+    def _node(cluster: LocalCluster, port: int) -> Node:
+        return Node(port, [], cluster.procs[cluster.ports.index(port)], cluster.log_of(port))
+
+    @property
+    def url(self) -> str:
+        return self.cluster.url
+
+    def primary_port(self) -> int | None:
+        """Which of the shard's nodes is its primary now (None: neither)."""
+        for node in (self.primary, *self.replicas):
+            if node.alive:
+                with contextlib.suppress(redis.RedisError):
+                    role = node.ask("ROLE")
+                    if isinstance(role, list) and role and role[0] == "master":
+                        return node.port
+        return None
+
+
+@contextlib.contextmanager
+def cluster_topology(workdir: Path, node_timeout_ms: int) -> Iterator[LocalCluster]:
+    """3 primaries, two replicas each (as the Sentinel topology: with
+    `QMS_REDIS_MIN_REPLICAS=1` a promoted replica still has one to confirm
+    to); a primary unreachable for `node_timeout_ms` is failed over to a
+    replica by the other primaries' vote."""
+    cluster = LocalCluster.start(workdir, primaries=3, replicas=2, node_timeout_ms=node_timeout_ms)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def run_cluster_scenario(opts: Options, *, min_replicas: int, cut_off: bool) -> dict[str, Any]:
+    """One failover of the hall's Cluster shard under a steady stream."""
+    name = f"cluster-{'cut-off' if cut_off else 'kill'}-min{min_replicas}-{uuid.uuid4().hex[:6]}"
+    workdir = opts.workdir / name
+    workdir.mkdir(parents=True)
+    hall = f"fo{uuid.uuid4().hex[:8]}"
+    config = write_hall(workdir, hall)
+    with (
+        cluster_topology(workdir / "redis", opts.cluster_node_timeout_ms) as cluster,
+        serving(workdir, config, cluster.url, min_replicas=min_replicas) as qms,
+    ):
+        shard = ClusterShard.of_hall(cluster, hall)
+        issuers = max(1, opts.clients * 5 // 8)
+        windows = tuple(str(i) for i in range(1, opts.clients - issuers + 1))
+        target = Target(f"http://{HOST}:{qms.port}", hall, windows)
+        result = asyncio.run(_disrupt(opts, shard, target, issuers, cut_off))
+    result.update(
+        scenario=f"cluster {'cut-off' if cut_off else 'kill'}",
+        min_replicas=min_replicas,
+        node_timeout_ms=opts.cluster_node_timeout_ms,
+    )
+    return result
 
 
 def run_scenario(opts: Options, *, min_replicas: int, cut_off: bool) -> dict[str, Any]:
@@ -490,7 +577,7 @@ def run_scenario(opts: Options, *, min_replicas: int, cut_off: bool) -> dict[str
 
 
 async def _disrupt(
-    opts: Options, d: Deployment, target: Target, issuers: int, cut_off: bool
+    opts: Options, d: Deployment | ClusterShard, target: Target, issuers: int, cut_off: bool
 ) -> dict[str, Any]:
     await open_windows(target)
     stream = Stream(target, issuers=issuers)
@@ -603,6 +690,10 @@ def run(opts: Options, repeat: int) -> dict[str, Any]:
                     flush=True,
                 )
                 runs.append(run_scenario(opts, min_replicas=min_replicas, cut_off=cut_off))
+                if opts.cluster:
+                    runs.append(
+                        run_cluster_scenario(opts, min_replicas=min_replicas, cut_off=cut_off)
+                    )
     latency = [row for m in (0, 1) for row in measure_latency(opts, m)]
     return {
         "command": "python -m loadtests.failover " + " ".join(sys.argv[1:]),
@@ -664,6 +755,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--after", type=float, default=3.0, help="seconds of stream after recovery")
     p.add_argument("--cut-off-s", type=float, default=0.6, help="replicas silent before the kill")
     p.add_argument("--latency-requests", type=int, default=2000)
+    p.add_argument(
+        "--cluster",
+        action="store_true",
+        help="also fail over the hall's shard of a 3-primary Redis Cluster (a replica each)",
+    )
+    p.add_argument("--cluster-node-timeout-ms", type=int, default=2000)
     p.add_argument("--json", type=Path, default=DEFAULT_JSON)
     args = p.parse_args(argv)
     if args.clients < 2:
@@ -676,6 +773,8 @@ def main(argv: list[str] | None = None) -> int:
             after_s=args.after,
             cut_off_s=args.cut_off_s,
             latency_requests=args.latency_requests,
+            cluster=args.cluster,
+            cluster_node_timeout_ms=args.cluster_node_timeout_ms,
         )
         report = run(opts, args.repeat)
     args.json.parent.mkdir(parents=True, exist_ok=True)

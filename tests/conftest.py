@@ -2,7 +2,7 @@
 
 Set ``QMS_TEST_REDIS_URL`` to test against a Redis you run yourself, or
 ``QMS_TEST_REDIS_CLUSTER=<n>`` for a Cluster of n primaries started from the
-bundled redis-server (``tests/redis_cluster.py``); otherwise one embedded
+bundled redis-server (``loadtests/redis_cluster.py``); otherwise one embedded
 redis-server is started for the whole session.
 
 That Redis may be shared with other people or test runs, so tests never
@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from loadtests.redis_cluster import LocalCluster
 from qms.app import create_app
 from qms.embedded_redis import EmbeddedRedis
 from queue_core.config import HallConfig
@@ -29,7 +30,6 @@ from queue_core.keys import HallKeys
 from queue_core.redis_client import RedisClient, create_redis
 from queue_core.scripts import Scripts
 from queue_core.store import HallStore
-from tests.redis_cluster import LocalCluster
 from tests.support import Clock, make_config
 
 

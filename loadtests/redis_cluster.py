@@ -4,7 +4,8 @@
 (``cluster-enabled yes``, each in a directory of its own), joins them with
 the bundled ``redis-cli --cluster create`` and waits until every node says
 ``cluster_state:ok``. The test session uses it when ``QMS_TEST_REDIS_CLUSTER``
-is set (see ``conftest.py``); ``python -m tests.redis_cluster`` runs one in
+is set (see ``tests/conftest.py``), and ``loadtests.failover --cluster``;
+``python -m loadtests.redis_cluster`` runs one in
 the foreground for trying qms by hand.
 """
 
@@ -91,8 +92,11 @@ class LocalCluster:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.ports)
 
     @classmethod
-    def start(cls, directory: Path, primaries: int = 3, replicas: int = 0) -> Self:
-        """``primaries`` primaries, each with ``replicas`` replicas."""
+    def start(
+        cls, directory: Path, primaries: int = 3, replicas: int = 0, node_timeout_ms: int = 2000
+    ) -> Self:
+        """``primaries`` primaries, each with ``replicas`` replicas; a node is
+        failed (and its replica promoted) after ``node_timeout_ms`` unreachable."""
         server = find_redis_server()
         cluster = cls(directory, ports=[])
         try:
@@ -110,7 +114,7 @@ class LocalCluster:
                             "--dir", str(node_dir),
                             "--cluster-enabled", "yes",
                             "--cluster-config-file", "nodes.conf",
-                            "--cluster-node-timeout", "2000",
+                            "--cluster-node-timeout", str(node_timeout_ms),
                             "--save", "",
                             "--appendonly", "no",
                             ],
@@ -140,22 +144,28 @@ class LocalCluster:
             raise
         return cluster
 
-    def replica_of(self, primary_port: int) -> subprocess.Popen[bytes]:
-        """The process of (the first) replica of the primary on ``primary_port``."""
+    def replica_ports(self, primary_port: int) -> list[int]:
+        """The ports of the replicas of the primary on ``primary_port``."""
         client = redis_sync.Redis(port=primary_port, socket_timeout=1, decode_responses=True)
         try:
-            port = int(client.info("replication")["slave0"]["port"])
+            info = client.info("replication")
         finally:
             client.close()
-        return self.procs[self.ports.index(port)]
+        return [int(info[f"slave{i}"]["port"]) for i in range(int(info["connected_slaves"]))]
+
+    def replica_of(self, primary_port: int) -> subprocess.Popen[bytes]:
+        """The process of (the first) replica of the primary on ``primary_port``."""
+        return self.procs[self.ports.index(self.replica_ports(primary_port)[0])]
+
+    def log_of(self, port: int) -> Path:
+        return self.directory / f"node-{port}" / "redis.log"
 
     def _wait(self, condition: object, what: str) -> None:
         deadline = time.monotonic() + _READY_TIMEOUT_S
         while not condition():  # type: ignore[operator]
             if time.monotonic() > deadline or any(p.poll() is not None for p in self.procs):
                 logs = "".join(
-                    (self.directory / f"node-{p}" / "redis.log").read_text(errors="replace")[-600:]
-                    for p in self.ports
+                    self.log_of(p).read_text(errors="replace")[-600:] for p in self.ports
                 )
                 raise RuntimeError(
                     f"the local Redis Cluster did not come up: waiting for {what}\n{logs}"

@@ -115,6 +115,7 @@ class LocalCluster:
                             "--cluster-enabled", "yes",
                             "--cluster-config-file", "nodes.conf",
                             "--cluster-node-timeout", str(node_timeout_ms),
+                            "--cluster-require-full-coverage", "no",
                             "--save", "",
                             "--appendonly", "no",
                             ],

@@ -65,6 +65,7 @@ __all__ = [
     "is_cluster",
     "parse_cluster_url",
     "parse_sentinel_url",
+    "register_script",
     "run_and_wait",
 ]
 
@@ -284,6 +285,8 @@ def _cluster_client(
 ) -> RedisCluster:
     return RedisCluster(
         startup_nodes=[ClusterNode(h, p) for h, p in target.nodes],
+        # Halls on healthy shards keep working while another shard has no primary.
+        require_full_coverage=False,
         username=target.username,
         password=target.password,
         ssl=target.tls,
@@ -402,6 +405,42 @@ def describe_url(url: str) -> str:
         return "<unparseable Redis URL>"
 
 
+class _ClusterScript(AsyncScript):
+    """On a Cluster, a script missing from a node (restarted, or a replica
+    promoted since the last load) is loaded on that node alone. redis-py's
+    own would SCRIPT LOAD on every primary, and fail while any one is down,
+    stopping halls on healthy shards too."""
+
+    async def __call__(
+        self,
+        keys: Any = None,
+        args: Any = None,
+        client: Any = None,
+    ) -> Any:
+        cluster = client or self.registered_client
+        assert isinstance(cluster, RedisCluster)
+        keys, args = list(keys or []), list(args or [])
+        try:
+            return await cluster.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            await _load_on_node(cluster, self.script, keys[0])
+            return await cluster.evalsha(self.sha, len(keys), *keys, *args)
+
+
+async def _load_on_node(client: RedisCluster, source: Any, key: str) -> None:
+    await client.initialize()
+    node = client.get_node_from_key(key)
+    await client.execute_command("SCRIPT", "LOAD", source, target_nodes=node)
+
+
+def register_script(client: RedisClient, source: str) -> AsyncScript:
+    """A script run by EVALSHA (loaded when the server lacks it). Every
+    script of qms names at least one key: on a Cluster that picks its node."""
+    if isinstance(client, RedisCluster):
+        return _ClusterScript(client, source)
+    return client.register_script(source)
+
+
 async def run_and_wait(
     client: RedisClient,
     script: AsyncScript,
@@ -448,7 +487,10 @@ async def run_and_wait(
             # node restarted or promoted since the last load has none.
             if attempt == 2:
                 raise
-            await client.script_load(script.script)
+            if isinstance(client, RedisCluster):
+                await _load_on_node(client, script.script, keys[0])
+            else:
+                await client.script_load(script.script)
     raise AssertionError("unreachable")
 
 

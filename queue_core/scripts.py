@@ -12,7 +12,7 @@ from importlib.resources import files
 
 from redis.commands.core import AsyncScript
 
-from queue_core.redis_client import RedisClient
+from queue_core.redis_client import RedisClient, register_script
 
 _LUA = files("queue_core") / "lua"
 _LIB = "_lib.lua"
@@ -60,7 +60,7 @@ class Scripts:
     @classmethod
     def register(cls, redis: RedisClient) -> Scripts:
         names = MUTATING + STANDALONE
-        return cls({n: redis.register_script(source(n)) for n in names})
+        return cls({n: register_script(redis, source(n)) for n in names})
 
     def __getitem__(self, name: str) -> AsyncScript:
         return self.by_name[name]

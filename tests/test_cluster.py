@@ -7,13 +7,16 @@ a Cluster with replicas, or halls on every primary at once."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import redis as redis_sync
 from redis.asyncio.cluster import RedisCluster
 from websockets.asyncio.client import connect
 
@@ -194,3 +197,49 @@ def test_a_cluster_shard_failover_under_load_loses_no_acknowledged_change(tmp_pa
     assert found["tickets_lost"] == found["numbers_issued_twice"] == 0
     assert found["tickets_called_twice"] == found["calls_lost"] == 0
     assert result["timeline"]["first_success_s"] is not None
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+async def test_halls_on_other_shards_keep_working_while_one_shard_is_down(
+    tmp_path: Path,
+) -> None:
+    """A shard with no primary at all (no replica to promote) stops its own
+    halls, with fast 503s, and no other: the nodes run with
+    cluster-require-full-coverage no, as k8s/components/redis-cluster does,
+    and the client does not insist on every slot either."""
+    cluster = LocalCluster.start(tmp_path / "cluster", primaries=3, node_timeout_ms=1000)
+    client = create_redis(cluster.url, max_connections=8, socket_timeout=2.0, connect_timeout=0.5)
+    try:
+        assert isinstance(client, RedisCluster)
+        await client.initialize()
+        scripts = Scripts.register(client)
+        stores = [
+            HallStore(client, scripts, load_hall_config(p))
+            for p in halls_on_every_primary(client, tmp_path)
+        ]
+        down, *up = stores
+        node = client.get_node_from_key(down.keys.seq)
+        assert node is not None
+        cluster.procs[cluster.ports.index(int(node.port))].kill()
+        other = next(port for port in cluster.ports if port != int(node.port))
+        deadline = time.monotonic() + 30
+        while not marked_failed(other):
+            assert time.monotonic() < deadline, "the other nodes never marked it failed"
+            await asyncio.sleep(0.1)
+        for store in up:
+            issued = await store.issue("social-security")
+            assert issued.value.ticket.number == "A001"
+        with pytest.raises(QmsError) as refused:
+            await down.issue("social-security")
+        assert refused.value.code == "redis_unavailable"
+    finally:
+        await client.aclose()
+        cluster.stop()
+
+
+def marked_failed(port: int) -> bool:
+    """Whether the node on ``port`` sees a node flagged ``fail`` (not ``fail?``)."""
+    with redis_sync.Redis(port=port, decode_responses=True) as client:
+        nodes = str(client.execute_command("CLUSTER", "NODES"))
+    return any("fail" in line.split()[2].split(",") for line in nodes.splitlines() if line)

@@ -41,7 +41,7 @@ from queue_core.archive import (
 )
 from queue_core.config import HallConfig
 from queue_core.keys import HallKeys
-from queue_core.redis_client import RedisClient, guarded
+from queue_core.redis_client import RedisClient, guarded, register_script
 from queue_core.store import parse_audit, ticket_from_json
 
 _FORGET = (files("queue_core") / "archive" / "forget.lua").read_text(encoding="utf-8")
@@ -69,7 +69,7 @@ async def archive_hall(
     the next sweep; run the sweep again at any time, it is idempotent.
     """
     keys = HallKeys(config.id)
-    forget = redis.register_script(_FORGET)
+    forget = register_script(redis, _FORGET)
     cutoff = before_day.isoformat()
     pending: list[tuple[ArchivedTicket, str]] = []  # (row, the JSON it was read from)
     seen: set[str] = set()  # HSCAN may return a field twice while the hash changes
@@ -145,7 +145,7 @@ async def archive_audit(
     same entries upsert the same rows, and the cursor only moves forward.
     """
     keys = HallKeys(config.id)
-    advance = redis.register_script(_AUDIT_CURSOR)
+    advance = register_script(redis, _AUDIT_CURSOR)
     cursor = await guarded(redis.get(keys.audit_archived))
     low = "-" if cursor is None else f"({_text(cursor)}"
     total = 0

@@ -533,46 +533,38 @@ def cluster_topology(workdir: Path, node_timeout_ms: int) -> Iterator[LocalClust
         cluster.stop()
 
 
-def run_cluster_scenario(opts: Options, *, min_replicas: int, cut_off: bool) -> dict[str, Any]:
-    """One failover of the hall's Cluster shard under a steady stream."""
-    name = f"cluster-{'cut-off' if cut_off else 'kill'}-min{min_replicas}-{uuid.uuid4().hex[:6]}"
-    workdir = opts.workdir / name
+def run_scenario(
+    opts: Options, *, min_replicas: int, cut_off: bool, cluster: bool = False
+) -> dict[str, Any]:
+    """One failover under a steady stream (of a Sentinel's primary, or of the
+    hall's shard of a Cluster): its timeline and findings."""
+    scenario = ("cluster " if cluster else "") + ("cut-off" if cut_off else "kill")
+    run_id = f"{scenario.replace(' ', '-')}-min{min_replicas}-{uuid.uuid4().hex[:6]}"
+    workdir = opts.workdir / run_id
     workdir.mkdir(parents=True)
     hall = f"fo{uuid.uuid4().hex[:8]}"
     config = write_hall(workdir, hall)
-    with (
-        cluster_topology(workdir / "redis", opts.cluster_node_timeout_ms) as cluster,
-        serving(workdir, config, cluster.url, min_replicas=min_replicas) as qms,
-    ):
-        shard = ClusterShard.of_hall(cluster, hall)
-        issuers = max(1, opts.clients * 5 // 8)
-        windows = tuple(str(i) for i in range(1, opts.clients - issuers + 1))
-        target = Target(f"http://{HOST}:{qms.port}", hall, windows)
-        result = asyncio.run(_disrupt(opts, shard, target, issuers, cut_off))
-    result.update(
-        scenario=f"cluster {'cut-off' if cut_off else 'kill'}",
-        min_replicas=min_replicas,
-        node_timeout_ms=opts.cluster_node_timeout_ms,
+    topology: contextlib.AbstractContextManager[Deployment | LocalCluster] = (
+        cluster_topology(workdir / "redis", opts.cluster_node_timeout_ms)
+        if cluster
+        else failover_topology(workdir / "redis")
     )
-    return result
-
-
-def run_scenario(opts: Options, *, min_replicas: int, cut_off: bool) -> dict[str, Any]:
-    """One failover under a steady stream: its timeline and findings."""
-    name = f"{'cut-off' if cut_off else 'kill'}-min{min_replicas}-{uuid.uuid4().hex[:6]}"
-    workdir = opts.workdir / name
-    workdir.mkdir(parents=True)
-    hall = f"fo{uuid.uuid4().hex[:8]}"
-    config = write_hall(workdir, hall)
     with (
-        failover_topology(workdir / "redis") as d,
-        serving(workdir, config, d.url, min_replicas=min_replicas) as qms,
+        topology as redis_nodes,
+        serving(workdir, config, redis_nodes.url, min_replicas=min_replicas) as qms,
     ):
+        victim = (
+            ClusterShard.of_hall(redis_nodes, hall)
+            if isinstance(redis_nodes, LocalCluster)
+            else redis_nodes
+        )
         issuers = max(1, opts.clients * 5 // 8)
         windows = tuple(str(i) for i in range(1, opts.clients - issuers + 1))
         target = Target(f"http://{HOST}:{qms.port}", hall, windows)
-        result = asyncio.run(_disrupt(opts, d, target, issuers, cut_off))
-    result.update(scenario="cut-off" if cut_off else "kill", min_replicas=min_replicas)
+        result = asyncio.run(_disrupt(opts, victim, target, issuers, cut_off))
+    result.update(scenario=scenario, min_replicas=min_replicas)
+    if cluster:
+        result["node_timeout_ms"] = opts.cluster_node_timeout_ms
     return result
 
 
@@ -692,7 +684,7 @@ def run(opts: Options, repeat: int) -> dict[str, Any]:
                 runs.append(run_scenario(opts, min_replicas=min_replicas, cut_off=cut_off))
                 if opts.cluster:
                     runs.append(
-                        run_cluster_scenario(opts, min_replicas=min_replicas, cut_off=cut_off)
+                        run_scenario(opts, min_replicas=min_replicas, cut_off=cut_off, cluster=True)
                     )
     latency = [row for m in (0, 1) for row in measure_latency(opts, m)]
     return {

@@ -20,7 +20,7 @@ import redis as redis_sync
 from redis.asyncio.cluster import RedisCluster
 from websockets.asyncio.client import connect
 
-from loadtests.failover import Options, run_cluster_scenario
+from loadtests.failover import Options, run_scenario
 from loadtests.redis_cluster import LocalCluster
 from queue_core.config import load_hall_config
 from queue_core.errors import QmsError
@@ -189,7 +189,7 @@ def test_a_cluster_shard_failover_under_load_loses_no_acknowledged_change(tmp_pa
     is made twice, every request is answered, and qms follows the Cluster's
     promotion by itself."""
     opts = Options(tmp_path, steady_s=1.5, after_s=1.0)
-    result = run_cluster_scenario(opts, min_replicas=1, cut_off=True)
+    result = run_scenario(opts, min_replicas=1, cut_off=True, cluster=True)
     found = result["findings"]
     assert found["acknowledged"] > 0
     assert found["unanswered"] == 0

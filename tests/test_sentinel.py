@@ -91,6 +91,7 @@ async def sentinel_store(
 
 
 @pytest.mark.slow
+@pytest.mark.redis
 async def test_the_store_works_through_a_sentinel_and_follows_a_failover(
     sentinel_store: tuple[HallStore, Deployment],
 ) -> None:
@@ -123,6 +124,7 @@ async def test_the_store_works_through_a_sentinel_and_follows_a_failover(
 
 
 @pytest.mark.slow
+@pytest.mark.redis
 async def test_qms_serves_api_and_screens_through_a_sentinel(
     deployment: Deployment, tmp_path: Path
 ) -> None:
@@ -140,6 +142,7 @@ async def test_qms_serves_api_and_screens_through_a_sentinel(
 
 
 @pytest.mark.slow
+@pytest.mark.redis
 async def test_with_min_replicas_a_change_is_acknowledged_only_once_replicated(
     deployment: Deployment, tmp_path: Path
 ) -> None:

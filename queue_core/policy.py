@@ -1,8 +1,8 @@
-"""The dispatch rule and its companions, as pure functions (no I/O).
+"""A ticket's score and the hall's day, as pure functions (no I/O).
 
-A ticket's effective time is `issued_at - credit(class)`; a window calling
-next takes the smallest effective time among the groups it serves. Times
-are epoch milliseconds.
+A ticket's effective time is `issued_at - credit(class)`: the score its
+group's queue is ordered by. Who a window calls from those queues is the
+dispatch rule, `dispatcher/dispatch.py`. Times are epoch milliseconds.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 -- call_next.lua: a window calls the next person, completing its current ticket first.
 -- Takes, over the window's groups, the waiting ticket with the smallest
--- effective time (ties: the earlier issue, encoded in the member); a head
--- from a day that has ended is expired on the way, never called.
+-- effective time (ties: the earlier issue, encoded in the member): the rule of
+-- dispatcher/dispatch.py, checked against this script by the scenarios of
+-- tests/dispatch_scenarios.py. A head from a day that has ended is expired on
+-- the way, never called.
 -- KEYS: common (see _lib.lua), then the group queues
 -- ARGV: common, then
 --   ARGV[AO+1] window id   ARGV[AO+2] the window's group ids, comma-separated

@@ -12,8 +12,10 @@ if w.ticket then
   local t = redis.call('HGET', KEYS[2], w.ticket)
   if t then reply.wt = cjson.decode(t) end
 end
--- Call-next takes the smallest (score, member) over the groups' heads: the
--- first `limit` of each group, merged the same way, are the first `limit` of all.
+-- The dispatch rule (dispatcher/dispatch.py, checked against this script by
+-- tests/dispatch_scenarios.py): call-next takes the smallest (score, member)
+-- over the groups' heads, so the first `limit` of each group, merged the same
+-- way, are the first `limit` it will call.
 local heads = {}
 for i = 3, #KEYS do
   reply.total = reply.total + redis.call('ZCARD', KEYS[i])
@@ -27,7 +29,7 @@ table.sort(heads, function(a, b)
   return a.m < b.m
 end)
 for k = 1, math.min(limit, #heads) do
-  local id = string.match(heads[k].m, '^[^:]*:[^:]*:(.*)$')
+  local id = string.match(heads[k].m, '^%d+:%d+:(.+)$')
   local t = redis.call('HGET', KEYS[2], id)
   if t then reply.waiting[#reply.waiting + 1] = cjson.decode(t) end
 end

@@ -1,0 +1,123 @@
+"""The one table of dispatch scenarios.
+
+Each scenario is a hall (its windows and the groups each serves, the
+classes' credits), the tickets issued (group, class, minute), the calls the
+windows make in turn with the ticket each must take (None: nobody for it),
+and every ticket's `position` once all are issued (0 = next in its group).
+
+`tests/test_dispatch_rule.py` plays every scenario twice: through the pure
+rule (`dispatcher.dispatch`) and through the real scripts on Redis
+(`call_next.lua`, `ticket.lua`, `window_view.lua` via the store), and both
+must give what the table says. Add a scenario here when the rule changes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+GROUPS = ("natural", "legal", "police")
+"""The groups a scenario may use; each has one service (`SERVICE_OF`)."""
+SERVICE_OF = {"natural": "social-security", "legal": "business-licence", "police": "household"}
+PREFIX_OF = {"natural": "A", "legal": "C", "police": "D"}
+
+CREDITS = {"elderly": 20.0, "disabled": 20.0}
+"""Minutes of credit by class, unless a scenario says otherwise."""
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    label: str
+    group: str
+    minute: float
+    """Issued this many minutes after the scenario starts."""
+    priority: str = "normal"
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    windows: Mapping[str, tuple[str, ...]]
+    tickets: tuple[Issue, ...]
+    calls: tuple[tuple[str, str | None], ...]
+    positions: Mapping[str, int]
+    credits: Mapping[str, float] = field(default_factory=lambda: dict(CREDITS))
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        "one group: first come, first called",
+        windows={"1": ("natural",)},
+        tickets=(Issue("a", "natural", 0), Issue("b", "natural", 1), Issue("c", "natural", 2)),
+        calls=(("1", "a"), ("1", "b"), ("1", "c"), ("1", None)),
+        positions={"a": 0, "b": 1, "c": 2},
+    ),
+    Scenario(
+        "an elderly visitor goes ahead by the credit, not past everyone",
+        windows={"1": ("natural",)},
+        tickets=(
+            Issue("a", "natural", 0),
+            Issue("b", "natural", 5),
+            Issue("c", "natural", 15),
+            Issue("old", "natural", 30, "elderly"),  # counts as issued at minute 10
+        ),
+        calls=(("1", "a"), ("1", "b"), ("1", "old"), ("1", "c")),
+        positions={"a": 0, "b": 1, "old": 2, "c": 3},
+    ),
+    Scenario(
+        "equal places: the earlier issue first, then the earlier number",
+        windows={"1": ("natural",)},
+        tickets=(
+            Issue("a", "natural", 20, "elderly"),  # effective minute 0
+            Issue("b", "natural", 0),  # effective minute 0, issued earlier
+            Issue("c", "natural", 0),  # the same minute as b, a later number
+        ),
+        calls=(("1", "b"), ("1", "c"), ("1", "a")),
+        positions={"b": 0, "c": 1, "a": 2},
+    ),
+    Scenario(
+        "strict priority (an infinite credit) goes first and keeps its own arrival order",
+        windows={"1": ("natural",)},
+        tickets=(
+            Issue("a", "natural", 0),
+            Issue("d1", "natural", 50, "disabled"),
+            Issue("d2", "natural", 40, "disabled"),
+        ),
+        calls=(("1", "d2"), ("1", "d1"), ("1", "a")),
+        positions={"d2": 0, "d1": 1, "a": 2},
+        credits={"elderly": 20.0, "disabled": math.inf},
+    ),
+    Scenario(
+        "a window serving two groups takes the smaller place of their heads",
+        windows={"1": ("natural", "legal"), "2": ("natural",), "3": ("legal",)},
+        tickets=(
+            Issue("n1", "natural", 0),
+            Issue("l1", "legal", 1),
+            Issue("n2", "natural", 2),
+            Issue("l2", "legal", 3),
+            Issue("l3", "legal", 40, "elderly"),  # effective minute 20
+        ),
+        calls=(("1", "n1"), ("1", "l1"), ("3", "l2"), ("2", "n2"), ("1", "l3"), ("1", None)),
+        positions={"n1": 0, "n2": 1, "l1": 0, "l2": 1, "l3": 2},
+    ),
+    Scenario(
+        "a window never takes a group it does not serve",
+        windows={"2": ("natural",), "9": ("police",)},
+        tickets=(Issue("p1", "police", 0), Issue("n1", "natural", 5)),
+        calls=(("2", "n1"), ("2", None), ("9", "p1"), ("9", None)),
+        positions={"p1": 0, "n1": 0},
+    ),
+    Scenario(
+        "an elderly visitor of another group on a shared window",
+        windows={"1": ("natural", "legal")},
+        tickets=(
+            Issue("n1", "natural", 0),
+            Issue("n2", "natural", 10),
+            Issue("l1", "legal", 25, "elderly"),  # effective minute 5
+            Issue("n3", "natural", 12),
+        ),
+        calls=(("1", "n1"), ("1", "l1"), ("1", "n2"), ("1", "n3")),
+        positions={"n1": 0, "n2": 1, "n3": 2, "l1": 0},
+    ),
+)

@@ -15,8 +15,8 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from queue_core.estimator import EtaTable
-from queue_core.figures import HOUR_MS, HallFigures, estimates, hall_figures, service_model
+from dispatcher.estimator import EtaTable
+from dispatcher.figures import HOUR_MS, HallFigures, estimates, hall_figures, service_model
 from queue_core.models import TicketView
 from queue_core.presence import PresenceStore
 from queue_core.store import HallStore, Result

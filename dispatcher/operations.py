@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dispatcher.dashboard import dashboard_body
+from dispatcher.figures import HallFigures
 from queue_core import validation as v
 from queue_core.models import Role, WindowStatus
 from queue_core.operations import (
@@ -17,7 +19,6 @@ from queue_core.operations import (
 )
 from queue_core.wire import (
     audit_body,
-    dashboard_body,
     parked_body,
     snapshot_body,
     window_body,
@@ -141,7 +142,9 @@ async def snapshot(call: Call) -> Reply:
 
 
 async def dashboard(call: Call) -> Reply:
-    return ok(dashboard_body(await call.hall.monitor.figures(), call.hall.config))
+    figures = await call.hall.monitor.figures()
+    assert isinstance(figures, HallFigures)  # the monitor is the dispatcher's own
+    return ok(dashboard_body(figures, call.hall.config))
 
 
 OPERATIONS = (

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from displays.pages import hall_and_window_of, heartbeat_s, page_config, render
+from displays.page_kit import hall_and_window_of, heartbeat_s, page_config, render
 from queue_core.config import HallConfig, Window
 
 

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from displays.pages import hall_of, heartbeat_s, not_found, page_config, render
+from displays.page_kit import hall_of, heartbeat_s, not_found, page_config, render
 from queue_core.config import HallConfig
 
 __all__ = ["dashboard_config", "routes"]

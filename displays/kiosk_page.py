@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from displays.pages import hall_of, not_found, render
+from displays.page_kit import hall_of, not_found, render
 from queue_core.config import HallConfig
 from queue_core.validation import TICKET_ID
 

@@ -23,8 +23,8 @@ store), seeds N, N+1, … N+K-1 (default 1..5):
   progress is finished), so the open windows change during the day.
 
 At each ticket's issue, it records the simple estimate
-(`queue_core.estimate.eta_seconds`: position × configured group mean ÷ open
-windows of the group) and the learned one (`queue_core.estimator`), using
+(`dispatcher.naive_estimate.eta_seconds`: position × configured group mean ÷ open
+windows of the group) and the learned one (`dispatcher.estimator`), using
 only what is known at that moment: the model has learned from the visits
 completed so far that day. Then the actual wait when the ticket is called.
 It also re-estimates every waiting ticket at each half hour (checkpoints),
@@ -50,9 +50,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from queue_core import estimator as est
+from dispatcher import estimator as est
+from dispatcher.naive_estimate import eta_seconds
 from queue_core.config import HallConfig, load_hall_config
-from queue_core.estimate import eta_seconds
 
 DEMO_HALL = Path(__file__).resolve().parent.parent / "qms" / "demo_hall.toml"
 

@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.websockets import WebSocket
 
 from dispatcher.day_keeper import DayKeeper
+from dispatcher.figures import record_figures
 from dispatcher.monitor import HallMonitor
 from dispatcher.operations import OPERATIONS as WINDOW_OPERATIONS
 from displays.gateway import Gateway, GatewaySettings, gateway_routes
@@ -113,7 +114,7 @@ async def refresh_gauges(monitors: Mapping[str, HallMonitor], interval_s: float)
     while True:
         for hall_id, monitor in monitors.items():
             try:
-                metrics.record_figures(hall_id, (await monitor.view()).figures)
+                record_figures(hall_id, (await monitor.view()).figures)
             except QmsError:
                 metrics.record_redis_down(hall_id)
         await asyncio.sleep(interval_s)

@@ -4,13 +4,11 @@ periodic task from a snapshot, never inside a scrape."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
-from queue_core.figures import HallFigures
-from queue_core.models import EventType, OutcomeEvent, WindowStatus
+from queue_core.models import EventType, OutcomeEvent
 
 # `_created` series double the output and no dashboard of ours reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -180,37 +178,6 @@ def observe(hall: str, outcomes: Sequence[OutcomeEvent]) -> None:
             WAIT.labels(hall, o.group, o.priority).observe(o.wait_ms / 1000)
         if o.type is EventType.COMPLETED and o.service_ms is not None:
             SERVICE_TIME.labels(hall, o.group, o.priority).observe(o.service_ms / 1000)
-
-
-def record_figures(hall: str, f: HallFigures) -> None:
-    """Set the Redis-derived gauges from the monitor's latest read."""
-    for g in f.groups:
-        WAITING.labels(hall, g.id).set(g.waiting)
-        OLDEST_WAIT.labels(hall, g.id).set(g.oldest_wait_s or 0)
-    for s in f.services:
-        OVER_TARGET.labels(hall, s.id).set(s.over_target)
-        if s.target_s is not None:
-            WAIT_TARGET.labels(hall, s.id).set(s.target_s)
-    for status in WindowStatus:
-        WINDOWS.labels(hall, status.value).set(
-            sum(1 for w in f.windows if w.state.status is status)
-        )
-    for w in f.windows:
-        WINDOW_SERVED.labels(hall, w.state.id).set(w.served)
-        WINDOW_BUSY.labels(hall, w.state.id).set(w.busy_s)
-        WINDOW_IDLE.labels(hall, w.state.id).set(w.idle_s)
-    for span, acc in (("1h", f.accuracy_last_hour), ("today", f.accuracy_today)):
-        ESTIMATE_SAMPLES.labels(hall, span).set(acc.samples)
-        ESTIMATE_MAE.labels(hall, span).set(acc.mae_s if acc.mae_s is not None else math.nan)
-        ESTIMATE_IN_RANGE.labels(hall, span).set(
-            acc.in_range if acc.in_range is not None else math.nan
-        )
-    PARKED.labels(hall).set(f.parked)
-    if f.hall is not None:
-        HALL_OPEN.labels(hall).set(1 if f.hall.open else 0)
-    SCREENS_ONLINE.labels(hall).set(len(f.screens_online))
-    SCREENS_OFFLINE.labels(hall).set(len(f.screens_offline))
-    REDIS_UP.labels(hall).set(1)
 
 
 def record_build(version: str, python: str, redis_py: str) -> None:

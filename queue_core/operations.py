@@ -15,8 +15,7 @@ from typing import Any, Literal, Protocol
 
 from queue_core.auth import Credentials
 from queue_core.config import Credential, HallConfig
-from queue_core.estimator import EtaTable
-from queue_core.figures import HallFigures
+from queue_core.estimates import Estimates
 from queue_core.models import Actor, Role, TicketStatus, TicketView
 from queue_core.store import HallStore, Result
 from queue_core.wire import hall_body, ticket_body
@@ -25,11 +24,12 @@ from queue_core.wire import hall_body, ticket_body
 class Monitor(Protocol):
     """A hall's recent estimates and figures (the dispatcher's `HallMonitor`)."""
 
-    async def table(self, open_windows: frozenset[str] | None = None) -> EtaTable: ...
+    async def table(self, open_windows: frozenset[str] | None = None) -> Estimates: ...
 
-    async def issued(self, result: Result[TicketView]) -> EtaTable: ...
+    async def issued(self, result: Result[TicketView]) -> Estimates: ...
 
-    async def figures(self) -> HallFigures: ...
+    async def figures(self) -> object:
+        """The dashboard's figures, whose shape only the dispatcher knows."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,14 +11,12 @@ from zoneinfo import ZoneInfo
 
 from queue_core.calendar import MINUTE_MS, HallHours, closed_message
 from queue_core.config import HallConfig
-from queue_core.estimator import EtaTable, WaitEstimate
-from queue_core.figures import Accuracy, HallFigures
+from queue_core.estimates import Estimates, WaitRange
 from queue_core.models import (
     Appointment,
     AuditEntry,
     Event,
     EventType,
-    Rating,
     Snapshot,
     Ticket,
     TicketStatus,
@@ -40,8 +38,8 @@ def iso_ms(ms: int, tz: ZoneInfo) -> str:
 
 
 def ticket_estimate(
-    view: TicketView, config: HallConfig, table: EtaTable | None
-) -> WaitEstimate | None:
+    view: TicketView, config: HallConfig, table: Estimates | None
+) -> WaitRange | None:
     """The learned estimate for a waiting ticket at its live place in line;
     None once called, or while no open window serves its group. Only a
     waiting ticket needs a `table`."""
@@ -53,11 +51,11 @@ def ticket_estimate(
     return table.at(t.group, view.position)
 
 
-def _range(est: WaitEstimate | None) -> list[int] | None:
+def _range(est: WaitRange | None) -> list[int] | None:
     return None if est is None else [round(est.p10), round(est.p90)]
 
 
-def ticket_body(view: TicketView, config: HallConfig, table: EtaTable | None) -> dict[str, Any]:
+def ticket_body(view: TicketView, config: HallConfig, table: Estimates | None) -> dict[str, Any]:
     """The contract's ticket, with `eta_range_seconds`: the 80% range."""
     t = view.ticket
     waiting = t.status is TicketStatus.WAITING and view.position is not None
@@ -132,7 +130,7 @@ def appointment_body(a: Appointment, config: HallConfig) -> dict[str, Any]:
     return {"code": a.code, "service": a.service, "start": iso(a.start_ms, config.timezone)}
 
 
-def _service_queues(snap: Snapshot, config: HallConfig, table: EtaTable) -> list[dict[str, Any]]:
+def _service_queues(snap: Snapshot, config: HallConfig, table: Estimates) -> list[dict[str, Any]]:
     """Each service's waiting count and the estimate for a ticket taken now."""
     open_ids = snap.open_windows
     served = {g for w in config.windows if w.id in open_ids for g in w.groups}
@@ -152,7 +150,7 @@ def _service_queues(snap: Snapshot, config: HallConfig, table: EtaTable) -> list
 
 
 def snapshot_body(
-    snap: Snapshot, config: HallConfig, table: EtaTable, hall: dict[str, Any]
+    snap: Snapshot, config: HallConfig, table: Estimates, hall: dict[str, Any]
 ) -> dict[str, Any]:
     """`hall` is a `hall_body`: whether the hall is open, for the screens."""
     return {
@@ -261,7 +259,7 @@ def window_view_body(view: WindowView, config: HallConfig) -> dict[str, Any]:
 
 
 def services_body(
-    snap: Snapshot, config: HallConfig, table: EtaTable, hall: dict[str, Any]
+    snap: Snapshot, config: HallConfig, table: Estimates, hall: dict[str, Any]
 ) -> dict[str, Any]:
     """What a kiosk or a phone shows before issuing: the hall's services by
     group, with how many wait and about how long (no window or ticket
@@ -284,118 +282,5 @@ def services_body(
         "remote": {
             "enabled": config.remote.enabled,
             "require_phone": config.remote.require_phone,
-        },
-    }
-
-
-def _secs(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
-
-
-def _accuracy_body(acc: Accuracy) -> dict[str, Any]:
-    return {
-        "samples": acc.samples,
-        "mae_seconds": _secs(acc.mae_s),
-        "in_range": None if acc.in_range is None else round(acc.in_range, 3),
-    }
-
-
-def dashboard_body(f: HallFigures, config: HallConfig) -> dict[str, Any]:
-    """The manager's dashboard: `HallFigures` with the hall's names."""
-    tz = config.timezone
-    rated = sum(f.ratings.values())
-    satisfied = f.ratings.get("very_satisfied", 0) + f.ratings.get("satisfied", 0)
-    hours = None if f.hall is None else hall_body(f.hall, config, f.at_ms)
-    return {
-        "at": iso_ms(f.at_ms, tz),
-        "seq": f.seq,
-        "hall": {"id": config.id, "name": config.name, "hours": hours},
-        "parked": f.parked,
-        "expired_today": f.expired_today,
-        "groups": [
-            {
-                "id": g.id,
-                "name": config.group_by_id[g.id].name,
-                "waiting": g.waiting,
-                "oldest_wait_seconds": None if g.oldest_wait_s is None else round(g.oldest_wait_s),
-                "open_windows": g.open_windows,
-            }
-            for g in f.groups
-        ],
-        "services": [
-            {
-                "id": s.id,
-                "name": config.service_by_id[s.id].name,
-                "group": s.group,
-                "waiting": s.waiting,
-                "eta_seconds": None if s.eta is None else round(s.eta.central),
-                "eta_low_seconds": None if s.eta is None else round(s.eta.p10),
-                "eta_high_seconds": None if s.eta is None else round(s.eta.p90),
-                "target_minutes": config.service_by_id[s.id].target_minutes,
-                "over_target": s.over_target,
-            }
-            for s in f.services
-        ],
-        "waits": {
-            "last_hour": {
-                "called": f.last_hour.called,
-                "mean_seconds": _secs(f.last_hour.mean_s),
-                "p90_seconds": _secs(f.last_hour.p90_s),
-            }
-        },
-        "hours": [
-            {
-                "hour": h.hour,
-                "issued": h.issued,
-                "called": h.called,
-                "served": h.served,
-                "mean_wait_seconds": _secs(h.mean_wait_s),
-            }
-            for h in f.hours
-        ],
-        "windows": [
-            window_body(w.state, config)
-            | {
-                "served": w.served,
-                "busy_seconds": round(w.busy_s),
-                "idle_seconds": round(w.idle_s),
-                "utilisation": None if w.utilisation is None else round(w.utilisation, 3),
-            }
-            for w in f.windows
-        ],
-        "breaches": [
-            {
-                "number": b.ticket.number,
-                "service": b.ticket.service,
-                "group": b.ticket.group,
-                "waited_seconds": round(b.waited_s),
-                "target_seconds": round(b.target_s),
-            }
-            for b in f.breaches
-        ],
-        "breach_count": f.breach_count,
-        "screens": {
-            "online": [
-                {
-                    "id": p.screen,
-                    "page": p.page.value,
-                    "window": p.window,
-                    "since": iso(p.connected_ms, tz),
-                }
-                for p in f.screens_online
-            ],
-            "offline": [
-                {"id": s.screen, "page": None, "window": None, "last_seen": iso(s.last_seen_ms, tz)}
-                for s in f.screens_offline
-            ],
-        },
-        "estimates": {
-            "last_hour": _accuracy_body(f.accuracy_last_hour),
-            "today": _accuracy_body(f.accuracy_today),
-        },
-        "ratings": {
-            "rated": rated,
-            "satisfied_share": round(satisfied / rated, 3) if rated else None,
-            "scores": {r.value: f.ratings.get(r.value, 0) for r in Rating},
         },
     }

@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from queue_core.config import HallConfig, load_hall_config
-from queue_core.estimator import (
+from dispatcher.estimator import (
     EtaTable,
     OpenWindow,
     ServiceTimeModel,
     WaitingTicket,
     eta_table,
 )
+from queue_core.config import HallConfig, load_hall_config
 
 RUN = secrets.token_hex(3)
 """Every hall of a test session starts with this, so runs never share keys."""

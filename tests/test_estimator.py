@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from queue_core import estimator as est
-from queue_core.config import load_hall_config
-from queue_core.estimator import (
+from dispatcher import estimator as est
+from dispatcher.estimator import (
     CALL_MOMENT_S,
     OpenWindow,
     ServiceStats,
@@ -19,6 +18,7 @@ from queue_core.estimator import (
     estimate_wait,
     estimate_waits,
 )
+from queue_core.config import load_hall_config
 
 MIN = 60.0
 DEMO_HALL = Path(__file__).resolve().parent.parent / "qms" / "demo_hall.toml"

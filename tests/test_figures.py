@@ -1,5 +1,5 @@
-"""The hall's figures (queue_core/figures.py) and the ETA table
-(queue_core/estimator.py) on hand-built data: pure functions, no Redis.
+"""The hall's figures (dispatcher/figures.py) and the ETA table
+(dispatcher/estimator.py) on hand-built data: pure functions, no Redis.
 
 The test day is 2026-11-21 in Asia/Shanghai; `at(h, m)` is that local time
 in epoch ms (an hour before 0 reaches into the day before).
@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from queue_core.config import HallConfig
-from queue_core.estimator import (
+from dispatcher.estimator import (
     CALL_MOMENT_S,
     OpenWindow,
     ServiceTimeModel,
@@ -25,7 +24,7 @@ from queue_core.estimator import (
     eta_table,
     model_from_visits,
 )
-from queue_core.figures import (
+from dispatcher.figures import (
     BREACHES_SHOWN,
     Accuracy,
     HourFigures,
@@ -39,6 +38,7 @@ from queue_core.figures import (
     service_model,
     wait_summary,
 )
+from queue_core.config import HallConfig
 from queue_core.models import (
     CallRecord,
     HallState,

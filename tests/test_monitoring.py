@@ -22,12 +22,11 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
+from dispatcher.estimator import OpenWindow, WaitingTicket, eta_table, model_from_visits
+from dispatcher.figures import HallFigures, record_figures
 from dispatcher.monitor import HallMonitor
 from qms.app import create_app
-from queue_core import metrics
 from queue_core.config import HallConfig
-from queue_core.estimator import OpenWindow, WaitingTicket, eta_table, model_from_visits
-from queue_core.figures import HallFigures
 from queue_core.keys import HallKeys
 from queue_core.models import Role, ScreenPage, ScreenPresence
 from queue_core.operations import Hall
@@ -121,7 +120,7 @@ async def mon(redis_url: str, redis: RedisClient, tmp_path: Path) -> AsyncIterat
 async def refresh(kit: MonKit) -> HallFigures:
     """What the app's periodic task does once: read the hall, set the gauges."""
     figures = (await kit.monitor.refresh()).figures
-    metrics.record_figures(kit.config.id, figures)
+    record_figures(kit.config.id, figures)
     return figures
 
 
@@ -457,9 +456,9 @@ async def test_two_replicas_on_one_redis_agree(
             assert fa == fb
             assert fa.breach_count > 0 and fa.groups[0].waiting > 0  # not an empty hall
             # ... hence the same gauges (set one replica's, then the other's)
-            metrics.record_figures(hall, fa)
+            record_figures(hall, fa)
             gauges_a = hall_gauges(hall)
-            metrics.record_figures(hall, fb)
+            record_figures(hall, fb)
             assert hall_gauges(hall) == gauges_a
             assert gauges_a  # there are some
             # ... the same dashboard (but for when it was read) ...

@@ -26,7 +26,7 @@ from playwright.async_api import Browser, Page, ViewportSize
 
 from displays.gateway import GatewaySettings
 from displays.hub import HubSettings
-from displays.pages import STATIC_PATH
+from displays.page_kit import STATIC_PATH
 from queue_core.config import HallConfig, load_hall_config
 from queue_core.keys import HallKeys
 from tests.browser import BROWSER_MARKS, fresh_page, keep_for_review, until

@@ -30,7 +30,7 @@ from playwright.async_api import (
 
 from displays.gateway import GatewaySettings
 from displays.hub import HubSettings
-from displays.pages import STATIC_PATH
+from displays.page_kit import STATIC_PATH
 from queue_core.config import HallConfig
 from queue_core.keys import HallKeys
 from queue_core.scripts import Scripts

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from dispatcher.naive_estimate import eta_seconds, mean_service_seconds, open_windows_serving
 from queue_core import policy
 from queue_core.config import AppointmentRules
-from queue_core.estimate import eta_seconds, mean_service_seconds, open_windows_serving
 from tests.support import make_config
 
 T0 = 1_795_222_800_000

@@ -16,7 +16,8 @@ The model, in two parts.
 
 2. **Waits, by replaying the dispatch rule on expected times.** The waiting
    tickets are taken in the dispatch order (smallest effective time first,
-   then issue time), and the open windows are replayed: each window becomes
+   then issue time: `dispatcher/dispatch.py`, the rule the scripts follow),
+   and the open windows are replayed: each window becomes
    free when its current visit is expected to end (the learned mean of the
    remaining time of a lognormal visit that has already lasted `elapsed`),
    and when free it takes, among the groups it serves, the waiting ticket
@@ -53,6 +54,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from dispatcher.dispatch import dispatch_key, in_dispatch_order, take
 from queue_core.config import HallConfig
 
 PRIOR_WEIGHT = 5.0
@@ -193,7 +195,7 @@ def estimate_waits(
     windows: Sequence[OpenWindow],
 ) -> dict[str, WaitEstimate | None]:
     """Estimates for every waiting ticket, from one replay of the dispatch."""
-    tickets = sorted(waiting, key=lambda t: (t.effective, t.issued, t.id))
+    tickets = in_dispatch_order(waiting)
     capacity: dict[str, int] = {}
     for w in windows:
         for g in w.groups:
@@ -224,17 +226,8 @@ def estimate_waits(
     while free:
         at, i = heapq.heappop(free)
         window = windows[i]
-        best: WaitingTicket | None = None
-        for g in window.groups:
-            q, h = queues.get(g), heads.get(g, 0)
-            if q is not None and h < len(q):
-                cand = q[h]
-                if best is None or (cand.effective, cand.issued, cand.id) < (
-                    best.effective,
-                    best.issued,
-                    best.id,
-                ):
-                    best = cand
+        best = take(window.groups, {g: q[heads[g]] for g in window.groups
+                                    if (q := queues.get(g)) and heads[g] < len(q)})  # fmt: skip
         if best is None:
             continue  # nobody this window may call is waiting: it drops out of the replay
         heads[best.group] += 1
@@ -266,8 +259,8 @@ def estimate_wait(
     """The estimate for one ticket. `ahead` may hold the whole hall's queue:
     tickets after this one in dispatch order are dropped, since no window
     takes them before it, and neither can they hold a window it could use."""
-    key = (ticket.effective, ticket.issued, ticket.id)
-    before = [t for t in ahead if (t.effective, t.issued, t.id) < key]
+    key = dispatch_key(ticket)
+    before = [t for t in ahead if dispatch_key(t) < key]
     return estimate_waits(model, [*before, ticket], windows)[ticket.id]
 
 

@@ -13,9 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from queue_core.calendar import HallHours, hall_hours
-from queue_core.config import HallConfig
-from queue_core.estimator import (
+from dispatcher.estimator import (
     EtaTable,
     OpenWindow,
     ServiceTimeModel,
@@ -24,6 +22,9 @@ from queue_core.estimator import (
     eta_table,
     model_from_visits,
 )
+from queue_core import metrics
+from queue_core.calendar import HallHours, hall_hours
+from queue_core.config import HallConfig
 from queue_core.models import (
     CallRecord,
     HallState,
@@ -325,3 +326,35 @@ def _window_figures(
         max(opened - busy, 0) / 1000,
         opened / 1000,
     )
+
+
+def record_figures(hall: str, f: HallFigures) -> None:
+    """Set the Redis-derived gauges from the monitor's latest read."""
+    for g in f.groups:
+        metrics.WAITING.labels(hall, g.id).set(g.waiting)
+        metrics.OLDEST_WAIT.labels(hall, g.id).set(g.oldest_wait_s or 0)
+    for s in f.services:
+        metrics.OVER_TARGET.labels(hall, s.id).set(s.over_target)
+        if s.target_s is not None:
+            metrics.WAIT_TARGET.labels(hall, s.id).set(s.target_s)
+    for status in WindowStatus:
+        metrics.WINDOWS.labels(hall, status.value).set(
+            sum(1 for w in f.windows if w.state.status is status)
+        )
+    for w in f.windows:
+        metrics.WINDOW_SERVED.labels(hall, w.state.id).set(w.served)
+        metrics.WINDOW_BUSY.labels(hall, w.state.id).set(w.busy_s)
+        metrics.WINDOW_IDLE.labels(hall, w.state.id).set(w.idle_s)
+    for span, acc in (("1h", f.accuracy_last_hour), ("today", f.accuracy_today)):
+        metrics.ESTIMATE_SAMPLES.labels(hall, span).set(acc.samples)
+        mae = acc.mae_s if acc.mae_s is not None else math.nan
+        metrics.ESTIMATE_MAE.labels(hall, span).set(mae)
+        metrics.ESTIMATE_IN_RANGE.labels(hall, span).set(
+            acc.in_range if acc.in_range is not None else math.nan
+        )
+    metrics.PARKED.labels(hall).set(f.parked)
+    if f.hall is not None:
+        metrics.HALL_OPEN.labels(hall).set(1 if f.hall.open else 0)
+    metrics.SCREENS_ONLINE.labels(hall).set(len(f.screens_online))
+    metrics.SCREENS_OFFLINE.labels(hall).set(len(f.screens_offline))
+    metrics.REDIS_UP.labels(hall).set(1)

@@ -20,7 +20,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol, TypeVar
 
-__all__ = ["Queued", "dispatch_key", "in_dispatch_order", "take", "take_order"]
+__all__ = ["GROUPS", "PLACE", "Queued", "dispatch_key", "in_dispatch_order", "take", "take_order"]
+
+PLACE = "place"
+"""A window's order: the smallest place over the heads of all its groups."""
+GROUPS = "groups"
+"""A window's order: the head of its first group (in its own order) with anyone waiting."""
 
 
 class Queued(Protocol):
@@ -54,28 +59,34 @@ def in_dispatch_order(tickets: Iterable[Q]) -> list[Q]:
     return sorted(tickets, key=dispatch_key)
 
 
-def take(groups: Iterable[str], heads: Mapping[str, Q]) -> Q | None:
-    """The ticket a window serving `groups` calls, given the head (first in
-    place order) of each group's queue that has anyone waiting: the head with
-    the smallest place. None when none of its groups has anyone."""
+def take(groups: Iterable[str], heads: Mapping[str, Q], order: str = PLACE) -> Q | None:
+    """The ticket a window serving `groups` (in its own order) calls, given
+    the head (first in place order) of each group's queue that has anyone
+    waiting. Its `order` "place": the head with the smallest place; "groups":
+    the head of its first group with anyone (a work profile). None when none
+    of its groups has anyone."""
     best: Q | None = None
     for group in groups:
         head = heads.get(group)
         if head is not None and (best is None or dispatch_key(head) < dispatch_key(best)):
             best = head
+            if order == GROUPS:
+                break
     return best
 
 
-def take_order(groups: Sequence[str], queues: Mapping[str, Sequence[Q]]) -> list[Q]:
+def take_order(
+    groups: Sequence[str], queues: Mapping[str, Sequence[Q]], order: str = PLACE
+) -> list[Q]:
     """Everyone a window serving `groups` would call, in the order it would
     call them if it alone called and nobody else came: `take` again and
     again. `queues` holds each group's queue in place order."""
     at = dict.fromkeys(groups, 0)
-    order: list[Q] = []
+    called: list[Q] = []
     while True:
         heads = {g: q[at[g]] for g in groups if at[g] < len(q := queues.get(g, ()))}
-        ticket = take(groups, heads)
+        ticket = take(groups, heads, order)
         if ticket is None:
-            return order
-        order.append(ticket)
+            return called
+        called.append(ticket)
         at[ticket.group] += 1

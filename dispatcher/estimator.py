@@ -54,7 +54,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from dispatcher.dispatch import dispatch_key, in_dispatch_order, take
+from dispatcher.dispatch import PLACE, dispatch_key, in_dispatch_order, take
 from queue_core.config import HallConfig
 
 PRIOR_WEIGHT = 5.0
@@ -175,6 +175,8 @@ class OpenWindow:
     """Service of the ticket being served, None when the window is free."""
     elapsed: float = 0.0
     """Seconds since that ticket was called."""
+    order: str = PLACE
+    """How it picks among its groups (`dispatcher.dispatch`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +229,8 @@ def estimate_waits(
         at, i = heapq.heappop(free)
         window = windows[i]
         best = take(window.groups, {g: q[heads[g]] for g in window.groups
-                                    if (q := queues.get(g)) and heads[g] < len(q)})  # fmt: skip
+                                    if (q := queues.get(g)) and heads[g] < len(q)},
+                    window.order)  # fmt: skip
         if best is None:
             continue  # nobody this window may call is waiting: it drops out of the replay
         heads[best.group] += 1

@@ -161,8 +161,9 @@ def estimates(
         elapsed = 0.0
         if serving is not None and serving.called_ms is not None:
             elapsed = max(now_ms - serving.called_ms, 0) / 1000
-        groups = config.window_by_id[w.id].groups
-        windows.append(OpenWindow(w.id, groups, serving.service if serving else None, elapsed))
+        window = config.window_by_id[w.id]
+        service = serving.service if serving else None
+        windows.append(OpenWindow(w.id, window.groups, service, elapsed, window.order))
     # Keyed by queue member, which leads with the issue time and the event
     # number: the replay then breaks ties exactly as Redis orders the queue.
     queues = {

@@ -70,6 +70,23 @@ class Window:
     id: str
     name: str
     groups: tuple[str, ...]
+    order: str = "place"
+    """How it picks among its groups (`WINDOW_ORDERS`): "place", the earliest
+    place across them; "groups", its first group (in `groups` order) with
+    anyone waiting: the window's work profile."""
+
+
+RULES: Final = ("credit", "fifo")
+"""`[dispatch] rule`: "credit", the classes' time credits; "fifo", arrival
+order, credits ignored."""
+WINDOW_ORDERS: Final = ("place", "groups")
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchRules:
+    """`[dispatch]`: the hall's rule for who is called next."""
+
+    rule: str = "credit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +141,7 @@ class HallConfig:
     hours: Hours | None = None
     """`[hours]`; None (no such section): open all day, every day."""
     calling: CallingRules = field(default_factory=CallingRules)
+    dispatch: DispatchRules = field(default_factory=DispatchRules)
     language: str = "zh"
     """The language of what the hall's visitors read ("zh" or "en")."""
     group_by_id: dict[str, Group] = field(init=False, repr=False, compare=False)
@@ -136,7 +154,11 @@ class HallConfig:
         object.__setattr__(self, "window_by_id", {w.id: w for w in self.windows})
 
     def credit_minutes(self, priority: str) -> float:
-        """The time credit of a class: 0 when absent, `math.inf` for strict priority."""
+        """The time credit a class gets in the queue under the hall's rule: its
+        configured credit (0 when absent, `math.inf` for strict priority);
+        under "fifo" none."""
+        if self.dispatch.rule == "fifo":
+            return 0.0
         return self.priority.get(priority, 0.0)
 
     def kiosk_classes(self) -> frozenset[str]:
@@ -197,7 +219,7 @@ _SHA256_HEX: Final = re.compile(r"[0-9a-fA-F]{64}")
 _MIN_TOKEN_CHARS: Final = 8
 
 _SECTIONS: Final = (
-    "hall", "priority", "appointments", "remote", "hours", "calling",
+    "hall", "priority", "appointments", "remote", "hours", "calling", "dispatch",
     "group", "service", "window", "credential",
 )  # fmt: skip
 _LANGUAGES: Final = ("zh", "en")  # the first is the default
@@ -247,6 +269,7 @@ def _check_file(path: str | Path) -> _Checked:
     remote = _remote(report, doc)
     hours = _hours(report, doc)
     calling = _calling(report, doc)
+    dispatch = _dispatch(report, doc)
     groups = _groups(report, doc)
     # Without a usable [[group]] section no group exists: every reference to
     # one is a problem of its own, listed along with the section's.
@@ -275,6 +298,7 @@ def _check_file(path: str | Path) -> _Checked:
         source=str(path),
         hours=hours,
         calling=calling,
+        dispatch=dispatch,
         language=language,
     )
     return _Checked(config, [], hall_id)
@@ -457,6 +481,17 @@ class _Table:
             return default
         if not isinstance(value, bool):
             self.report.add(self.key(name), f"must be true or false, not {_kind(value)}")
+            return default
+        return value
+
+    def choice(self, name: str, options: Sequence[str], default: str) -> str:
+        value = self._get(name, required=False)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, str) or value not in options:
+            shown = repr(value) if isinstance(value, str) else _kind(value)
+            allowed = " or ".join(f'"{o}"' for o in options)
+            self.report.add(self.key(name), f"must be {allowed}, not {shown}")
             return default
         return value
 
@@ -797,6 +832,14 @@ def _calling(report: _Report, doc: dict[str, object]) -> CallingRules:
     )
 
 
+def _dispatch(report: _Report, doc: dict[str, object]) -> DispatchRules:
+    data = _table(report, doc, "dispatch")
+    if data is None:
+        return DispatchRules()
+    t = _Table(report, "dispatch", data, ("rule",))
+    return DispatchRules(rule=t.choice("rule", RULES, RULES[0]))
+
+
 def _groups(report: _Report, doc: dict[str, object]) -> _Entries[Group] | None:
     entries = _array_of_tables(report, doc, "group", required=True)
     if entries is None:
@@ -873,8 +916,9 @@ def _windows(
         return None
     windows: _Entries[Window] = _Entries()
     for key, data in entries:
-        t = _Table(report, key, data, ("id", "name", "groups"))
+        t = _Table(report, key, data, ("id", "name", "groups", "order"))
         windows.declare(report, key, data, "window")
+        order = t.choice("order", WINDOW_ORDERS, WINDOW_ORDERS[0])
         window_id = t.text("id", _WINDOW_ID, _WINDOW_ID_RULE)
         name = t.text("name")
         served = t.text_list("groups", required=True)
@@ -888,7 +932,7 @@ def _windows(
                     "must name at least one group: a window serving no group calls nobody",
                 )
         if window_id is not None and name is not None and served:
-            windows.built.append(Window(window_id, name, tuple(served)))
+            windows.built.append(Window(window_id, name, tuple(served), order))
     return windows
 
 

@@ -205,8 +205,12 @@ class HallStore:
         start = int(booked["start"])
         on_time = policy.appointment_on_time(now.ms, start, self.config.appointments)
         priority = APPOINTMENT if on_time else NORMAL
-        e = policy.checkin_effective_ms(
-            now.ms, start, on_time, self.config.credit_minutes(APPOINTMENT)
+        e = (
+            policy.effective_ms(now.ms, 0.0)  # arrival order: the check-in is the arrival
+            if self.config.dispatch.rule == "fifo"
+            else policy.checkin_effective_ms(
+                now.ms, start, on_time, self.config.credit_minutes(APPOINTMENT)
+            )
         )
         tid = new_ticket_id()
         keys = [
@@ -305,7 +309,7 @@ class HallStore:
         The value is None when nobody is waiting in the window's groups."""
         w = self._window(window)
         reply = await self._mutate(
-            "call_next", self._now(), idempotency, [], [w.id, ",".join(w.groups)], actor
+            "call_next", self._now(), idempotency, [], [w.id, ",".join(w.groups), w.order], actor
         )
         value = None if reply.get("none") else self._ticket_view(reply)
         return self._result(reply, value)
@@ -458,7 +462,7 @@ class HallStore:
         w = self._window(window)
         keys = [self.keys.windows, self.keys.tickets, *(self.keys.queue(g) for g in w.groups)]
         raw = await self._call(
-            self._scripts["window_view"](keys=keys, args=[w.id, limit]), "window_view"
+            self._scripts["window_view"](keys=keys, args=[w.id, limit, w.order]), "window_view"
         )
         data = json.loads(raw)
         state = data["w"]

@@ -5,6 +5,8 @@ classes' credits), the tickets issued (group, class, minute), the calls the
 windows make in turn with the ticket each must take (None: nobody for it),
 and every ticket's `position` once all are issued (0 = next in its group).
 
+A scenario may name the hall's `[dispatch] rule` and windows' `order`.
+
 `tests/test_dispatch_rule.py` plays every scenario twice: through the pure
 rule (`dispatcher.dispatch`) and through the real scripts on Redis
 (`call_next.lua`, `ticket.lua`, `window_view.lua` via the store), and both
@@ -43,6 +45,17 @@ class Scenario:
     calls: tuple[tuple[str, str | None], ...]
     positions: Mapping[str, int]
     credits: Mapping[str, float] = field(default_factory=lambda: dict(CREDITS))
+    rule: str = "credit"
+    """`[dispatch] rule`."""
+    orders: Mapping[str, str] = field(default_factory=dict)
+    """`[[window]] order` by window id, where not "place"."""
+
+    def credit(self, priority: str) -> float:
+        """The credit a class gets under the scenario's rule (fifo: none)."""
+        return 0.0 if self.rule == "fifo" else self.credits.get(priority, 0.0)
+
+    def order(self, window: str) -> str:
+        return self.orders.get(window, "place")
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -119,5 +132,45 @@ SCENARIOS: tuple[Scenario, ...] = (
         ),
         calls=(("1", "n1"), ("1", "l1"), ("1", "n2"), ("1", "n3")),
         positions={"n1": 0, "n2": 1, "n3": 2, "l1": 0},
+    ),
+    Scenario(
+        "fifo: arrival order, the elderly credit ignored",
+        windows={"1": ("natural",)},
+        tickets=(
+            Issue("a", "natural", 0),
+            Issue("old", "natural", 5, "elderly"),
+            Issue("b", "natural", 1),
+            Issue("strict", "natural", 9, "disabled"),
+        ),
+        calls=(("1", "a"), ("1", "b"), ("1", "old"), ("1", "strict"), ("1", None)),
+        positions={"a": 0, "b": 1, "old": 2, "strict": 3},
+        credits={"elderly": 20.0, "disabled": math.inf},
+        rule="fifo",
+    ),
+    Scenario(
+        "a work profile: the window serves its first group while anyone waits there",
+        windows={"1": ("legal", "natural"), "2": ("natural",)},
+        tickets=(
+            Issue("n1", "natural", 0),
+            Issue("l1", "legal", 5),
+            Issue("n2", "natural", 6),
+            Issue("l2", "legal", 7),
+        ),
+        calls=(("1", "l1"), ("1", "l2"), ("1", "n1"), ("2", "n2"), ("1", None)),
+        positions={"n1": 0, "n2": 1, "l1": 0, "l2": 1},
+        orders={"1": "groups"},
+    ),
+    Scenario(
+        "a work profile and a place window share a group",
+        windows={"1": ("police", "natural"), "2": ("natural", "police")},
+        tickets=(
+            Issue("p1", "police", 10),
+            Issue("n1", "natural", 0),
+            Issue("n2", "natural", 2),
+            Issue("p2", "police", 30, "elderly"),  # effective minute 10, after p1
+        ),
+        calls=(("2", "n1"), ("1", "p1"), ("2", "n2"), ("2", "p2"), ("1", None)),
+        positions={"n1": 0, "n2": 1, "p1": 0, "p2": 1},
+        orders={"1": "groups"},
     ),
 )

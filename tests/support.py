@@ -251,7 +251,7 @@ def prior_estimates(
         for g, services in queues.items()
     }
     open_windows = [
-        OpenWindow(w, config.window_by_id[w].groups, serving, elapsed)
+        OpenWindow(w, config.window_by_id[w].groups, serving, elapsed, config.window_by_id[w].order)
         for w, serving, elapsed in windows
     ]
     by_group: dict[str, list[str]] = {}

@@ -6,6 +6,7 @@ window's next tickets in the order the rule would call them."""
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from queue_core.redis_client import RedisClient
 from queue_core.scripts import Scripts
 from queue_core.store import HallStore
 from tests.conftest import delete_hall
-from tests.dispatch_scenarios import GROUPS, PREFIX_OF, SCENARIOS, SERVICE_OF, Scenario
+from tests.dispatch_scenarios import GROUPS, PREFIX_OF, SCENARIOS, SERVICE_OF, Issue, Scenario
 from tests.support import START_S, Clock, new_hall_id
 
 MINUTE_MS = 60_000
@@ -42,7 +43,7 @@ def waiting_of(scenario: Scenario) -> list[Waiting]:
     made = []
     for n, t in enumerate(scenario.tickets):
         issued = round(t.minute * MINUTE_MS)
-        credit = scenario.credits.get(t.priority, 0.0)
+        credit = scenario.credit(t.priority)
         made.append(Waiting(f"{issued:015d}:{n:06d}", t.group, effective_ms(issued, credit),
                             issued, t.label))  # fmt: skip
     return made
@@ -63,7 +64,7 @@ def test_the_pure_rule_plays_the_table(scenario: Scenario) -> None:
     for window, expected in scenario.calls:
         groups = scenario.windows[window]
         heads = {g: queues[g][0] for g in groups if queues.get(g)}
-        called = take(groups, heads)
+        called = take(groups, heads, scenario.order(window))
         assert (called.label if called else None) == expected, f"window {window}"
         if called is not None:
             queues[called.group].pop(0)
@@ -74,7 +75,7 @@ def hall_toml(hall: str, scenario: Scenario) -> str:
         f"{cls} = {'inf' if math.isinf(m) else m}" for cls, m in scenario.credits.items()
     )
     text = f'[hall]\nid = "{hall}"\nname = "调度场景"\ntimezone = "Asia/Shanghai"\n\n'
-    text += f"[priority]\n{credits}\n"
+    text += f'[priority]\n{credits}\n\n[dispatch]\nrule = "{scenario.rule}"\n'
     served = {g for groups in scenario.windows.values() for g in groups}
     for g in (g for g in GROUPS if g in served):
         text += f'\n[[group]]\nid = "{g}"\nname = "{g}"\n'
@@ -83,6 +84,7 @@ def hall_toml(hall: str, scenario: Scenario) -> str:
     for w, groups in scenario.windows.items():
         text += f'\n[[window]]\nid = "{w}"\nname = "{w}号窗口"\n'
         text += "groups = [" + ", ".join(f'"{g}"' for g in groups) + "]\n"
+        text += f'order = "{scenario.order(w)}"\n'
     return text
 
 
@@ -112,12 +114,92 @@ async def test_the_scripts_play_the_table(
         for window, groups in scenario.windows.items():
             view = await store.window_view(window)
             listed = [labels[t.id] for t in view.waiting]
-            assert listed == [w.label for w in take_order(groups, queues)], f"window {window}"
+            next_up = take_order(groups, queues, scenario.order(window))
+            assert listed == [w.label for w in next_up], f"window {window}"
 
         for window in scenario.windows:
             await store.set_window(window, WindowStatus.OPEN)
         for window, expected in scenario.calls:
             called = (await store.call_next(window)).value
             assert (labels[called.ticket.id] if called else None) == expected, f"window {window}"
+    finally:
+        await delete_hall(redis, HallKeys(hall))
+
+
+def random_scenario(seed: int) -> Scenario:
+    """Random tickets, classes, windows, window orders and rule; the calls
+    and positions left for the test to derive and check."""
+    rng = random.Random(seed)
+    windows: dict[str, tuple[str, ...]] = {}
+    for w in range(1, rng.randint(1, 4) + 1):
+        groups = rng.sample(GROUPS, rng.randint(1, len(GROUPS)))
+        windows[str(w)] = tuple(groups)
+    served = sorted({g for gs in windows.values() for g in gs})
+    credits = {"elderly": rng.choice([5.0, 20.0, 60.0]), "disabled": rng.choice([20.0, math.inf])}
+    tickets = tuple(
+        Issue(f"t{i}", rng.choice(served), rng.randint(0, 30),
+              rng.choices(["normal", "elderly", "disabled"], [6, 3, 1])[0])
+        for i in range(rng.randint(1, 25))
+    )  # fmt: skip
+    return Scenario(
+        f"random {seed}",
+        windows=windows,
+        tickets=tickets,
+        calls=(),
+        positions={},
+        credits=credits,
+        rule=rng.choice(["credit", "fifo"]),
+        orders={w: rng.choice(["place", "groups"]) for w in windows},
+    )
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("seed", range(30))
+async def test_the_nth_in_position_is_called_nth(
+    seed: int, redis: RedisClient, tmp_path: Path
+) -> None:
+    """On random halls, rules and tickets, windows called at random: each
+    group's tickets are called in the order of the positions announced when
+    they were all waiting, and every call is the one the pure rule makes."""
+    scenario = random_scenario(seed)
+    rng = random.Random(seed + 1000)
+    hall = new_hall_id()
+    path = tmp_path / f"{hall}.toml"
+    path.write_text(hall_toml(hall, scenario), encoding="utf-8")
+    clock = Clock()
+    store = HallStore(redis, Scripts.register(redis), load_hall_config(path), clock=clock)
+    try:
+        labels: dict[str, str] = {}
+        for t in sorted(scenario.tickets, key=lambda t: t.minute):
+            clock.now = START_S + t.minute * 60
+            labels[(await store.issue(SERVICE_OF[t.group], t.priority)).value.ticket.id] = t.label
+        clock.now = START_S + 31 * 60
+        position = {labels[tid]: (await store.ticket(tid)).position for tid in labels}
+        for window in scenario.windows:
+            await store.set_window(window, WindowStatus.OPEN)
+
+        queues = pure_queues(scenario)
+        called: dict[str, list[str]] = {g: [] for g in GROUPS}
+        open_windows = list(scenario.windows)
+        while open_windows:
+            window = rng.choice(open_windows)
+            groups = scenario.windows[window]
+            heads = {g: queues[g][0] for g in groups if queues.get(g)}
+            expected = take(groups, heads, scenario.order(window))
+            got = (await store.call_next(window)).value
+            assert (labels[got.ticket.id] if got else None) == (
+                expected.label if expected else None
+            )
+            if expected is None:
+                open_windows.remove(window)
+                continue
+            queues[expected.group].pop(0)
+            called[expected.group].append(expected.label)
+
+        for group, labels_called in called.items():
+            assert [position[label] for label in labels_called] == list(
+                range(len(labels_called))
+            ), group
+        assert sum(len(c) for c in called.values()) == len(scenario.tickets)
     finally:
         await delete_hall(redis, HallKeys(hall))

@@ -263,3 +263,15 @@ def test_the_simulated_day_runs_and_scores(tmp_path: Path) -> None:
     figures = json.loads(out.read_text())
     assert figures["seeds"] == [1, 2]
     assert figures["summary"]["day"]["mae_learned_min"][0] > 0
+
+
+def test_a_work_profile_window_is_replayed_in_its_own_order() -> None:
+    """One window, groups (a, b): by place it takes b0 (issued first) first;
+    as a work profile ("groups") it serves a while anyone waits there."""
+    waiting = [WaitingTicket("b0", "b", "s", 0.0, 0.0), *queue(3, "a", start=1)]
+    by_place = estimate_waits(model(s=10), waiting, [OpenWindow("1", ("a", "b"))])
+    profile = estimate_waits(model(s=10), waiting, [OpenWindow("1", ("a", "b"), order="groups")])
+    assert by_place["b0"] is not None and profile["b0"] is not None
+    assert by_place["b0"].mean == 0.0
+    assert profile["b0"].mean == 30 * MIN  # after a1, a2 and a3
+    assert profile["a1"] is not None and profile["a1"].mean == 0.0

@@ -6,7 +6,9 @@
 -- the way, never called.
 -- KEYS: common (see _lib.lua), then the group queues
 -- ARGV: common, then
---   ARGV[AO+1] window id   ARGV[AO+2] the window's group ids, comma-separated
+--   ARGV[AO+1] window id   ARGV[AO+2] the window's group ids, comma-separated, in its order
+--   ARGV[AO+3] the window's order: 'place' (the smallest place over its groups'
+--   heads) or 'groups' (the head of its first group with anyone waiting)
 --   then the group ids
 local r = replay()
 if r then return r end
@@ -14,14 +16,16 @@ local w = load_window(ARGV[AO + 1])
 if w.status ~= 'open' then return err('window_not_open') end
 local cur = current_ticket(w)
 if cur then finish(w, cur, 'completed') end
+local by_groups = ARGV[AO + 3] == 'groups'
 local best_member, best_score, best_queue
-for gid in pairs(group_set(ARGV[AO + 2])) do
+for gid in string.gmatch(ARGV[AO + 2], '[^,]+') do
   local head = live_head(gid)
   if head then
     local score = tonumber(head[2])
     if best_score == nil or score < best_score or (score == best_score and head[1] < best_member) then
       best_member, best_score, best_queue = head[1], score, QUEUE[gid]
     end
+    if by_groups then break end
   end
 end
 if not best_member then

@@ -54,7 +54,17 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from dispatcher.dispatch import PLACE, dispatch_key, in_dispatch_order, take
+from dispatcher.dispatch import (
+    CREDIT_POLICY,
+    NORMAL,
+    PLACE,
+    RATIO,
+    Policy,
+    dispatch_key,
+    group_sequence,
+    in_dispatch_order,
+    take,
+)
 from queue_core.config import HallConfig
 
 PRIOR_WEIGHT = 5.0
@@ -163,6 +173,8 @@ class WaitingTicket:
     service: str
     effective: float
     issued: float
+    priority: str = NORMAL
+    """Its class: the side it stands on under the rule "ratio"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,18 +207,23 @@ def estimate_waits(
     model: ServiceTimeModel,
     waiting: Iterable[WaitingTicket],
     windows: Sequence[OpenWindow],
+    policy: Policy = CREDIT_POLICY,
+    turns: Mapping[str, int] | None = None,
 ) -> dict[str, WaitEstimate | None]:
-    """Estimates for every waiting ticket, from one replay of the dispatch."""
+    """Estimates for every waiting ticket, from one replay of the dispatch
+    under the hall's `policy` (and, under "ratio", each group's turn now)."""
     tickets = in_dispatch_order(waiting)
     capacity: dict[str, int] = {}
     for w in windows:
         for g in w.groups:
             capacity[g] = capacity.get(g, 0) + 1
 
-    queues: dict[str, list[WaitingTicket]] = {}
+    by_group: dict[str, list[WaitingTicket]] = {}
     for t in tickets:
-        queues.setdefault(t.group, []).append(t)
-    heads = dict.fromkeys(queues, 0)  # next index per group: lists are in dispatch order
+        by_group.setdefault(t.group, []).append(t)
+    # Each group's tickets in the order its windows call them.
+    queues = {g: group_sequence(q, policy, (turns or {}).get(g, 0)) for g, q in by_group.items()}
+    heads = dict.fromkeys(queues, 0)  # next index per group
 
     # Variance and mean-uncertainty of the visits that end before the next call
     # on each group's windows; the visits now at the windows start them off.
@@ -230,7 +247,7 @@ def estimate_waits(
         window = windows[i]
         best = take(window.groups, {g: q[heads[g]] for g in window.groups
                                     if (q := queues.get(g)) and heads[g] < len(q)},
-                    window.order)  # fmt: skip
+                    window.order, policy.rule)  # fmt: skip
         if best is None:
             continue  # nobody this window may call is waiting: it drops out of the replay
         heads[best.group] += 1
@@ -258,13 +275,17 @@ def estimate_wait(
     ticket: WaitingTicket,
     ahead: Iterable[WaitingTicket],
     windows: Sequence[OpenWindow],
+    policy: Policy = CREDIT_POLICY,
+    turns: Mapping[str, int] | None = None,
 ) -> WaitEstimate | None:
     """The estimate for one ticket. `ahead` may hold the whole hall's queue:
-    tickets after this one in dispatch order are dropped, since no window
-    takes them before it, and neither can they hold a window it could use."""
-    key = dispatch_key(ticket)
-    before = [t for t in ahead if dispatch_key(t) < key]
-    return estimate_waits(model, [*before, ticket], windows)[ticket.id]
+    by place, tickets after this one are dropped, since no window takes them
+    before it, and neither can they hold a window it could use (not under
+    "ratio", whose two sides are called in turn)."""
+    if policy.rule != RATIO:
+        key = dispatch_key(ticket)
+        ahead = [t for t in ahead if dispatch_key(t) < key]
+    return estimate_waits(model, [*ahead, ticket], windows, policy, turns)[ticket.id]
 
 
 def _remaining(stats: ServiceStats, elapsed: float) -> tuple[float, float]:
@@ -365,26 +386,33 @@ def eta_table(
     queues: Mapping[str, Sequence[WaitingTicket]],
     windows: Sequence[OpenWindow],
     group_services: Mapping[str, Sequence[str]],
+    policy: Policy = CREDIT_POLICY,
+    turns: Mapping[str, int] | None = None,
 ) -> EtaTable:
-    """Replay the dispatch over the queues (each in dispatch order) and
-    tabulate every group's estimates by position. `group_services` names each
-    group's services: the mix a place beyond the table is made of."""
+    """Replay the dispatch under `policy` over the queues (each in place
+    order; under "ratio" the heads of both sides) and tabulate every group's
+    estimates by position. `group_services` names each group's services:
+    the mix a place beyond the table is made of."""
     everyone = [t for q in queues.values() for t in q]
-    estimates = estimate_waits(model, everyone, windows)
+    estimates = estimate_waits(model, everyone, windows, policy, turns)
     capacity: dict[str, int] = {}
     for w in windows:
         for g in w.groups:
             capacity[g] = capacity.get(g, 0) + 1
     groups: dict[str, GroupEtas] = {}
     for group, c in capacity.items():
-        places = tuple(e for t in queues.get(group, ()) if (e := estimates.get(t.id)) is not None)
+        sequence = group_sequence(
+            in_dispatch_order(queues.get(group, ())), policy, (turns or {}).get(group, 0)
+        )
+        places = tuple(e for t in sequence if (e := estimates.get(t.id)) is not None)
         services = list(group_services.get(group) or ())
-        # A ticket issued now comes after everyone waiting (its effective time
-        # is the latest), which one more replay with it appended gives exactly.
+        # A normal ticket issued now comes after everyone of its side (its
+        # effective time is the latest), which one more replay with it
+        # appended gives exactly.
         newcomer = WaitingTicket(
             "\x00new", group, services[0] if services else "", math.inf, math.inf
         )
-        tail = estimate_wait(model, newcomer, everyone, windows)
+        tail = estimate_wait(model, newcomer, everyone, windows, policy, turns)
         if tail is None:  # cannot happen: an open window serves the group
             continue
         stats = [model.stats(s) for s in services] or [model.stats("")]

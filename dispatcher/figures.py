@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from dispatcher.dispatch import policy_of
 from dispatcher.estimator import (
     EtaTable,
     OpenWindow,
@@ -168,7 +169,9 @@ def estimates(
     # number: the replay then breaks ties exactly as Redis orders the queue.
     queues = {
         g: [
-            WaitingTicket(t.member, g, t.service, t.effective_ms / 1000, t.issued_ms / 1000)
+            WaitingTicket(
+                t.member, g, t.service, t.effective_ms / 1000, t.issued_ms / 1000, t.priority
+            )
             for t in q
         ]
         for g, q in state.queues.items()
@@ -176,7 +179,8 @@ def estimates(
     by_group: dict[str, list[str]] = {}
     for s in config.services:
         by_group.setdefault(s.group, []).append(s.id)
-    return eta_table(model, queues, windows, by_group)
+    policy = policy_of(config)
+    return eta_table(model, queues, windows, by_group, policy, state.turns)
 
 
 def hall_figures(

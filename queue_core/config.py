@@ -76,9 +76,11 @@ class Window:
     anyone waiting: the window's work profile."""
 
 
-RULES: Final = ("credit", "fifo")
+RULES: Final = ("credit", "fifo", "ratio")
 """`[dispatch] rule`: "credit", the classes' time credits; "fifo", arrival
-order, credits ignored."""
+order, credits ignored; "ratio", per group `ratio.normal` normal tickets then
+`ratio.priority` of any priority class, each side in arrival order
+(`dispatcher/dispatch.py`)."""
 WINDOW_ORDERS: Final = ("place", "groups")
 
 
@@ -87,6 +89,8 @@ class DispatchRules:
     """`[dispatch]`: the hall's rule for who is called next."""
 
     rule: str = "credit"
+    ratio_normal: int = 2
+    ratio_priority: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,9 +160,13 @@ class HallConfig:
     def credit_minutes(self, priority: str) -> float:
         """The time credit a class gets in the queue under the hall's rule: its
         configured credit (0 when absent, `math.inf` for strict priority);
-        under "fifo" none."""
+        under "fifo" none; under "ratio" none for normal tickets and an
+        infinite one for every priority class."""
         if self.dispatch.rule == "fifo":
             return 0.0
+        if self.dispatch.rule == "ratio":
+            # Two sides, each in arrival order: the priority side leads the queue.
+            return 0.0 if priority == NORMAL else math.inf
         return self.priority.get(priority, 0.0)
 
     def kiosk_classes(self) -> frozenset[str]:
@@ -836,8 +844,23 @@ def _dispatch(report: _Report, doc: dict[str, object]) -> DispatchRules:
     data = _table(report, doc, "dispatch")
     if data is None:
         return DispatchRules()
-    t = _Table(report, "dispatch", data, ("rule",))
-    return DispatchRules(rule=t.choice("rule", RULES, RULES[0]))
+    t = _Table(report, "dispatch", data, ("rule", "ratio"))
+    rule = t.choice("rule", RULES, RULES[0])
+    defaults = DispatchRules()
+    ratio = data.get("ratio", _MISSING)
+    if ratio is _MISSING:
+        return DispatchRules(rule)
+    if not isinstance(ratio, dict):
+        report.add(
+            "dispatch.ratio", f"must be a table {{normal = 2, priority = 1}}, not {_kind(ratio)}"
+        )
+        return DispatchRules(rule)
+    r = _Table(report, "dispatch.ratio", ratio, ("normal", "priority"))
+    return DispatchRules(
+        rule,
+        r.count("normal", defaults.ratio_normal, minimum=1),
+        r.count("priority", defaults.ratio_priority, minimum=1),
+    )
 
 
 def _groups(report: _Report, doc: dict[str, object]) -> _Entries[Group] | None:

@@ -99,6 +99,11 @@ class HallKeys:
         """Sorted set of parked ticket ids, scored by when they were parked."""
         return self._k("parked")
 
+    @property
+    def dispatch(self) -> str:
+        """Hash group -> its turn under the dispatch rule "ratio"."""
+        return self._k("dispatch")
+
     def screen(self, screen: str) -> str:
         """String (JSON presence) of one connected screen, with a TTL: gone = offline."""
         return self._k(f"screen:{screen}")

@@ -6,7 +6,7 @@ msgpack and Redis alike.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -174,6 +174,7 @@ class QueuedTicket:
     effective_ms: float
     member: str
     """Its queue member: Redis breaks ties in effective time by it."""
+    priority: str = NORMAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +210,8 @@ class HallState:
     calls: tuple[CallRecord, ...]
     parked: int = 0
     closed_until_ms: int | None = None
+    turns: dict[str, int] = field(default_factory=dict)
+    """Under the rule "ratio": each group's turn (`dispatcher/dispatch.py`)."""
 
     @property
     def open_windows(self) -> frozenset[str]:

@@ -1,8 +1,10 @@
 """Loads the Lua scripts shipped beside this module.
 
-Scripts that change state get `_lib.lua` prepended (their shared KEYS/ARGV
-layout and helpers); Redis has no script includes, and one source per
-operation keeps each EVALSHA a single atomic step.
+Scripts that change state get `_dispatch.lua` (the dispatch rule) and
+`_lib.lua` (their shared KEYS/ARGV layout and helpers) prepended, and the
+reading scripts that place waiting tickets get `_dispatch.lua`; Redis has no
+script includes, and one source per operation keeps each EVALSHA a single
+atomic step.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from queue_core.redis_client import RedisClient, register_script
 
 _LUA = files("queue_core") / "lua"
 _LIB = "_lib.lua"
+_DISPATCH = "_dispatch.lua"
 
 MUTATING = (
     "issue",
@@ -37,6 +40,9 @@ MUTATING = (
     "hall_open",
     "day_boundary",
 )
+# Reading scripts that place waiting tickets by the dispatch rule: they get
+# `_dispatch.lua` prepended (the changing ones get it before `_lib.lua`).
+PLACING = ("ticket", "window_view", "hall_state")
 # Scripts that stand alone: they read, or write what is not hall state (presence).
 STANDALONE = (
     "snapshot", "ticket", "presence", "window_view", "hall_state", "note_estimate", "parked",
@@ -47,8 +53,14 @@ def source(name: str) -> str:
     """The full source Redis runs for a script."""
     body = (_LUA / f"{name}.lua").read_text(encoding="utf-8")
     if name in MUTATING:
-        return (_LUA / _LIB).read_text(encoding="utf-8") + "\n" + body
+        return _read(_DISPATCH) + "\n" + _read(_LIB) + "\n" + body
+    if name in PLACING:
+        return _read(_DISPATCH) + "\n" + body
     return body
+
+
+def _read(name: str) -> str:
+    return (_LUA / name).read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True, slots=True)

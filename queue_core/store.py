@@ -140,6 +140,9 @@ class HallStore:
         self._observer = observer
         self._group_ids = [g.id for g in config.groups]
         self._queue_keys = [self.keys.queue(g) for g in self._group_ids]
+        d = config.dispatch
+        # The rule for the scripts that call and place tickets (_dispatch.lua).
+        self._dispatch_args: list[str | int] = [d.rule, d.ratio_normal, d.ratio_priority]
         self._recent: tuple[float, Snapshot] | None = None
         self._audit_keep_ms = audit_keep_ms
         self._cal: _Calendar | None = None
@@ -206,8 +209,9 @@ class HallStore:
         on_time = policy.appointment_on_time(now.ms, start, self.config.appointments)
         priority = APPOINTMENT if on_time else NORMAL
         e = (
-            policy.effective_ms(now.ms, 0.0)  # arrival order: the check-in is the arrival
-            if self.config.dispatch.rule == "fifo"
+            # In arrival order (a side of its own under "ratio"): the check-in is the arrival.
+            policy.effective_ms(now.ms, self.config.credit_minutes(priority))
+            if self.config.dispatch.rule in ("fifo", "ratio")
             else policy.checkin_effective_ms(
                 now.ms, start, on_time, self.config.credit_minutes(APPOINTMENT)
             )
@@ -292,10 +296,9 @@ class HallStore:
 
     async def ticket(self, ticket_id: str) -> TicketView:
         """A ticket with its live position; `NotFound` for an unknown id."""
-        keys = [self.keys.tickets, self.keys.open_windows, *self._queue_keys]
-        raw = await self._call(
-            self._scripts["ticket"](keys=keys, args=[ticket_id, *self._group_ids]), "ticket"
-        )
+        keys = [self.keys.tickets, self.keys.open_windows, self.keys.dispatch, *self._queue_keys]
+        args = [ticket_id, *self._dispatch_args, *self._group_ids]
+        raw = await self._call(self._scripts["ticket"](keys=keys, args=args), "ticket")
         reply = self._parse(raw)
         return self._ticket_view(reply)
 
@@ -460,10 +463,12 @@ class HallStore:
         """A window with its current ticket and its first `limit` waiting
         tickets in dispatch order, read in one atomic script."""
         w = self._window(window)
-        keys = [self.keys.windows, self.keys.tickets, *(self.keys.queue(g) for g in w.groups)]
-        raw = await self._call(
-            self._scripts["window_view"](keys=keys, args=[w.id, limit, w.order]), "window_view"
-        )
+        keys = [
+            self.keys.windows, self.keys.tickets, self.keys.dispatch,
+            *(self.keys.queue(g) for g in w.groups),
+        ]  # fmt: skip
+        args = [w.id, limit, w.order, *self._dispatch_args, *w.groups]
+        raw = await self._call(self._scripts["window_view"](keys=keys, args=args), "window_view")
         data = json.loads(raw)
         state = data["w"]
         current = ticket_from_json(data["wt"]) if data.get("wt") else None
@@ -523,9 +528,10 @@ class HallStore:
         day = self._now().day
         keys = [
             k.seq, k.tickets, k.windows, k.waiting_by_service,
-            k.stats(day), k.service_times, k.waits, k.day, k.parked, *self._queue_keys,
+            k.stats(day), k.service_times, k.waits, k.day, k.parked, k.dispatch,
+            *self._queue_keys,
         ]  # fmt: skip
-        args: list[str | int] = [head, calls_since_ms, *self._group_ids]
+        args: list[str | int] = [head, calls_since_ms, *self._dispatch_args, *self._group_ids]
         raw = await self._call(self._scripts["hall_state"](keys=keys, args=args), "hall_state")
         data = json.loads(raw)
         windows_raw: dict[str, Any] = data["windows"] or {}
@@ -558,6 +564,7 @@ class HallStore:
                         int(t["issued"]),
                         float(score),
                         member,
+                        t.get("priority") or NORMAL,
                     )
                 )
             queues[g] = tuple(heads)
@@ -584,6 +591,7 @@ class HallStore:
             calls=tuple(calls),
             parked=int(data.get("parked") or 0),
             closed_until_ms=_opt_int(data.get("closed_until")),
+            turns={g: int((groups_raw.get(g) or {}).get("turn") or 0) for g in self._group_ids},
         )
 
     async def note_estimate(
@@ -638,13 +646,13 @@ class HallStore:
             k.seq, k.events, idem_key, k.tickets, k.windows, k.open_windows,
             k.waiting_by_service, k.recent_calls,
             k.stats(now.day), k.service_times, k.estimates, k.waits,
-            k.day, k.audit, k.parked,
+            k.day, k.audit, k.parked, k.dispatch,
             *own_keys, *self._queue_keys,
         ]  # fmt: skip
         ttl = self._idem_ttl if idempotency else 0
         args = [
             now.ms, ttl, self._maxlen, len(self._group_ids), actor.label, now.hour,
-            actor.role, actor.client, now.stale_ms, self._audit_keep_ms,
+            actor.role, actor.client, now.stale_ms, self._audit_keep_ms, *self._dispatch_args,
             *own_args, *self._group_ids,
         ]  # fmt: skip
         if self._min_replicas <= 0:

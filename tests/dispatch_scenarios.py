@@ -47,12 +47,19 @@ class Scenario:
     credits: Mapping[str, float] = field(default_factory=lambda: dict(CREDITS))
     rule: str = "credit"
     """`[dispatch] rule`."""
+    ratio: tuple[int, int] = (2, 1)
+    """`[dispatch] ratio`: normal, priority tickets per turn."""
     orders: Mapping[str, str] = field(default_factory=dict)
     """`[[window]] order` by window id, where not "place"."""
 
     def credit(self, priority: str) -> float:
-        """The credit a class gets under the scenario's rule (fifo: none)."""
-        return 0.0 if self.rule == "fifo" else self.credits.get(priority, 0.0)
+        """The credit a class gets in the queue under the scenario's rule
+        (fifo: none; ratio: none for normal tickets, infinite for the rest)."""
+        if self.rule == "fifo":
+            return 0.0
+        if self.rule == "ratio":
+            return 0.0 if priority == "normal" else math.inf
+        return self.credits.get(priority, 0.0)
 
     def order(self, window: str) -> str:
         return self.orders.get(window, "place")
@@ -172,5 +179,58 @@ SCENARIOS: tuple[Scenario, ...] = (
         calls=(("2", "n1"), ("1", "p1"), ("2", "n2"), ("2", "p2"), ("1", None)),
         positions={"n1": 0, "n2": 1, "p1": 0, "p2": 1},
         orders={"1": "groups"},
+    ),
+    Scenario(
+        "ratio 2:1: two normal, then one priority, each side in arrival order",
+        windows={"1": ("natural",)},
+        tickets=(
+            Issue("n1", "natural", 0),
+            Issue("p1", "natural", 1, "elderly"),
+            Issue("n2", "natural", 1),
+            Issue("n3", "natural", 2),
+            Issue("n4", "natural", 3),
+            Issue("p2", "natural", 5, "disabled"),
+        ),
+        calls=(("1", "n1"), ("1", "n2"), ("1", "p1"), ("1", "n3"), ("1", "n4"), ("1", "p2")),
+        positions={"n1": 0, "n2": 1, "p1": 2, "n3": 3, "n4": 4, "p2": 5},
+        rule="ratio",
+    ),
+    Scenario(
+        "ratio: a normal's turn goes to the normal side, however late it came",
+        windows={"1": ("natural",)},
+        tickets=(
+            Issue("p1", "natural", 0, "elderly"),
+            Issue("p2", "natural", 1, "elderly"),
+            Issue("n1", "natural", 9),
+        ),
+        calls=(("1", "n1"), ("1", "p1"), ("1", "p2"), ("1", None)),
+        positions={"n1": 0, "p1": 1, "p2": 2},
+        rule="ratio",
+    ),
+    Scenario(
+        "ratio 1:2 with an empty side skipped",
+        windows={"1": ("natural",)},
+        tickets=(
+            Issue("n1", "natural", 0),
+            Issue("n2", "natural", 1),
+            Issue("n3", "natural", 2),
+            Issue("p1", "natural", 3, "elderly"),
+        ),
+        calls=(("1", "n1"), ("1", "p1"), ("1", "n2"), ("1", "n3")),
+        positions={"n1": 0, "p1": 1, "n2": 2, "n3": 3},
+        rule="ratio",
+        ratio=(1, 2),
+    ),
+    Scenario(
+        "ratio on a shared window: the earlier arrival of what each group gives",
+        windows={"1": ("natural", "legal")},
+        tickets=(
+            Issue("n1", "natural", 0),
+            Issue("l1", "legal", 2),
+            Issue("p1", "natural", 5, "elderly"),
+        ),
+        calls=(("1", "n1"), ("1", "l1"), ("1", "p1"), ("1", None)),
+        positions={"n1": 0, "p1": 1, "l1": 0},
+        rule="ratio",
     ),
 )

@@ -34,6 +34,16 @@ def test_credit_keeps_the_configured_credits(tmp_path: Path) -> None:
                for c in hall.priority)  # fmt: skip
 
 
+def test_ratio_is_read_and_gives_priority_classes_a_side_of_their_own(tmp_path: Path) -> None:
+    text = VALID + '\n[dispatch]\nrule = "ratio"\nratio = {normal = 3, priority = 2}\n'
+    hall = load_hall_config(write(tmp_path, text))
+    assert hall.dispatch == DispatchRules("ratio", 3, 2)
+    assert hall.credit_minutes("normal") == 0.0
+    assert {hall.credit_minutes(c) for c in hall.priority} == {math.inf}
+    plain = load_hall_config(write(tmp_path, VALID + '\n[dispatch]\nrule = "ratio"\n'))
+    assert plain.dispatch == DispatchRules("ratio", 2, 1)
+
+
 def test_a_window_order_is_read(tmp_path: Path) -> None:
     text = edited(WINDOW_1, WINDOW_1 + 'order = "groups"\n')
     hall = load_hall_config(write(tmp_path, text))
@@ -44,10 +54,18 @@ def test_a_window_order_is_read(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "key", "message"),
     [
-        (VALID + '\n[dispatch]\nrule = "ratio"\n', "dispatch.rule",
-         'must be "credit" or "fifo", not \'ratio\''),
+        (VALID + '\n[dispatch]\nrule = "roundrobin"\n', "dispatch.rule",
+         'must be "credit" or "fifo" or "ratio", not \'roundrobin\''),
         (VALID + "\n[dispatch]\nrule = 1\n", "dispatch.rule",
-         'must be "credit" or "fifo", not an integer'),
+         'must be "credit" or "fifo" or "ratio", not an integer'),
+        (VALID + "\n[dispatch]\nratio = 2\n", "dispatch.ratio",
+         "must be a table {normal = 2, priority = 1}, not an integer"),
+        (VALID + "\n[dispatch]\nratio = {normal = 0, priority = 1}\n", "dispatch.ratio.normal",
+         "must be 1 or more, not 0"),
+        (VALID + "\n[dispatch]\nratio = {normal = 2, priority = 1.5}\n",
+         "dispatch.ratio.priority", "must be a whole number, not a float"),
+        (VALID + "\n[dispatch]\nratio = {normal = 2, prio = 1}\n", "dispatch.ratio.prio",
+         "unknown key; did you mean 'priority'?"),
         (VALID + '\n[dispatch]\nrules = "fifo"\n', "dispatch.rules",
          "unknown key; did you mean 'rule'?"),
         ('dispatch = "fifo"\n' + VALID, "dispatch", "must be a table [dispatch], not a string"),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.dispatch import in_dispatch_order, take, take_order
+from dispatcher.dispatch import Policy, group_sequence, in_dispatch_order, take, take_order
 from queue_core.config import load_hall_config
 from queue_core.keys import HallKeys
 from queue_core.models import WindowStatus
@@ -37,6 +37,7 @@ class Waiting:
     effective: float
     issued: float
     label: str
+    priority: str
 
 
 def waiting_of(scenario: Scenario) -> list[Waiting]:
@@ -45,15 +46,21 @@ def waiting_of(scenario: Scenario) -> list[Waiting]:
         issued = round(t.minute * MINUTE_MS)
         credit = scenario.credit(t.priority)
         made.append(Waiting(f"{issued:015d}:{n:06d}", t.group, effective_ms(issued, credit),
-                            issued, t.label))  # fmt: skip
+                            issued, t.label, t.priority))  # fmt: skip
     return made
 
 
+def policy(scenario: Scenario) -> Policy:
+    return Policy(scenario.rule, *scenario.ratio)
+
+
 def pure_queues(scenario: Scenario) -> dict[str, list[Waiting]]:
+    """Each group's tickets in the order its windows call them (every
+    group's turn starts at 0)."""
     queues: dict[str, list[Waiting]] = {}
     for w in in_dispatch_order(waiting_of(scenario)):
         queues.setdefault(w.group, []).append(w)
-    return queues
+    return {g: group_sequence(q, policy(scenario)) for g, q in queues.items()}
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
@@ -64,7 +71,7 @@ def test_the_pure_rule_plays_the_table(scenario: Scenario) -> None:
     for window, expected in scenario.calls:
         groups = scenario.windows[window]
         heads = {g: queues[g][0] for g in groups if queues.get(g)}
-        called = take(groups, heads, scenario.order(window))
+        called = take(groups, heads, scenario.order(window), scenario.rule)
         assert (called.label if called else None) == expected, f"window {window}"
         if called is not None:
             queues[called.group].pop(0)
@@ -76,6 +83,7 @@ def hall_toml(hall: str, scenario: Scenario) -> str:
     )
     text = f'[hall]\nid = "{hall}"\nname = "调度场景"\ntimezone = "Asia/Shanghai"\n\n'
     text += f'[priority]\n{credits}\n\n[dispatch]\nrule = "{scenario.rule}"\n'
+    text += f"ratio = {{ normal = {scenario.ratio[0]}, priority = {scenario.ratio[1]} }}\n"
     served = {g for groups in scenario.windows.values() for g in groups}
     for g in (g for g in GROUPS if g in served):
         text += f'\n[[group]]\nid = "{g}"\nname = "{g}"\n'
@@ -114,7 +122,7 @@ async def test_the_scripts_play_the_table(
         for window, groups in scenario.windows.items():
             view = await store.window_view(window)
             listed = [labels[t.id] for t in view.waiting]
-            next_up = take_order(groups, queues, scenario.order(window))
+            next_up = take_order(groups, queues, scenario.order(window), scenario.rule)
             assert listed == [w.label for w in next_up], f"window {window}"
 
         for window in scenario.windows:
@@ -148,13 +156,14 @@ def random_scenario(seed: int) -> Scenario:
         calls=(),
         positions={},
         credits=credits,
-        rule=rng.choice(["credit", "fifo"]),
+        rule=rng.choice(["credit", "fifo", "ratio"]),
+        ratio=(rng.randint(1, 3), rng.randint(1, 2)),
         orders={w: rng.choice(["place", "groups"]) for w in windows},
     )
 
 
 @pytest.mark.redis
-@pytest.mark.parametrize("seed", range(30))
+@pytest.mark.parametrize("seed", range(60))
 async def test_the_nth_in_position_is_called_nth(
     seed: int, redis: RedisClient, tmp_path: Path
 ) -> None:
@@ -185,7 +194,7 @@ async def test_the_nth_in_position_is_called_nth(
             window = rng.choice(open_windows)
             groups = scenario.windows[window]
             heads = {g: queues[g][0] for g in groups if queues.get(g)}
-            expected = take(groups, heads, scenario.order(window))
+            expected = take(groups, heads, scenario.order(window), scenario.rule)
             got = (await store.call_next(window)).value
             assert (labels[got.ticket.id] if got else None) == (
                 expected.label if expected else None

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from dispatcher import estimator as est
+from dispatcher.dispatch import Policy
 from dispatcher.estimator import (
     CALL_MOMENT_S,
     OpenWindow,
@@ -275,3 +276,20 @@ def test_a_work_profile_window_is_replayed_in_its_own_order() -> None:
     assert by_place["b0"].mean == 0.0
     assert profile["b0"].mean == 30 * MIN  # after a1, a2 and a3
     assert profile["a1"] is not None and profile["a1"].mean == 0.0
+
+
+def test_under_ratio_the_replay_takes_two_normal_then_one_priority() -> None:
+    """One window, one group, ratio 2:1: the elderly ticket, although first
+    by place, is called third; with the group's turn at the priority side,
+    first."""
+    elderly = WaitingTicket("p0", "g", "s", -1e9, 5.0, "elderly")
+    waiting = [elderly, *queue(3, "g")]
+    window = [OpenWindow("1", ("g",))]
+    ratio = Policy("ratio", 2, 1)
+    by_credit = estimate_waits(model(s=10), waiting, window)
+    by_ratio = estimate_waits(model(s=10), waiting, window, ratio)
+    by_ratio_turned = estimate_waits(model(s=10), waiting, window, ratio, {"g": 2})
+    assert by_credit["p0"] is not None and by_credit["p0"].mean == 0.0
+    assert by_ratio["p0"] is not None and by_ratio["p0"].mean == 20 * MIN
+    assert by_ratio["g2"] is not None and by_ratio["g2"].mean == 30 * MIN
+    assert by_ratio_turned["p0"] is not None and by_ratio_turned["p0"].mean == 0.0

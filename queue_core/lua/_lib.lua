@@ -16,6 +16,7 @@
 --   KEYS[13] day         hash: done, expired_through, closed_until, status (keys.py)
 --   KEYS[14] audit       stream of audit entries, id <ms>-<n>, trimmed by age
 --   KEYS[15] parked      sorted set of parked ticket ids, scored by when parked
+--   KEYS[16] dispatch    hash group -> its turn under the rule 'ratio' (_dispatch.lua)
 --   KEYS[#KEYS-NG+1 ..]  queue:<group>, one per group of the hall, same order as the group ids
 -- Common ARGV, then the script's own ARGV (from ARGV[AO + 1]), then the group ids:
 --   ARGV[1] now in epoch ms
@@ -31,6 +32,8 @@
 --           the queue or was parked before it belongs to an ended day and is expired,
 --           never called
 --   ARGV[10] how long audit entries stay in Redis (ms)
+--   ARGV[11] the hall's dispatch rule ('credit', 'fifo', 'ratio')
+--   ARGV[12], ARGV[13] under 'ratio': normal, then priority tickets per turn
 --   ARGV[#ARGV-NG+1 ..] group ids
 --
 -- Every script returns one JSON string:
@@ -56,12 +59,13 @@ local K_SEQ, K_EVENTS, K_IDEM = KEYS[1], KEYS[2], KEYS[3]
 local K_TICKETS, K_WINDOWS, K_OPEN = KEYS[4], KEYS[5], KEYS[6]
 local K_BYSVC, K_RECENT = KEYS[7], KEYS[8]
 local K_STATS, K_SVCTIMES, K_EST, K_WAITS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
-local K_DAY, K_AUDIT, K_PARKED = KEYS[13], KEYS[14], KEYS[15]
+local K_DAY, K_AUDIT, K_PARKED, K_DISPATCH = KEYS[13], KEYS[14], KEYS[15], KEYS[16]
 local CLERK, HOUR = ARGV[5], ARGV[6]
 local ROLE, CLIENT = ARGV[7], ARGV[8]
 local STALE = tonumber(ARGV[9])
 local AUDIT_KEEP = tonumber(ARGV[10])
-local KO, AO = 15, 10  -- the script's own KEYS start at KEYS[KO + 1], its ARGV at ARGV[AO + 1]
+local DISPATCH = dispatch_policy(ARGV[11], ARGV[12], ARGV[13])
+local KO, AO = 16, 13  -- the script's own KEYS start at KEYS[KO + 1], its ARGV at ARGV[AO + 1]
 local RECENT_KEEP = 20
 local WAITS_KEEP = 5000       -- a big hall's busiest two hours of calls
 local SVC_TIMES_KEEP = 40     -- the learned model forgets beyond ~20 visits anyway
@@ -158,7 +162,8 @@ end
 local function ticket_reply(t, replayed)
   local reply = {t = t, replayed = replayed, out = OUT}
   if is_waiting(t) then
-    reply.pos = redis.call('ZRANK', QUEUE[t.group], t.m)
+    reply.pos = dispatch_position(DISPATCH, QUEUE[t.group], t.m, t.e,
+      dispatch_turn(DISPATCH, K_DISPATCH, t.group))
     reply.open = redis.call('SMEMBERS', K_OPEN)
   end
   return cjson.encode(reply)
@@ -417,6 +422,38 @@ local function live_head(gid)
     if not stale_member(head[1]) then return head end
     local t = load_ticket(string.match(head[1], '^%d+:%d+:(.+)$'))
     if t then expire_ticket(t) else redis.call('ZREM', QUEUE[gid], head[1]) end
+  end
+end
+
+-- The live head of one side of a group's queue ('ratio'): scores in [min, max].
+local function live_side_head(gid, min, max)
+  while true do
+    local head = redis.call('ZRANGEBYSCORE', QUEUE[gid], min, max, 'WITHSCORES', 'LIMIT', 0, 1)
+    if not head[1] then return nil end
+    if not stale_member(head[1]) then return head end
+    local t = load_ticket(string.match(head[1], '^%d+:%d+:(.+)$'))
+    if t then expire_ticket(t) else redis.call('ZREM', QUEUE[gid], head[1]) end
+  end
+end
+
+-- What a group gives next under the hall's rule, as {member, score}: its
+-- queue's head, or under 'ratio' the head of the side whose turn it is (the
+-- other side's when that one is empty).
+local function group_head(gid)
+  if DISPATCH.rule ~= 'ratio' then return live_head(gid) end
+  local normal = live_side_head(gid, 0, '+inf')
+  local prio = live_side_head(gid, '-inf', '(0')
+  if dispatch_turn(DISPATCH, K_DISPATCH, gid) < DISPATCH.rn then return normal or prio end
+  return prio or normal
+end
+
+-- After a group's head was called ('ratio'): its turn moves on if it was
+-- that side's turn, and stays when the side was empty.
+local function group_called(gid, score)
+  if DISPATCH.rule ~= 'ratio' then return end
+  local turn = dispatch_turn(DISPATCH, K_DISPATCH, gid)
+  if (tonumber(score) >= 0) == (turn < DISPATCH.rn) then
+    redis.call('HSET', K_DISPATCH, gid, (turn + 1) % (DISPATCH.rn + DISPATCH.rp))
   end
 end
 

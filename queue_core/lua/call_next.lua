@@ -1,9 +1,9 @@
 -- call_next.lua: a window calls the next person, completing its current ticket first.
--- Takes, over the window's groups, the waiting ticket with the smallest
--- effective time (ties: the earlier issue, encoded in the member): the rule of
--- dispatcher/dispatch.py, checked against this script by the scenarios of
--- tests/dispatch_scenarios.py. A head from a day that has ended is expired on
--- the way, never called.
+-- Takes what the window's groups give next (each group's head under the
+-- hall's rule), the earliest of them or, for a window whose order is
+-- 'groups', its first group's: the rule of dispatcher/dispatch.py, checked
+-- against this script by the scenarios of tests/dispatch_scenarios.py. A
+-- head from a day that has ended is expired on the way, never called.
 -- KEYS: common (see _lib.lua), then the group queues
 -- ARGV: common, then
 --   ARGV[AO+1] window id   ARGV[AO+2] the window's group ids, comma-separated, in its order
@@ -17,17 +17,16 @@ if w.status ~= 'open' then return err('window_not_open') end
 local cur = current_ticket(w)
 if cur then finish(w, cur, 'completed') end
 local by_groups = ARGV[AO + 3] == 'groups'
-local best_member, best_score, best_queue
+local best, best_gid
 for gid in string.gmatch(ARGV[AO + 2], '[^,]+') do
-  local head = live_head(gid)
+  local head = group_head(gid)
   if head then
-    local score = tonumber(head[2])
-    if best_score == nil or score < best_score or (score == best_score and head[1] < best_member) then
-      best_member, best_score, best_queue = head[1], score, QUEUE[gid]
-    end
+    head = {head[1], tonumber(head[2])}
+    if not best or dispatch_before(DISPATCH, head, best) then best, best_gid = head, gid end
     if by_groups then break end
   end
 end
+local best_member = best and best[1]
 if not best_member then
   w.ticket = nil
   save_window(w)
@@ -36,7 +35,8 @@ if not best_member then
   return cjson.encode({none = true, replayed = false, out = OUT})
 end
 local t = load_ticket(string.match(best_member, '^%d+:%d+:(.+)$'))
-call_ticket(t, w, best_queue)
+group_called(best_gid, best[2])
+call_ticket(t, w, QUEUE[best_gid])
 audit('call_next', w.id, t.number)
 remember('T:' .. t.id)
 return ticket_reply(t, false)

@@ -3,14 +3,15 @@
 -- figures, the services' recent visit times and the calls of the last hour.
 -- KEYS[1] seq   KEYS[2] tickets   KEYS[3] windows   KEYS[4] by_service
 --   KEYS[5] stats:<today>   KEYS[6] svc_times   KEYS[7] waits   KEYS[8] day   KEYS[9] parked
---   KEYS[10 ..] queue:<group>, one per group, same order as the group ids
--- ARGV[1] how many tickets to read from the head of each queue
+--   KEYS[10] dispatch   KEYS[11 ..] queue:<group>, one per group, same order as the group ids
+-- ARGV[1] how many tickets to read from the head of each group's call order
 -- ARGV[2] epoch ms: calls before this are not returned
--- ARGV[3 ..] group ids
+-- ARGV[3] the hall's rule   ARGV[4], ARGV[5] its ratio (normal, priority)
+-- ARGV[6 ..] group ids
 -- Returns JSON {"seq", "windows": {id: window}, "tickets": {id: ticket at a window},
 --   "services": {id: waiting}, "stats": {field: n}, "svc_times": {service: JSON},
 --   "waits": [call JSON, newest first],
---   "groups": {id: {"n": waiting, "q": [[member, score, ticket JSON], ...]}},
+--   "groups": {id: {"n": waiting, "q": [[member, score, ticket JSON], ...], "turn": n}},
 --   "parked": n, "closed_until": ms or absent}
 local LIMIT = tonumber(ARGV[1])
 local SINCE = tonumber(ARGV[2])
@@ -31,19 +32,21 @@ local function hash(key)
   return out
 end
 local groups = {}
-for i = 3, #ARGV do
-  local key = KEYS[7 + i]
-  local head = redis.call('ZRANGE', key, 0, LIMIT - 1, 'WITHSCORES')
+local P = dispatch_policy(ARGV[3], ARGV[4], ARGV[5])
+for i = 6, #ARGV do
+  local key = KEYS[5 + i]
+  local turn = dispatch_turn(P, KEYS[10], ARGV[i])
+  local head = dispatch_sequence(P, key, turn, LIMIT)
   local q = {}
   if #head > 0 then
     local ids = {}
-    for j = 1, #head, 2 do ids[#ids + 1] = string.match(head[j], '^%d+:%d+:(.+)$') end
+    for j = 1, #head do ids[j] = string.match(head[j][1], '^%d+:%d+:(.+)$') end
     local docs = redis.call('HMGET', KEYS[2], unpack(ids))
     for j = 1, #ids do
-      if docs[j] then q[#q + 1] = {head[2 * j - 1], head[2 * j], docs[j]} end
+      if docs[j] then q[#q + 1] = {head[j][1], head[j][2], docs[j]} end
     end
   end
-  groups[ARGV[i]] = {n = redis.call('ZCARD', key), q = q}
+  groups[ARGV[i]] = {n = redis.call('ZCARD', key), q = q, turn = turn}
 end
 -- The calls list is newest first: read it in pages until a call is older than SINCE.
 local waits, start, page = {}, 0, 200

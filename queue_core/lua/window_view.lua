@@ -1,9 +1,12 @@
 -- window_view.lua: one window as its clerk sees it, read atomically (writes
 -- nothing): its state, its current ticket, and the tickets waiting in its
 -- groups in the order call-next would take them.
--- KEYS[1] windows   KEYS[2] tickets   KEYS[3 ..] queue:<group>, the window's groups
+-- KEYS[1] windows   KEYS[2] tickets   KEYS[3] dispatch
+-- KEYS[4 ..] queue:<group>, the window's groups in its order
 -- ARGV[1] window id   ARGV[2] how many waiting tickets to list
--- ARGV[3] the window's order: 'place' or 'groups' (KEYS[3 ..] are then in its order)
+-- ARGV[3] the window's order: 'place' or 'groups'
+-- ARGV[4] the hall's rule   ARGV[5], ARGV[6] its ratio (normal, priority)
+-- ARGV[7 ..] the window's group ids, as KEYS[4 ..]
 -- Returns JSON {"w": window, "wt": ticket-or-absent, "waiting": [ticket...], "total": n}.
 local limit = tonumber(ARGV[2])
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
@@ -13,28 +16,16 @@ if w.ticket then
   local t = redis.call('HGET', KEYS[2], w.ticket)
   if t then reply.wt = cjson.decode(t) end
 end
--- The dispatch rule (dispatcher/dispatch.py, checked against this script by
--- tests/dispatch_scenarios.py): call-next takes the smallest (score, member)
--- over the groups' heads, so the first `limit` of each group, merged the same
--- way, are the first `limit` it will call.
-local heads = {}
-for i = 3, #KEYS do
+-- Each group's first `limit` in its call order, merged as call-next picks
+-- among its groups' heads: the first `limit` the window will call.
+local P = dispatch_policy(ARGV[4], ARGV[5], ARGV[6])
+local seqs = {}
+for i = 4, #KEYS do
   reply.total = reply.total + redis.call('ZCARD', KEYS[i])
-  local items = redis.call('ZRANGE', KEYS[i], 0, limit - 1, 'WITHSCORES')
-  for j = 1, #items, 2 do
-    heads[#heads + 1] = {m = items[j], s = tonumber(items[j + 1]), g = i}
-  end
+  seqs[#seqs + 1] = dispatch_sequence(P, KEYS[i], dispatch_turn(P, KEYS[3], ARGV[i + 3]), limit)
 end
--- A window taking its groups in turn lists its first group's queue, then the next's.
-local by_groups = ARGV[3] == 'groups'
-table.sort(heads, function(a, b)
-  if by_groups and a.g ~= b.g then return a.g < b.g end
-  if a.s ~= b.s then return a.s < b.s end
-  return a.m < b.m
-end)
-for k = 1, math.min(limit, #heads) do
-  local id = string.match(heads[k].m, '^%d+:%d+:(.+)$')
-  local t = redis.call('HGET', KEYS[2], id)
+for _, head in ipairs(dispatch_merge(P, seqs, ARGV[3] == 'groups', limit)) do
+  local t = redis.call('HGET', KEYS[2], string.match(head[1], '^%d+:%d+:(.+)$'))
   if t then reply.waiting[#reply.waiting + 1] = cjson.decode(t) end
 end
 return cjson.encode(reply)

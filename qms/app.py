@@ -39,6 +39,7 @@ from qms.http import (
     unexpected,
 )
 from qms.reports_http import report_routes
+from qms.settings import require_id_digest_key
 from queue_core import metrics
 from queue_core.auth import Credentials
 from queue_core.config import HallConfig
@@ -167,13 +168,17 @@ def create_app(
     archive_interval_s: float = 3600.0,
     estimate_max_age_s: float = 2.0,
     clock_rate: float = 1.0,
+    id_digest_key: bytes | None = None,
 ) -> Starlette:
     """The whole qms app. `app.state.gateway` holds the screen gateway while
     the lifespan runs (the server closes its sockets with 1001 on shutdown).
     Wait estimates and the dashboard reuse a read of the hall for
     `estimate_max_age_s` (0: read on every request, as tests want).
     `clock_rate` is how fast `clock` runs against real time (the demo's runs
-    faster), so the day keeper wakes at each calendar boundary."""
+    faster), so the day keeper wakes at each calendar boundary.
+    `id_digest_key` (`QMS_ID_DIGEST_KEY`) keys the digests of identity
+    numbers; a hall with `[issuing] one_active_per_person` needs it."""
+    require_id_digest_key(configs, id_digest_key)
     screens = gateway_settings or GatewaySettings()
     budget_s = redis_budget_s(redis_min_replicas, redis_wait_ms)
 
@@ -199,6 +204,7 @@ def create_app(
                     observer=metrics.observe,
                     min_replicas=redis_min_replicas,
                     wait_ms=redis_wait_ms,
+                    id_digest_key=id_digest_key,
                     **extra,
                 ),
                 PresenceStore(redis, scripts, c.id, ttl_s=screens.presence_ttl_s),

@@ -31,7 +31,7 @@ from qms.archiving import ArchiveHandle, one_line
 from qms.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from qms.reporting import ArchiveUnavailable, audit_of_day, parse_day, report_of_day
 from qms.server import QmsServer, server_config, tune_gc
-from qms.settings import Settings, SettingsError
+from qms.settings import Settings, SettingsError, require_id_digest_key
 from queue_core.archive import sqlite_path
 from queue_core.config import ConfigError, HallConfig, load_halls
 from queue_core.errors import Invalid, QmsError
@@ -189,6 +189,7 @@ def serve(
 ) -> int:
     """Serve the halls; `clock` and `clock_rate` as `create_app` takes them
     (the demo's simulated clock)."""
+    require_id_digest_key(configs, settings.id_digest_key)  # before anything starts
     _raise_open_files_limit()
     sock = _bind(settings.host, settings.port)
     embedded: EmbeddedRedis | None = None
@@ -221,6 +222,7 @@ def serve(
             clock_rate=clock_rate,
             archive_url=settings.archive_url,
             archive_interval_s=settings.archive_interval_s,
+            id_digest_key=settings.id_digest_key,
         )
         host, port = sock.getsockname()[:2]
         for c in configs:

@@ -63,15 +63,20 @@ class JSON(JSONResponse):
 
 
 def error_response(
-    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    details: Mapping[str, str] | None = None,
 ) -> Response:
     if status == 401:
         headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
-    return JSON({"error": {"code": code, "message": message}}, status, headers=headers)
+    error = {**(details or {}), "code": code, "message": message}
+    return JSON({"error": error}, status, headers=headers)
 
 
 def qms_error_response(exc: QmsError) -> Response:
-    return error_response(STATUS[exc.kind], exc.code, exc.message)
+    return error_response(STATUS[exc.kind], exc.code, exc.message, details=exc.details)
 
 
 def halls_of(request: Request) -> Mapping[str, Hall]:

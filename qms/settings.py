@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from queue_core.archive import sqlite_path
+from queue_core.config import HallConfig
+from queue_core.identity import MIN_KEY_BYTES
 from queue_core.redis_client import describe_url
 
 Fsync = Literal["always", "everysec"]
@@ -34,6 +36,43 @@ def _redis_url(env: Mapping[str, str]) -> str | None:
             "Redis: set QMS_REDIS_URL (redis://, redis+sentinel:// or redis+cluster://)"
         )
     return url
+
+
+ID_DIGEST_KEY_ENV = "QMS_ID_DIGEST_KEY"
+"""The key of the HMAC that stands for a resident identity number in Redis
+(`[issuing] one_active_per_person`). It lives outside Redis, so a copy of
+Redis (a dump, a backup, an archive) cannot be searched for a number."""
+
+
+def id_digest_key(env: Mapping[str, str]) -> bytes | None:
+    """`QMS_ID_DIGEST_KEY` as bytes, None when unset. Never shown in a message."""
+    raw = env.get(ID_DIGEST_KEY_ENV, "").strip()
+    if not raw:
+        return None
+    key = raw.encode("utf-8")
+    if len(key) < MIN_KEY_BYTES:
+        raise SettingsError(
+            f"{ID_DIGEST_KEY_ENV} is too short: use at least {MIN_KEY_BYTES} characters "
+            "of random text, such as the output of `openssl rand -hex 32`"
+        )
+    return key
+
+
+def require_id_digest_key(configs: Iterable[HallConfig], key: bytes | None) -> None:
+    """Refuse to serve a hall that allows one active ticket per person
+    without the key its digests need. Made up or kept in Redis, the key
+    would sit beside the digests it protects, or change with every start
+    and let a person hold two tickets."""
+    if key is not None:
+        return
+    for config in configs:
+        if config.issuing.one_active_per_person:
+            raise SettingsError(
+                f"hall {config.id} ({config.source or 'config'}) sets [issuing] "
+                f"one_active_per_person = true, which needs {ID_DIGEST_KEY_ENV}: a secret of at "
+                f"least {MIN_KEY_BYTES} characters, the same on every replica "
+                "(e.g. `openssl rand -hex 32`)"
+            )
 
 
 def _number(name: str, default: str, kind: type[int] | type[float], minimum: float) -> Any:
@@ -122,6 +161,8 @@ class Settings:
     """`QMS_ARCHIVE_URL`: where finished tickets go (default: `archive.db` in the data dir)."""
     archive_interval_s: float = 3600.0
     """`QMS_ARCHIVE_INTERVAL`: seconds between sweeps of past days' tickets out of Redis."""
+    id_digest_key: bytes | None = None
+    """`QMS_ID_DIGEST_KEY`: the key of identity numbers' digests (None: unset)."""
 
     @classmethod
     def from_env(cls, **cli: object) -> Settings:
@@ -140,5 +181,6 @@ class Settings:
             ws_heartbeat_s=_number("QMS_WS_HEARTBEAT", "10", float, 0.1),
             archive_url=archive_url(env.get("QMS_ARCHIVE_URL") or default_archive_url(data_dir)),
             archive_interval_s=_number("QMS_ARCHIVE_INTERVAL", "3600", float, 1),
+            id_digest_key=id_digest_key(env),
             **cli,  # type: ignore[arg-type]
         )

@@ -130,6 +130,21 @@ class RemoteRules:
 
 
 @dataclass(frozen=True, slots=True)
+class IssuingRules:
+    """`[issuing]`: rules on who may hold a ticket."""
+
+    one_active_per_person: bool = False
+    """A resident identity number may hold one waiting, called or parked
+    ticket at a time (tickets issued with `id_number`)."""
+
+
+DEFAULT_ELDERLY_AGE: Final = 60
+ELDERLY_AGES: Final = range(50, 101)
+ELDERLY_AGE_KEY: Final = "elderly_age"
+"""In `[priority]`, beside the classes' credits: not a class."""
+
+
+@dataclass(frozen=True, slots=True)
 class HallConfig:
     id: str
     name: str
@@ -148,6 +163,10 @@ class HallConfig:
     dispatch: DispatchRules = field(default_factory=DispatchRules)
     language: str = "zh"
     """The language of what the hall's visitors read ("zh" or "en")."""
+    elderly_age: int = DEFAULT_ELDERLY_AGE
+    """`[priority] elderly_age`: from this age on (on the hall's day) an
+    identity number makes a ticket `elderly`, where the hall has that class."""
+    issuing: IssuingRules = IssuingRules()
     group_by_id: dict[str, Group] = field(init=False, repr=False, compare=False)
     service_by_id: dict[str, Service] = field(init=False, repr=False, compare=False)
     window_by_id: dict[str, Window] = field(init=False, repr=False, compare=False)
@@ -227,7 +246,7 @@ _SHA256_HEX: Final = re.compile(r"[0-9a-fA-F]{64}")
 _MIN_TOKEN_CHARS: Final = 8
 
 _SECTIONS: Final = (
-    "hall", "priority", "appointments", "remote", "hours", "calling", "dispatch",
+    "hall", "priority", "appointments", "remote", "hours", "calling", "dispatch", "issuing",
     "group", "service", "window", "credential",
 )  # fmt: skip
 _LANGUAGES: Final = ("zh", "en")  # the first is the default
@@ -273,6 +292,8 @@ def _check_file(path: str | Path) -> _Checked:
     _reject_unknown(report, "", doc, _SECTIONS, "section")
     hall_id, name, timezone, language = _hall(report, doc)
     priority = _priority(report, doc)
+    elderly_age = _elderly_age(report, doc, priority)
+    issuing = _issuing(report, doc)
     appointments = _appointments(report, doc)
     remote = _remote(report, doc)
     hours = _hours(report, doc)
@@ -308,6 +329,8 @@ def _check_file(path: str | Path) -> _Checked:
         calling=calling,
         dispatch=dispatch,
         language=language,
+        elderly_age=elderly_age,
+        issuing=issuing,
     )
     return _Checked(config, [], hall_id)
 
@@ -601,6 +624,8 @@ def _zone(t: _Table, name: str | None) -> ZoneInfo | None:
 def _priority(report: _Report, doc: dict[str, object]) -> dict[str, float]:
     credits: dict[str, float] = {}
     for name, value in (_table(report, doc, "priority") or {}).items():
+        if name == ELDERLY_AGE_KEY:
+            continue  # an age, not a class (`_elderly_age`)
         key = f"priority.{name}"
         if not _CLASS_NAME.fullmatch(name):
             report.add(key, f"{name!r} is not a valid class name: {_CLASS_NAME_RULE}")
@@ -626,6 +651,41 @@ def _credit(report: _Report, key: str, value: object) -> float | None:
     else:
         return number
     return None
+
+
+def _elderly_age(report: _Report, doc: dict[str, object], credits: dict[str, float]) -> int:
+    data = doc.get("priority")
+    if not isinstance(data, dict) or ELDERLY_AGE_KEY not in data:
+        return DEFAULT_ELDERLY_AGE
+    key = f"priority.{ELDERLY_AGE_KEY}"
+    value = data[ELDERLY_AGE_KEY]
+    low, high = ELDERLY_AGES[0], ELDERLY_AGES[-1]
+    if isinstance(value, bool) or not isinstance(value, int):
+        hint = " (remove the quotes)" if isinstance(value, str) and value.isdigit() else ""
+        report.add(key, f"must be a whole number of years, not {_kind(value)}{hint}")
+    elif value not in ELDERLY_AGES:
+        report.add(key, f"must be from {low} to {high} years, not {value}")
+    elif "elderly" not in credits and "elderly" not in data:
+        # Without the class the age would never make a ticket elderly.
+        report.add(
+            key,
+            "the hall has no elderly class for it to apply to: "
+            "add `elderly = <minutes of credit>` to [priority], or remove elderly_age",
+        )
+    else:
+        return value
+    return DEFAULT_ELDERLY_AGE
+
+
+def _issuing(report: _Report, doc: dict[str, object]) -> IssuingRules:
+    defaults = IssuingRules()
+    data = _table(report, doc, "issuing")
+    if data is None:
+        return defaults
+    t = _Table(report, "issuing", data, ("one_active_per_person",))
+    return IssuingRules(
+        one_active_per_person=t.flag("one_active_per_person", defaults.one_active_per_person)
+    )
 
 
 def _appointments(report: _Report, doc: dict[str, object]) -> AppointmentRules:

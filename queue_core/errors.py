@@ -4,6 +4,7 @@ to a status code, so nothing here knows about HTTP."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 
 
@@ -22,10 +23,13 @@ class ErrorKind(StrEnum):
 class QmsError(Exception):
     kind: ErrorKind = ErrorKind.INVALID
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, details: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.details = dict(details or {})
+        """More fields of the error object, for a client to act on (the
+        ticket number a person already holds)."""
 
 
 class Malformed(QmsError):

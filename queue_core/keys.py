@@ -104,6 +104,16 @@ class HallKeys:
         """Hash group -> its turn under the dispatch rule "ratio"."""
         return self._k("dispatch")
 
+    @property
+    def persons(self) -> str:
+        """Hash of who holds an active ticket, for `[issuing]
+        one_active_per_person`: `d:<person digest>` -> the ticket id it
+        holds, and `t:<ticket id>` -> the digest, so the script that ends a
+        ticket finds whom it frees. Digests only (`identity.person_digest`),
+        never a number; entries go when their ticket ends (a no-show keeps
+        `t:` for its rejoin until the day's end)."""
+        return self._k("persons")
+
     def screen(self, screen: str) -> str:
         """String (JSON presence) of one connected screen, with a TTL: gone = offline."""
         return self._k(f"screen:{screen}")

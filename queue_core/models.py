@@ -55,6 +55,9 @@ NORMAL = "normal"
 APPOINTMENT = "appointment"
 """The class a punctual appointment check-in gets; kiosks cannot ask for it."""
 
+ELDERLY = "elderly"
+"""The class an identity number of the hall's elderly age gives, where the hall has it."""
+
 
 @dataclass(frozen=True, slots=True)
 class Ticket:

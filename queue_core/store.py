@@ -15,14 +15,16 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Generic, TypeVar, cast
 
-from queue_core import calendar, metrics, policy
+from queue_core import calendar, identity, metrics, policy
 from queue_core.config import HallConfig, Service, Window
 from queue_core.errors import Conflict, Invalid, NotFound, QmsError, RateLimited, Unavailable
 from queue_core.keys import AUDIT_SECRET, HallKeys
 from queue_core.models import (
     APPOINTMENT,
+    ELDERLY,
     NOBODY,
     NORMAL,
     Actor,
@@ -129,7 +131,15 @@ class HallStore:
         audit_keep_ms: int = AUDIT_KEEP_MS,
         min_replicas: int = 0,
         wait_ms: int = 500,
+        id_digest_key: bytes | None = None,
     ) -> None:
+        if config.issuing.one_active_per_person and id_digest_key is None:
+            # The CLI refuses to start first, in one line (qms.settings); this
+            # guards every other way of building a store.
+            raise ValueError(
+                f"hall {config.id} sets [issuing] one_active_per_person, "
+                "which needs an identity digest key (QMS_ID_DIGEST_KEY)"
+            )
         self.redis = redis
         self.config = config
         self.keys = HallKeys(config.id)
@@ -148,6 +158,7 @@ class HallStore:
         self._cal: _Calendar | None = None
         self._min_replicas = min_replicas
         self._wait_ms = wait_ms
+        self._id_key = id_digest_key
 
     # ------------------------------------------------------------ visitors
 
@@ -158,21 +169,55 @@ class HallStore:
         idempotency: str | None = None,
         *,
         actor: Actor = NOBODY,
+        id_number: str | None = None,
     ) -> Result[TicketView]:
         """Issue a ticket for a service in a priority class a kiosk may set;
-        `hall_closed` outside the hall's hours."""
+        `hall_closed` outside the hall's hours.
+
+        With `id_number` (a resident identity number, else 422
+        `bad_id_number`) the ticket is `elderly` when its holder is at least
+        `[priority] elderly_age` on the hall's day and that class gives more
+        credit than the one asked for; under `[issuing]
+        one_active_per_person` a person holding an active ticket gets 409
+        `already_waiting` naming its number. The number stays in this call:
+        only its keyed digest reaches Redis, and only for that rule."""
         svc = self._service(service)
         if priority not in self.config.kiosk_classes():
             raise Invalid("unknown_priority", f"Priority class {priority!r} is not offered here.")
         now = self._now()
+        person = ""
+        if id_number is not None:
+            holder = self._resident(id_number, now)
+            priority = self._class_of(holder, priority, now)
+            if self._id_key is not None and self.config.issuing.one_active_per_person:
+                person = identity.person_digest(self._id_key, self.config.id, holder.number)
+            del holder, id_number  # nothing below needs the number
         tid = new_ticket_id()
         e = policy.effective_ms(now.ms, self.config.credit_minutes(priority))
         keys = [self.keys.counter(now.day, svc.prefix), self.keys.numbers(now.day)]
         args: list[str | int | float] = [
-            tid, svc.id, svc.group, svc.prefix, priority, e, self._issuing(now)
+            tid, svc.id, svc.group, svc.prefix, priority, e, self._issuing(now), person
         ]  # fmt: skip
         reply = await self._mutate("issue", now, idempotency, keys, args, actor)
         return self._result(reply, self._ticket_view(reply))
+
+    def _resident(self, id_number: str, now: _Now) -> identity.ResidentId:
+        try:
+            return identity.parse_id_number(id_number, _local_date(now))
+        except identity.BadIdNumber as exc:
+            message = identity.problem_message(exc.problem, self.config.language)
+            raise Invalid("bad_id_number", message, {"reason": exc.problem.value}) from None
+
+    def _class_of(self, holder: identity.ResidentId, asked: str, now: _Now) -> str:
+        """`elderly` for a holder of the hall's elderly age where the hall has
+        the class and it gives more credit than `asked`, else `asked`: an
+        identity number can raise a ticket's class, never lower it."""
+        cfg = self.config
+        if ELDERLY not in cfg.priority:
+            return asked
+        if identity.age_on(holder.birth, _local_date(now)) < cfg.elderly_age:
+            return asked
+        return ELDERLY if cfg.credit_minutes(ELDERLY) > cfg.credit_minutes(asked) else asked
 
     async def book_appointment(
         self, service: str, start_ms: int, idempotency: str | None = None, *, actor: Actor = NOBODY
@@ -646,7 +691,7 @@ class HallStore:
             k.seq, k.events, idem_key, k.tickets, k.windows, k.open_windows,
             k.waiting_by_service, k.recent_calls,
             k.stats(now.day), k.service_times, k.estimates, k.waits,
-            k.day, k.audit, k.parked, k.dispatch,
+            k.day, k.audit, k.parked, k.dispatch, k.persons,
             *own_keys, *self._queue_keys,
         ]  # fmt: skip
         ttl = self._idem_ttl if idempotency else 0
@@ -685,6 +730,10 @@ class HallStore:
         if "err" in reply:
             if reply["err"] == "hall_closed":
                 raise self._closed(self._now_ms(), _opt_int(reply.get("until")))
+            if reply["err"] == "already_waiting":
+                number = str(reply.get("number") or "")
+                message = identity.held_message(number, self.config.language)
+                raise Conflict("already_waiting", message, {"number": number})
             if reply["err"] == "recall_limit":
                 limit = int(reply.get("limit") or 0)
                 raise Conflict(
@@ -852,6 +901,11 @@ def parse_audit(raw: object) -> list[AuditEntry]:
 
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _local_date(now: _Now) -> date:
+    """The hall's local day of `now`."""
+    return date(int(now.day[:4]), int(now.day[4:6]), int(now.day[6:]))
 
 
 def _opt_int(value: Any) -> int | None:

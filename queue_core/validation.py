@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from queue_core import identity
 from queue_core.errors import Invalid, NotFound
 
 TICKET_ID = re.compile(r"[A-Za-z0-9_-]{22}")
@@ -83,6 +84,20 @@ def idempotency_key(value: str) -> str:
             "invalid_idempotency_key",
             "Idempotency-Key must be 1 to 128 printable ASCII characters without spaces.",
         )
+    return value
+
+
+def id_number_field(body: Mapping[str, Any], language: str) -> str | None:
+    """`id_number` as sent (checked by the store, which knows the hall's
+    day), or None when absent; anything but a string is a 422
+    `bad_id_number`. Never echoes the value."""
+    value = body.get("id_number")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        problem = identity.IdProblem.CHARACTERS
+        message = identity.problem_message(problem, language)
+        raise Invalid("bad_id_number", message, {"reason": problem.value})
     return value
 
 

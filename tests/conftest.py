@@ -140,6 +140,7 @@ async def api_client(
     redis_url: str,
     clock: Clock | None = None,
     metrics_interval_s: float = 3600,
+    id_digest_key: bytes | None = None,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The whole app in-process: lifespan run, state handed to each request
     the way uvicorn does it, requests over httpx's ASGI transport."""
@@ -150,6 +151,7 @@ async def api_client(
         clock=clock,
         metrics_interval_s=metrics_interval_s,
         estimate_max_age_s=0,
+        id_digest_key=id_digest_key,
     )
     async with app.router.lifespan_context(app) as state:
 

@@ -72,6 +72,7 @@ async def live_server(
     clock: Callable[[], float] | None = None,
     gateway_settings: GatewaySettings | None = None,
     ws_send_buffer: int = WS_SEND_BUFFER_BYTES,
+    id_digest_key: bytes | None = None,
 ) -> AsyncIterator[LiveServer]:
     """Serve `configs` until the block ends, then shut down as SIGTERM would
     (screens are closed with 1001)."""
@@ -82,6 +83,7 @@ async def live_server(
         metrics_interval_s=3600,
         gateway_settings=gateway_settings,
         estimate_max_age_s=0,
+        id_digest_key=id_digest_key,
     )
     sock = listening_socket(port)
     server = QmsServer(server_config(app, log_level="warning", ws_send_buffer=ws_send_buffer), app)

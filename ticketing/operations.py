@@ -35,10 +35,13 @@ async def _issued(call: Call, result: Result[TicketView]) -> Reply:
 
 
 async def issue_ticket(call: Call) -> Reply:
-    v.only_fields(call.body, {"service", "priority"})
+    v.only_fields(call.body, {"service", "priority", "id_number"})
     service = v.required_string(call.body, "service")
     priority = v.string_field(call.body, "priority", required=False) or NORMAL
-    result = await call.hall.store.issue(service, priority, call.idempotency, actor=actor_of(call))
+    id_number = v.id_number_field(call.body, call.hall.config.language)
+    result = await call.hall.store.issue(
+        service, priority, call.idempotency, actor=actor_of(call), id_number=id_number
+    )
     return await _issued(call, result)
 
 

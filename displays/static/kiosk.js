@@ -102,6 +102,20 @@ const CATALOGUE = {
     "error.late_return_closed": "这个号不能重新排队；如需办理请重新取号",
     "error.ticket_not_found": "没有找到这张号票，请核对后再扫一次",
     "error.invalid_field": "没有识别出号票二维码，请再扫一次",
+    idcard_button: "刷身份证 / 输入身份证号",
+    idcard_sub: "按身份证上的年龄优先办理",
+    idcard_title: "刷身份证 / 输入身份证号",
+    idcard_hint: "请把身份证放在读卡器上，或输入 18 位身份证号",
+    idcard_label: "居民身份证号码",
+    idcard_submit: "确定",
+    idcard_held: "已读取身份证，请点选要办的事",
+    "id.old_format": "15 位的旧身份证号码不能使用，请使用 18 位居民身份证号码",
+    "id.length": "身份证号码应为 18 位，请核对后重新输入",
+    "id.characters": "身份证号码由 17 位数字和最后一位数字或 X 组成，请核对后重新输入",
+    "id.check_digit": "身份证号码有误，请核对后重新输入",
+    "id.birth_date": "身份证号码中的出生日期不正确，请核对后重新输入",
+    "error.bad_id_number": "身份证号码有误，请核对后重新输入",
+    "error.already_waiting": "这个身份证号已经取了 {number} 号，请留意叫号；每人同时只能持有一个号",
   },
   en: {
     lang_switch: "中文",
@@ -179,6 +193,20 @@ const CATALOGUE = {
     "error.late_return_closed": "This ticket cannot rejoin the queue; please take a new ticket",
     "error.ticket_not_found": "No such ticket; please scan again",
     "error.invalid_field": "That is not a ticket's QR code; please scan again",
+    idcard_button: "Swipe ID card / enter ID number",
+    idcard_sub: "Priority by the age on your ID card",
+    idcard_title: "Swipe ID card / enter ID number",
+    idcard_hint: "Place your ID card on the reader, or type its 18-character number",
+    idcard_label: "Resident identity number",
+    idcard_submit: "OK",
+    idcard_held: "ID card read; tap what you came for",
+    "id.old_format": "The old 15-digit ID number is not accepted; use the 18-character number",
+    "id.length": "An ID number has 18 characters; please check it",
+    "id.characters": "An ID number is 17 digits and a last digit or X; please check it",
+    "id.check_digit": "This ID number is not right; please check it",
+    "id.birth_date": "The birth date in this ID number is not right; please check it",
+    "error.bad_id_number": "This ID number is not right; please check it",
+    "error.already_waiting": "This ID number already holds ticket {number}; one ticket per person at a time",
   },
 };
 
@@ -189,6 +217,7 @@ const body = document.body;
 const screens = {
   start: $("screen-start"),
   elderly: $("screen-elderly"),
+  idcard: $("screen-idcard"),
   checkin: $("screen-checkin"),
   rejoin: $("screen-rejoin"),
   ticket: $("screen-ticket"),
@@ -297,6 +326,7 @@ function show(name) {
 // The end of one visitor's turn: nothing of theirs stays on screen.
 function home() {
   clearTimeout(countdownTimer);
+  if (pending) pending.idNumber = null;
   pending = null;
   kiosk.ticket = null;
   code = "";
@@ -304,6 +334,7 @@ function home() {
   $("checkin-error").hidden = true;
   $("rejoin-input").value = "";
   $("rejoin-error").hidden = true;
+  forgetId();
   body.classList.remove("elderly-mode");
   show("start");
   if (i18n.lang !== "zh") setLang("zh");
@@ -313,7 +344,7 @@ function home() {
 let idleTimer = null;
 function armIdle() {
   clearTimeout(idleTimer);
-  if (["elderly", "checkin", "rejoin"].includes(current)) idleTimer = setTimeout(home, IDLE_MS);
+  if (["elderly", "idcard", "checkin", "rejoin"].includes(current)) idleTimer = setTimeout(home, IDLE_MS);
   else if (current === "start" && i18n.lang !== "zh") idleTimer = setTimeout(() => setLang("zh"), IDLE_MS);
 }
 for (const type of ["pointerdown", "keydown"]) document.addEventListener(type, armIdle, true);
@@ -436,11 +467,17 @@ function setBusy(on) {
   if (!on) renderCode();
 }
 
-function intentFor(kind, target, priority) {
-  if (pending && pending.kind === kind && pending.target === target && pending.priority === priority) {
+function intentFor(kind, target, priority, idNumber = null) {
+  if (
+    pending &&
+    pending.kind === kind &&
+    pending.target === target &&
+    pending.priority === priority &&
+    pending.idNumber === idNumber
+  ) {
     return pending;
   }
-  pending = { kind, target, priority, key: newKey() };
+  pending = { kind, target, priority, idNumber, key: newKey() };
   return pending;
 }
 
@@ -461,6 +498,7 @@ function request(intent) {
   }
   const json = { service: intent.target };
   if (intent.priority !== "normal") json.priority = intent.priority;
+  if (intent.idNumber) json.id_number = intent.idNumber;
   return api(config.tickets_path, { method: "POST", headers, json });
 }
 
@@ -487,10 +525,21 @@ async function send(intent) {
   } finally {
     setBusy(false);
   }
-  if (pending !== intent) return; // abandoned meanwhile (the kiosk went home)
+  if (pending !== intent) {
+    intent.idNumber = null;
+    return; // abandoned meanwhile (the kiosk went home)
+  }
   if (outcome === null) {
+    // No answer: a retry must send the same request (the same key, the same
+    // identity number), so the number stays in this intent until the
+    // visitor retries or leaves the failure.
     showFailure(i18n.t("error.network"), intent);
     return;
+  }
+  // Answered: the identity number has done its work and is forgotten.
+  if (intent.idNumber) {
+    intent.idNumber = null;
+    forgetId();
   }
   const { status, data } = outcome;
   if (intent.kind === "rejoin") {
@@ -518,7 +567,12 @@ async function send(intent) {
     closeNow(data?.error?.message);
     return;
   }
-  const text = errorText(code, data?.error?.message);
+  if (code === "already_waiting") {
+    showFailure(i18n.t("error.already_waiting", { number: data.error.number ?? "" }), null);
+    return;
+  }
+  const reason = code === "bad_id_number" ? `id.${data?.error?.reason}` : "";
+  const text = reason && i18n.t(reason) !== reason ? i18n.t(reason) : errorText(code, data?.error?.message);
   if (intent.kind === "checkin") {
     const error = $("checkin-error");
     error.textContent = text;
@@ -530,7 +584,10 @@ async function send(intent) {
 
 function issue(service, priority) {
   if (busy || !token) return;
-  send(intentFor("issue", service, priority));
+  // With an identity number read, its birth date decides the class (the
+  // server's rule): the ticket is elderly when the holder is old enough.
+  if (heldId !== null && current === "elderly") send(intentFor("issue", service, "normal", heldId));
+  else send(intentFor("issue", service, priority));
 }
 
 for (const button of document.querySelectorAll("button.service")) {
@@ -558,6 +615,10 @@ $("failure-retry").addEventListener("click", () => {
 });
 $("failure-close").addEventListener("click", () => {
   hideFailure();
+  if (pending?.idNumber) {
+    pending.idNumber = null;
+    forgetId();
+  }
   pending = null;
 });
 
@@ -567,7 +628,122 @@ $("go-elderly").addEventListener("click", () => {
   body.classList.add("elderly-mode");
   show("elderly");
 });
-for (const back of document.querySelectorAll(".back")) back.addEventListener("click", home);
+for (const back of document.querySelectorAll(".back:not(#id-back)")) back.addEventListener("click", home);
+
+// ----------------------------------------------------- identity number
+
+// A resident identity number (GB 11643) as the server checks it: the kiosk
+// says what is wrong at once, before anything is sent. Returns
+// {number} or {problem} (the server's `reason` words).
+const ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+const ID_CHECK = "10X98765432";
+const hallDay = new Intl.DateTimeFormat("en-CA", {
+  timeZone: config.hall.timezone,
+  year: "numeric",
+  month: "2-digit",
+  day: "2-digit",
+});
+
+export function checkIdNumber(text, today = hallDay.format(new Date()).replaceAll("-", "")) {
+  const number = text.normalize("NFKC").replace(/[\s-]/g, "").toUpperCase();
+  if (/^[0-9]{15}$/.test(number)) return { problem: "old_format" };
+  if (number.length !== 18) return { problem: "length" };
+  if (!/^[0-9]{17}[0-9X]$/.test(number)) return { problem: "characters" };
+  let sum = 0;
+  for (let i = 0; i < 17; i += 1) sum += Number(number[i]) * ID_WEIGHTS[i];
+  if (ID_CHECK[sum % 11] !== number[17]) return { problem: "check_digit" };
+  const birth = number.slice(6, 14);
+  const [y, m, d] = [Number(birth.slice(0, 4)), Number(birth.slice(4, 6)), Number(birth.slice(6))];
+  const day = new Date(Date.UTC(y, m - 1, d));
+  const real = day.getUTCFullYear() === y && day.getUTCMonth() === m - 1 && day.getUTCDate() === d;
+  if (!real || y < 1800 || birth > today) return { problem: "birth_date" };
+  return { number };
+}
+
+// The number read, held in memory only until the ticket request is
+// answered (or the visitor leaves): never in storage, never on screen.
+let heldId = null;
+
+function forgetId() {
+  heldId = null;
+  $("id-input").value = "";
+  $("id-error").hidden = true;
+  $("id-held").hidden = true;
+  screens.elderly.classList.remove("holding-id");
+}
+
+function idError(problem) {
+  const error = $("id-error");
+  error.textContent = i18n.t(`id.${problem}`);
+  error.hidden = false;
+  $("id-input").value = "";
+  if (current === "idcard") $("id-input").focus({ preventScroll: true });
+}
+
+function typeId(c) {
+  const input = $("id-input");
+  if (busy || input.value.length >= 18) return;
+  input.value += c;
+  $("id-error").hidden = true;
+}
+
+function submitId() {
+  const input = $("id-input");
+  const found = checkIdNumber(input.value);
+  input.value = ""; // out of the DOM at once, valid or not
+  if (found.problem) {
+    idError(found.problem);
+    return;
+  }
+  heldId = found.number;
+  show("elderly");
+  $("id-held").hidden = false;
+  screens.elderly.classList.add("holding-id");
+}
+
+function openIdCard() {
+  forgetId();
+  show("idcard");
+  $("id-input").focus({ preventScroll: true });
+}
+
+$("go-idcard").addEventListener("click", openIdCard);
+$("id-back").addEventListener("click", () => {
+  forgetId();
+  show("elderly");
+});
+$("id-keypad").addEventListener("click", (e) => {
+  const k = e.target.closest("button[data-idkey]");
+  if (k) typeId(k.dataset.idkey);
+  else if (e.target.closest("#id-delete")) $("id-input").value = $("id-input").value.slice(0, -1);
+});
+$("id-clear").addEventListener("click", () => {
+  $("id-input").value = "";
+  $("id-error").hidden = true;
+});
+$("id-input").addEventListener("input", () => {
+  const input = $("id-input");
+  const cleaned = input.value.toUpperCase().replace(/[^0-9X]/g, "").slice(0, 18);
+  if (cleaned !== input.value) input.value = cleaned;
+  $("id-error").hidden = true;
+});
+$("id-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  submitId();
+});
+// A card reader types the number and Enter wherever the focus is: on the
+// identity screen into its field, and from the elderly screen it opens it.
+document.addEventListener(
+  "keydown",
+  (e) => {
+    if (e.ctrlKey || e.altKey || e.metaKey || busy) return;
+    if (current === "elderly" && /^[0-9]$/.test(e.key)) openIdCard();
+    if (current !== "idcard") return;
+    const input = $("id-input");
+    if (e.target !== input && (e.key.length === 1 || e.key === "Enter")) input.focus({ preventScroll: true });
+  },
+  true,
+);
 
 // ------------------------------------------------------------- check-in
 

@@ -17,6 +17,7 @@
 --   KEYS[14] audit       stream of audit entries, id <ms>-<n>, trimmed by age
 --   KEYS[15] parked      sorted set of parked ticket ids, scored by when parked
 --   KEYS[16] dispatch    hash group -> its turn under the rule 'ratio' (_dispatch.lua)
+--   KEYS[17] persons     hash d:<person digest> -> ticket id, t:<ticket id> -> digest (keys.py)
 --   KEYS[#KEYS-NG+1 ..]  queue:<group>, one per group of the hall, same order as the group ids
 -- Common ARGV, then the script's own ARGV (from ARGV[AO + 1]), then the group ids:
 --   ARGV[1] now in epoch ms
@@ -59,13 +60,14 @@ local K_SEQ, K_EVENTS, K_IDEM = KEYS[1], KEYS[2], KEYS[3]
 local K_TICKETS, K_WINDOWS, K_OPEN = KEYS[4], KEYS[5], KEYS[6]
 local K_BYSVC, K_RECENT = KEYS[7], KEYS[8]
 local K_STATS, K_SVCTIMES, K_EST, K_WAITS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
-local K_DAY, K_AUDIT, K_PARKED, K_DISPATCH = KEYS[13], KEYS[14], KEYS[15], KEYS[16]
+local K_DAY, K_AUDIT, K_PARKED = KEYS[13], KEYS[14], KEYS[15]
+local K_DISPATCH, K_PERSONS = KEYS[16], KEYS[17]
 local CLERK, HOUR = ARGV[5], ARGV[6]
 local ROLE, CLIENT = ARGV[7], ARGV[8]
 local STALE = tonumber(ARGV[9])
 local AUDIT_KEEP = tonumber(ARGV[10])
 local DISPATCH = dispatch_policy(ARGV[11], ARGV[12], ARGV[13])
-local KO, AO = 16, 13  -- the script's own KEYS start at KEYS[KO + 1], its ARGV at ARGV[AO + 1]
+local KO, AO = 17, 13  -- the script's own KEYS start at KEYS[KO + 1], its ARGV at ARGV[AO + 1]
 local RECENT_KEEP = 20
 local WAITS_KEEP = 5000       -- a big hall's busiest two hours of calls
 local SVC_TIMES_KEEP = 40     -- the learned model forgets beyond ~20 visits anyway
@@ -255,6 +257,52 @@ local function current_ticket(w)
   return nil
 end
 
+-- ------------------------------------------------------------------ persons
+-- `[issuing] one_active_per_person`: a person (a keyed digest of an identity
+-- number, never the number) holds at most one active ticket. The index is
+-- kept as tickets end, and read with the held ticket's status checked too,
+-- so an entry left behind (its ticket archived) can never lock anyone out.
+
+local function is_active(t)
+  return t ~= nil and (t.status == 'waiting' or t.status == 'called' or t.status == 'parked')
+end
+
+-- The active ticket the person holds, or nil.
+local function person_ticket(digest)
+  local id = redis.call('HGET', K_PERSONS, 'd:' .. digest)
+  if not id then return nil end
+  local t = load_ticket(id)
+  if is_active(t) then return t end
+  return nil
+end
+
+local function hold_person(digest, t)
+  redis.call('HSET', K_PERSONS, 'd:' .. digest, t.id, 't:' .. t.id, digest)
+end
+
+-- A ticket ended: its person may take another. A no-show keeps the way
+-- back from its ticket to the person (`keep_link`): should it rejoin, the
+-- person must not hold a second ticket by then.
+local function release_person(t, keep_link)
+  local digest = redis.call('HGET', K_PERSONS, 't:' .. t.id)
+  if not digest then return end
+  if redis.call('HGET', K_PERSONS, 'd:' .. digest) == t.id then
+    redis.call('HDEL', K_PERSONS, 'd:' .. digest)
+  end
+  if not keep_link then redis.call('HDEL', K_PERSONS, 't:' .. t.id) end
+end
+
+-- At a day's end: drop every entry whose ticket is no longer active (no
+-- ticket of an ended day can rejoin), so no digest outlives its day.
+local function sweep_persons()
+  local flat = redis.call('HGETALL', K_PERSONS)
+  for i = 1, #flat, 2 do
+    local field, value = flat[i], flat[i + 1]
+    local id = string.sub(field, 1, 2) == 'd:' and value or string.sub(field, 3)
+    if not is_active(load_ticket(id)) then redis.call('HDEL', K_PERSONS, field) end
+  end
+end
+
 -- End the window's current ticket with a final status and free the window.
 local function finish(w, t, status)
   if t.called then
@@ -270,6 +318,7 @@ local function finish(w, t, status)
   t.status = status
   t.done = NOW
   save_ticket(t)
+  release_person(t, status == 'no_show')
   w.ticket = nil
   emit(status, t, w.id)
 end
@@ -387,6 +436,7 @@ local function expire_ticket(t)
   t.status = 'expired'
   t.done = NOW
   save_ticket(t)
+  release_person(t, false)
   stat('expired', 1)
   emit('expired', t, '')
 end

@@ -12,6 +12,7 @@ redis.call('HDEL', K_EST, t.id)
 t.status = 'cancelled'
 t.done = NOW
 save_ticket(t)
+release_person(t, false)
 emit('cancelled', t, '')
 audit('cancel', '', t.number)
 remember('T:' .. t.id)

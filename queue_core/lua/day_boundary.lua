@@ -35,11 +35,13 @@ for i = 1, #flat, 2 do
     t.done = math.max(t.called or 0, day_end)
     t.closed_by_day = true
     save_ticket(t)
+    release_person(t, false)
     w.ticket = nil
     save_window(w)
     emit('completed', t, w.id)
   end
 end
+if day_end > through then sweep_persons() end
 local until_ms = tonumber(redis.call('HGET', K_DAY, 'closed_until') or '')
 if until_ms and until_ms <= at then
   redis.call('HDEL', K_DAY, 'closed_until')

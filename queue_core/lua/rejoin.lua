@@ -18,6 +18,12 @@ if t.status ~= 'no_show' or t.rejoined or late <= 0 or NOW - t.done > late
 end
 local closed = hall_refusal(ARGV[AO + 4])
 if closed then return closed end
+-- Issued for a person (one active ticket each) who took another since.
+local person = redis.call('HGET', K_PERSONS, 't:' .. t.id)
+if person then
+  local held = person_ticket(person)
+  if held then return err('already_waiting', {number = held.number}) end
+end
 local next_seq = tonumber(redis.call('GET', K_SEQ) or '0') + 1
 t.status = 'waiting'
 t.e = tonumber(ARGV[AO + 3])
@@ -30,6 +36,7 @@ t.rejoined = NOW
 save_ticket(t)
 redis.call('ZADD', QUEUE[t.group], t.e, t.m)
 redis.call('HINCRBY', K_BYSVC, t.service, 1)
+if person then hold_person(person, t) end
 stat('rejoined', 1)
 emit('rejoined', t, '')
 audit('rejoin', '', t.number)

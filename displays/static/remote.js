@@ -147,12 +147,16 @@ async function loadMine() {
       store.remove(lastKey);
       return;
     }
-    if (!response.ok) return;
+    if (!response.ok) {
+      // Busy or away for a moment (a 503): ask again, as for the services.
+      setTimeout(loadMine, RETRY_MS);
+      return;
+    }
     const ticket = await response.json();
     if (ACTIVE.has(ticket.status)) state.mine = ticket;
     else store.remove(lastKey); // served or gone: nothing to go back to
   } catch {
-    /* offline: the offer is simply not shown */
+    setTimeout(loadMine, RETRY_MS); // offline: the offer shows once it is back
   }
   render();
 }

@@ -118,7 +118,7 @@ def render_html(report: Report) -> str:
                 else ""
             )
             rows.append(
-                f"<tr>{head}<td>{e(c)}</td><td>{w.count}</td><td>{w.mean:.1f}</td>"
+                f'<tr>{head}<td class="c">{e(c)}</td><td>{w.count}</td><td>{w.mean:.1f}</td>'
                 f"<td>{w.p50:.1f}</td><td>{w.p90:.1f}</td><td>{w.max:.1f}</td>{tail}</tr>"
             )
     legend = " ".join(
@@ -143,7 +143,7 @@ def render_html(report: Report) -> str:
 body {{ font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; }}
 th, td {{ border: 1px solid #ccc; padding: .25em .6em; text-align: right; }}
-th:first-child, td:nth-child(2) {{ text-align: left; }}
+th, td.c {{ text-align: left; }}
 figure {{ margin: 1.5em 0; }}
 figcaption {{ font-weight: 600; }}
 .key {{ margin-right: 1.2em; }}

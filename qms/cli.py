@@ -50,7 +50,7 @@ from qms.archiving import ArchiveHandle, one_line
 from qms.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from qms.reporting import ArchiveUnavailable, audit_of_day, parse_day, report_of_day
 from qms.server import QmsServer, server_config, tune_gc
-from qms.settings import Settings, SettingsError
+from qms.settings import Settings, SettingsError, archive_url, default_archive_url
 from queue_core.archive import ArchivedTicket, sqlite_path
 from queue_core.config import ConfigError, HallConfig, load_halls
 from queue_core.errors import Invalid, QmsError
@@ -136,6 +136,7 @@ def _parser() -> argparse.ArgumentParser:
         "own dispatch scripts on a scratch Redis, once per rule, and compare the waits.",
     )
     sim.add_argument("--config", type=Path, required=True, metavar="HALL.toml")
+    sim.add_argument("--hall", help="hall id (may be left out when the config holds one hall)")
     sim.add_argument(
         "--rule",
         action="append",
@@ -497,7 +498,7 @@ def demo(args: argparse.Namespace) -> int:
 def simulate(args: argparse.Namespace) -> int:
     """`qms simulate`: one day played through the hall's scripts once per
     rule, on a scratch redis-server of its own (never the hall's Redis)."""
-    config = _pick_hall(load_halls(hall_files([args.config])), None)
+    config = _pick_hall(load_halls(hall_files([args.config])), args.hall)
     rules = list(dict.fromkeys(args.rule or available_rules(config)))
     for rule in rules:
         try:
@@ -609,9 +610,10 @@ def _open_day(config: HallConfig) -> date:
 
 
 def _archived_tickets(data_dir: Path, config: HallConfig, on: date) -> list[ArchivedTicket]:
-    """The hall's archived tickets of a day, where `qms report` finds them."""
-    settings = Settings.from_env(configs=(), data_dir=data_dir)
-    archive = ArchiveHandle(settings.archive_url)
+    """The hall's archived tickets of a day, where `qms report` finds them
+    (without the rest of the serving settings: a scratch Redis needs none)."""
+    url = archive_url(os.environ.get("QMS_ARCHIVE_URL") or default_archive_url(data_dir))
+    archive = ArchiveHandle(url)
     try:
         return archive.day(config.id, on.isoformat())
     except Exception as exc:

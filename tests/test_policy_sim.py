@@ -379,3 +379,15 @@ async def test_no_shows_and_visitors_after_hours(tmp_path: Path, redis: RedisCli
     assert o.unserved == 1 and o.no_shows == 1
     assert o.classes["normal"].max == 178  # waited from 09:02 to the day's end at 12:00
     assert o.utilisation == (1.0, 1.0)  # busy from 09:00 past 12:00
+
+
+@pytest.mark.redis
+async def test_windows_rest_between_spans(tmp_path: Path, redis: RedisClient) -> None:
+    config = make_config(tmp_path, extra=HOURS)
+    day = generate_day(config, DAY, 300, seed=4)  # 4 windows: queues at the peaks
+    played = await play_day(redis, Scripts.register(redis), config, day)
+    noon, half_one = NINE + 3 * 60 * MIN, NINE + 270 * MIN
+    calls = [v.called_ms for v in played.visits if v.called_ms is not None]
+    assert calls and not [c for c in calls if noon <= c < half_one]
+    assert any(c == half_one for c in calls)  # the queue left at noon, called at 13:30
+    assert played.open == day.serving

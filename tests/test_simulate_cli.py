@@ -165,6 +165,15 @@ def test_a_bad_command_line_is_one_line_and_exit_2(
     assert line.startswith("qms: ") and says in line, line
 
 
+def test_a_hall_named_that_the_config_does_not_hold(
+    hall_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = simulate(capsys, "--config", hall_file, "--hall", "elsewhere")
+    assert code == 2
+    [line] = err.strip().splitlines()
+    assert "no hall 'elsewhere'" in line
+
+
 def test_a_missing_config_is_one_line_and_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,4 +1,4 @@
-"""The `qms` command: serve, demo, check-config, report.
+"""The `qms` command: serve, demo, check-config, report, simulate.
 
 Every failure a user can cause (bad config, unreachable Redis, port in use,
 data directory taken) ends as one line on stderr and a non-zero exit.
@@ -10,12 +10,14 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import json
 import logging
 import os
 import resource
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
@@ -24,6 +26,22 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 
+from dispatcher.policy_sim import output
+from dispatcher.policy_sim.day import (
+    Day,
+    EmptyDay,
+    archived_day,
+    default_visitors,
+    generate_day,
+)
+from dispatcher.policy_sim.player import play_rules
+from dispatcher.policy_sim.rules import (
+    RULES,
+    UnknownRule,
+    config_for_rule,
+    with_windows,
+)
+from dispatcher.policy_sim.stats import RuleOutcome
 from displays.gateway import GatewaySettings
 from displays.hub import HubSettings
 from qms.app import BackgroundTask, create_app
@@ -31,8 +49,14 @@ from qms.archiving import ArchiveHandle, one_line
 from qms.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from qms.reporting import ArchiveUnavailable, audit_of_day, parse_day, report_of_day
 from qms.server import QmsServer, server_config, tune_gc
-from qms.settings import Settings, SettingsError, require_id_digest_key
-from queue_core.archive import sqlite_path
+from qms.settings import (
+    Settings,
+    SettingsError,
+    archive_url,
+    default_archive_url,
+    require_id_digest_key,
+)
+from queue_core.archive import ArchivedTicket, sqlite_path
 from queue_core.config import ConfigError, HallConfig, load_halls
 from queue_core.errors import Invalid, QmsError
 from queue_core.operations import Hall
@@ -109,6 +133,36 @@ def _parser() -> argparse.ArgumentParser:
         "--audit", action="store_true", help="write the day's audit trail instead of the report"
     )
     data_dir_option(report, "where the default archive is (archive.db)")
+
+    sim = sub.add_parser(
+        "simulate",
+        help="play a day through each dispatch rule and compare waits",
+        description="Play a day (generated, or an archived day's arrivals) through the hall's "
+        "own dispatch scripts on a scratch Redis, once per rule, and compare the waits.",
+    )
+    sim.add_argument("--config", type=Path, required=True, metavar="HALL.toml")
+    sim.add_argument("--hall", help="hall id (may be left out when the config holds one hall)")
+    sim.add_argument(
+        "--rule",
+        action="append",
+        metavar="RULE",
+        help="fifo, strict, credit or ratio; repeat for several (default: all four)",
+    )
+    sim.add_argument(
+        "--windows", metavar="N", help="N windows each serving every group (default: the hall's)"
+    )
+    sim.add_argument(
+        "--visitors",
+        metavar="N",
+        help="visitors of the generated day (default: enough to keep the windows 85%% busy)",
+    )
+    sim.add_argument("--seed", default="1", metavar="S", help="seed of the generated day")
+    sim.add_argument(
+        "--day", metavar="YYYY-MM-DD", help="replay this archived day's arrivals instead"
+    )
+    sim.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    sim.add_argument("--html", type=Path, metavar="PATH", help="also write an HTML report here")
+    data_dir_option(sim, "where the default archive is (archive.db), for --day")
     return p
 
 
@@ -127,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return demo(args)
         if args.command == "report":
             return report(args)
+        if args.command == "simulate":
+            return simulate(args)
     except UsageError as exc:
         print(f"qms: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
@@ -444,3 +500,130 @@ def demo(args: argparse.Namespace) -> int:
         os.kill(os.getpid(), signal.SIGTERM)
 
     return serve(settings, configs, background=[simulate], clock=clock, clock_rate=args.speed)
+
+
+def simulate(args: argparse.Namespace) -> int:
+    """`qms simulate`: one day played through the hall's scripts once per
+    rule, on a scratch redis-server of its own (never the hall's Redis)."""
+    config = _pick_hall(load_halls(hall_files([args.config])), args.hall)
+    rules = list(dict.fromkeys(args.rule or RULES))
+    for rule in rules:
+        try:
+            config_for_rule(config, rule)
+        except UnknownRule as exc:
+            raise UsageError(str(exc)) from None
+    windows = None if args.windows is None else _count(args.windows, "--windows", "windows")
+    visitors = None if args.visitors is None else _count(args.visitors, "--visitors", "visitors")
+    seed = _integer(args.seed, "--seed")
+    hall = config if windows is None else with_windows(config, windows)
+    served_by = (
+        f"the hall's {len(config.windows)} windows"
+        if windows is None
+        else f"{windows} windows, each serving every group"
+    )
+    try:
+        if args.day is not None:
+            if visitors is not None:
+                raise UsageError("--visitors is for a generated day: leave it out with --day")
+            on = _simulate_day(args.day)
+            tickets = _archived_tickets(args.data_dir, config, on)
+            day = archived_day(config, on, tickets, seed)
+            source = f"the archived day's {len(day.arrivals)} tickets"
+            if day.left_out:
+                source += f" ({day.left_out} cancelled or of services gone, left out)"
+        else:
+            on = _open_day(config)
+            count = visitors if visitors is not None else default_visitors(config, on)
+            day = generate_day(config, on, count, seed)
+            source = f"{count} generated visitors, seed {seed}"
+    except EmptyDay as exc:
+        raise CliError(str(exc)) from None
+    with tempfile.TemporaryDirectory(prefix="qms-simulate-") as scratch:
+        try:
+            server = EmbeddedRedis.start(Path(scratch), fsync="everysec")
+        except EmbeddedRedisError as exc:
+            raise CliError(f"cannot start a scratch Redis: {exc}") from None
+        try:
+            outcomes, seconds = asyncio.run(_play(server.url, hall, day, rules))
+        finally:
+            server.stop()
+    report = output.Report(
+        hall=f"{config.id} ({config.name})",
+        day=on,
+        source=source,
+        windows=served_by,
+        outcomes=outcomes,
+        seconds=seconds,
+    )
+    if args.html is not None:
+        try:
+            args.html.write_text(output.render_html(report), encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"cannot write {args.html}: {exc.strerror or exc}") from None
+    if args.json:
+        print(json.dumps(output.to_json(report), ensure_ascii=False, indent=2))
+    else:
+        print(output.render_table(report), end="")
+    for rule, s in seconds.items():
+        print(f"qms: {rule}: {len(day.arrivals)} visitors played in {s:.1f} s", file=sys.stderr)
+    return 0
+
+
+async def _play(
+    url: str, config: HallConfig, day: Day, rules: Sequence[str]
+) -> tuple[dict[str, RuleOutcome], dict[str, float]]:
+    redis = create_redis(url, max_connections=2)
+    try:
+        return await play_rules(redis, config, day, rules)
+    except QmsError as exc:
+        raise CliError(f"the scratch Redis failed: {one_line(exc.__cause__ or exc)}") from None
+    finally:
+        await redis.aclose()
+
+
+def _count(raw: str, flag: str, what: str) -> int:
+    """A whole number of at least 1 given on the command line."""
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UsageError(f"{flag} {raw!r} is not a number of {what}: give a whole number from 1")
+    return value
+
+
+def _integer(raw: str, flag: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise UsageError(f"{flag} {raw!r} is not a whole number") from None
+
+
+def _simulate_day(raw: str) -> date:
+    try:
+        return parse_day(raw)
+    except Invalid:
+        raise UsageError(f"--day {raw!r} is not a day: use YYYY-MM-DD (e.g. 2026-11-21)") from None
+
+
+def _open_day(config: HallConfig) -> date:
+    """The day a generated day falls on: the hall's today, or the next day it issues."""
+    today = datetime.fromtimestamp(time.time(), config.timezone).date()
+    for offset in range(14):
+        on = today + timedelta(days=offset)
+        if config.hours is None or config.hours.spans_on(on):
+            return on
+    raise CliError(f"hall {config.id} does not open in the next two weeks: nothing to simulate")
+
+
+def _archived_tickets(data_dir: Path, config: HallConfig, on: date) -> list[ArchivedTicket]:
+    """The hall's archived tickets of a day, where `qms report` finds them
+    (without the rest of the serving settings: a scratch Redis needs none)."""
+    url = archive_url(os.environ.get("QMS_ARCHIVE_URL") or default_archive_url(data_dir))
+    archive = ArchiveHandle(url)
+    try:
+        return archive.day(config.id, on.isoformat())
+    except Exception as exc:
+        raise CliError(f"cannot read the archive at {archive}: {one_line(exc)}") from None
+    finally:
+        archive.close()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,11 +98,13 @@ def hall_toml(hall: str, scenario: Scenario) -> str:
     return text
 
 
-@pytest.mark.redis
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
-async def test_the_scripts_play_the_table(
-    scenario: Scenario, redis: RedisClient, tmp_path: Path
-) -> None:
+@asynccontextmanager
+async def played(
+    redis: RedisClient, tmp_path: Path, scenario: Scenario
+) -> AsyncIterator[tuple[HallStore, dict[str, str], dict[str, int | None]]]:
+    """A hall of the scenario on Redis with its tickets issued in time order,
+    as kiosks would issue them: its store, the label of each ticket id, and
+    each label's position once all wait. Its keys are deleted afterwards."""
     hall = new_hall_id()
     path = tmp_path / f"{hall}.toml"
     path.write_text(hall_toml(hall, scenario), encoding="utf-8")
@@ -108,13 +112,22 @@ async def test_the_scripts_play_the_table(
     store = HallStore(redis, Scripts.register(redis), load_hall_config(path), clock=clock)
     try:
         labels: dict[str, str] = {}
-        # Issued in time order, as a kiosk would; the table lists them as it likes.
         for t in sorted(scenario.tickets, key=lambda t: t.minute):
             clock.now = START_S + t.minute * 60
-            issued = await store.issue(SERVICE_OF[t.group], t.priority)
-            labels[issued.value.ticket.id] = t.label
+            labels[(await store.issue(SERVICE_OF[t.group], t.priority)).value.ticket.id] = t.label
         clock.now = START_S + max(t.minute for t in scenario.tickets) * 60 + 1
         positions = {labels[tid]: (await store.ticket(tid)).position for tid in labels}
+        yield store, labels, positions
+    finally:
+        await delete_hall(redis, HallKeys(hall))
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+async def test_the_scripts_play_the_table(
+    scenario: Scenario, redis: RedisClient, tmp_path: Path
+) -> None:
+    async with played(redis, tmp_path, scenario) as (store, labels, positions):
         assert positions == dict(scenario.positions)
 
         # Each window's list of who comes next is the order the rule calls them in.
@@ -130,8 +143,6 @@ async def test_the_scripts_play_the_table(
         for window, expected in scenario.calls:
             called = (await store.call_next(window)).value
             assert (labels[called.ticket.id] if called else None) == expected, f"window {window}"
-    finally:
-        await delete_hall(redis, HallKeys(hall))
 
 
 def random_scenario(seed: int) -> Scenario:
@@ -172,18 +183,7 @@ async def test_the_nth_in_position_is_called_nth(
     they were all waiting, and every call is the one the pure rule makes."""
     scenario = random_scenario(seed)
     rng = random.Random(seed + 1000)
-    hall = new_hall_id()
-    path = tmp_path / f"{hall}.toml"
-    path.write_text(hall_toml(hall, scenario), encoding="utf-8")
-    clock = Clock()
-    store = HallStore(redis, Scripts.register(redis), load_hall_config(path), clock=clock)
-    try:
-        labels: dict[str, str] = {}
-        for t in sorted(scenario.tickets, key=lambda t: t.minute):
-            clock.now = START_S + t.minute * 60
-            labels[(await store.issue(SERVICE_OF[t.group], t.priority)).value.ticket.id] = t.label
-        clock.now = START_S + 31 * 60
-        position = {labels[tid]: (await store.ticket(tid)).position for tid in labels}
+    async with played(redis, tmp_path, scenario) as (store, labels, position):
         for window in scenario.windows:
             await store.set_window(window, WindowStatus.OPEN)
 
@@ -210,5 +210,3 @@ async def test_the_nth_in_position_is_called_nth(
                 range(len(labels_called))
             ), group
         assert sum(len(c) for c in called.values()) == len(scenario.tickets)
-    finally:
-        await delete_hall(redis, HallKeys(hall))

@@ -46,7 +46,9 @@ __all__ = [
     "RATIO",
     "Policy",
     "Queued",
+    "call_reason",
     "dispatch_key",
+    "earlier_waiting",
     "group_sequence",
     "in_dispatch_order",
     "next_turn",
@@ -158,6 +160,28 @@ def group_sequence(queue: Sequence[Q], policy: Policy, turn: int = 0) -> list[Q]
         turn = next_turn(policy, turn, ticket)
         sequence.append(ticket)
     return sequence
+
+
+def earlier_waiting(called: Queued, waiting: Iterable[Queued]) -> int:
+    """How many of `waiting` (the tickets of the window's groups, `called`
+    among them or not) were issued before `called`: those its call goes
+    ahead of. Issue order is (issue time, then id), as the queue member."""
+    key = _arrival_key(called)
+    return sum(1 for t in waiting if _arrival_key(t) < key)
+
+
+def call_reason(called: Queued, ahead: int, rule: str = CREDIT) -> str:
+    """Why a window's call-next took `called`, ahead of `ahead` earlier
+    tickets (`queue_core.reasons` words it): "place" (in turn), "ratio" (its
+    side's turn), "credit" or "appointment" (its class's credit), else
+    "order" (the window's work profile)."""
+    if ahead == 0:
+        return "place"
+    if rule == RATIO:
+        return "ratio"
+    if called.effective < called.issued:
+        return "appointment" if called.priority == "appointment" else "credit"
+    return "order"
 
 
 def take(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from dispatcher.dashboard import dashboard_body
 from dispatcher.figures import HallFigures
 from queue_core import validation as v
-from queue_core.models import Role, WindowStatus
+from queue_core.models import Role, TicketView, WindowStatus
 from queue_core.operations import (
     Call,
     Handler,
@@ -20,6 +22,7 @@ from queue_core.operations import (
 from queue_core.wire import (
     audit_body,
     parked_body,
+    reason_body,
     snapshot_body,
     window_body,
     window_view_body,
@@ -47,7 +50,16 @@ async def call_next(call: Call) -> Reply:
     )
     if result.value is None:
         return empty()
-    return ok(await ticket_reply(call.hall, result.value))
+    return ok(await _called_reply(call, result.value))
+
+
+async def _called_reply(call: Call, view: TicketView) -> dict[str, Any]:
+    """A call's answer: the ticket, and why it was called (`reason`)."""
+    body = await ticket_reply(call.hall, view)
+    why = view.ticket.why
+    if why is not None:
+        body["reason"] = reason_body(why, view.ticket.service, call.hall.config)
+    return body
 
 
 def _number(call: Call) -> str:
@@ -60,7 +72,7 @@ async def call_number(call: Call) -> Reply:
     result = await call.hall.store.call_number(
         call.params["window"], _number(call), call.idempotency, actor=actor_of(call)
     )
-    return ok(await ticket_reply(call.hall, result.value))
+    return ok(await _called_reply(call, result.value))
 
 
 async def recall(call: Call) -> Reply:
@@ -104,7 +116,7 @@ async def resume(call: Call) -> Reply:
     result = await call.hall.store.resume(
         call.params["window"], _number(call), call.idempotency, actor=actor_of(call)
     )
-    return ok(await ticket_reply(call.hall, result.value))
+    return ok(await _called_reply(call, result.value))
 
 
 async def parked(call: Call) -> Reply:

@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from queue_core.keys import HallKeys
-from queue_core.models import Event, EventType, WindowStatus
+from queue_core.models import NORMAL, Event, EventType, WindowStatus
+from queue_core.reasons import CallReason
 from queue_core.redis_client import RedisClient, guarded
 
 __all__ = ["EventLog", "parse_event"]
@@ -33,7 +34,21 @@ def parse_event(entry_id: str, fields: Mapping[str, str]) -> Event:
         service=fields.get("service") or None,
         waiting={g: int(n) for g, n in json.loads(fields.get("waiting") or "{}").items()},
         status=WindowStatus(status) if status else None,
+        reason=(
+            CallReason(
+                fields["reason"], int(fields.get("ahead") or 0), fields.get("class") or NORMAL
+            )
+            if fields.get("reason")
+            else None
+        ),
     )
+
+
+def _reason(fields: Mapping[str, str]) -> CallReason | None:
+    if not fields.get("reason"):
+        return None
+    ahead = int(fields.get("ahead") or 0)
+    return CallReason(fields["reason"], ahead, fields.get("class") or NORMAL)
 
 
 def _events(entries: Sequence[Any] | None) -> list[Event]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from queue_core.reasons import CallReason
+
 
 class TicketStatus(StrEnum):
     WAITING = "waiting"
@@ -90,6 +92,8 @@ class Ticket:
     """Where it was parked, while it is."""
     rejoined_ms: int | None = None
     """When a no-show came back (once)."""
+    why: CallReason | None = None
+    """Why it was last called (`queue_core.reasons`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +242,8 @@ class Event:
     service: str | None
     waiting: dict[str, int]
     status: WindowStatus | None = None
+    reason: CallReason | None = None
+    """On a `called` event: why the ticket was called."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +270,9 @@ class AuditEntry:
     window: str | None
     number: str | None
     client: str
+    reason: str | None = None
+    """On a call (call-next, call, resume): why the ticket was called."""
+    ahead_of: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

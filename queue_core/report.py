@@ -20,6 +20,8 @@ Definitions (also in docs/reports.md):
 - service time: call → finish, in minutes, over served tickets.
 - rated / satisfied_share: tickets with a rating, and the share of those
   rated very_satisfied or satisfied (好评率); counts per score as well.
+- calls by reason: tickets whose last call had each reason (place, credit,
+  appointment, ratio, order, out_of_turn, resume: `queue_core.reasons`).
 - breaches: tickets whose service has a target (minutes) and that waited
   longer than it before being called — or before ending uncalled (cancelled,
   expired), since giving up after a long wait is a breach too.
@@ -50,6 +52,7 @@ from zoneinfo import ZoneInfo
 from queue_core.archive import ArchivedAudit, ArchivedTicket, audit_id_key
 from queue_core.config import HallConfig
 from queue_core.models import Rating, TicketStatus
+from queue_core.reasons import CODES as REASON_CODES
 
 __all__ = [
     "AUDIT_CSV_COLUMNS",
@@ -103,6 +106,9 @@ class ReportLine:
     satisfied_share: float | None
     ratings: tuple[int, ...]
     """Counts per `Rating`, best first."""
+    calls_by_reason: tuple[int, ...] = ()
+    """Tickets whose last call had each reason, in `queue_core.reasons.CODES`
+    order (tickets archived before reasons were kept count in none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +231,9 @@ def _line(
         rated=len(scores),
         satisfied_share=sum(1 for s in scores if s in _GOOD) / len(scores) if scores else None,
         ratings=tuple(ratings),
+        calls_by_reason=tuple(
+            sum(1 for t in group if t.call_reason == code) for code in REASON_CODES
+        ),
     )
 
 
@@ -268,6 +277,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "rated",
     "satisfied_share",
     *(r.value for r in Rating),
+    *(f"calls_{code}" for code in REASON_CODES),
 )
 """English snake_case headers: stable names for scripts and imports; the
 Chinese names of services and windows are in `label`."""
@@ -301,6 +311,7 @@ def render_csv(report: DailyReport) -> bytes:
                 line.rated,
                 _fixed(line.satisfied_share, 3),
                 *line.ratings,
+                *line.calls_by_reason,
             ]
         )
     return out.getvalue().encode("utf-8-sig")

@@ -46,6 +46,7 @@ from queue_core.models import (
     WindowStatus,
     WindowView,
 )
+from queue_core.reasons import CallReason
 from queue_core.redis_client import RedisClient, guarded, run_and_wait
 from queue_core.scripts import Scripts
 
@@ -894,6 +895,8 @@ def parse_audit(raw: object) -> list[AuditEntry]:
                 window=f.get("window") or None,
                 number=f.get("number") or None,
                 client=f.get("client", ""),
+                reason=f.get("reason") or None,
+                ahead_of=int(f["ahead"]) if f.get("ahead") else None,
             )
         )
     return out
@@ -936,7 +939,15 @@ def ticket_from_json(d: dict[str, Any]) -> Ticket:
         parked_ms=_opt_int(d.get("parked")),
         parked_window=d.get("parked_at"),
         rejoined_ms=_opt_int(d.get("rejoined")),
+        why=_why(d),
     )
+
+
+def _why(d: dict[str, Any]) -> CallReason | None:
+    why = d.get("why")
+    if not isinstance(why, dict):
+        return None
+    return CallReason(str(why["code"]), int(why.get("ahead") or 0), d["priority"])
 
 
 def _outcome(o: dict[str, Any]) -> OutcomeEvent:

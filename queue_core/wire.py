@@ -24,6 +24,7 @@ from queue_core.models import (
     WindowState,
     WindowView,
 )
+from queue_core.reasons import CallReason, reason_text
 
 
 def iso(ms: int | None, tz: ZoneInfo) -> str | None:
@@ -185,7 +186,18 @@ def event_body(event: Event, config: HallConfig) -> dict[str, Any]:
     if event.type is EventType.HALL:
         body["number"] = body["service"] = body["window"] = None
         body["status"] = event.status.value if event.status else None
+    if event.reason is not None:
+        body["reason"] = reason_body(event.reason, event.service, config)
     return body
+
+
+def reason_body(reason: CallReason, service: str | None, config: HallConfig) -> dict[str, Any]:
+    """Why a ticket of `service` was called: `{code, text, ahead_of}`, the
+    text in the hall's language."""
+    svc = config.service_by_id.get(service or "")
+    group = config.group_by_id.get(svc.group) if svc else None
+    text = reason_text(reason, config.language, group.name if group else "")
+    return {"code": reason.code, "text": text, "ahead_of": reason.ahead_of}
 
 
 def rating_body(t: Ticket, config: HallConfig) -> dict[str, Any]:
@@ -237,10 +249,19 @@ def audit_body(entries: list[AuditEntry], since: str | None, config: HallConfig)
                 "number": e.number,
                 "client": e.client,
             }
+            | ({"reason": e.reason, "ahead_of": e.ahead_of} if e.reason else {})
             for e in entries
         ],
         "next": entries[-1].id if entries else since,
     }
+
+
+def _current_body(t: Ticket, config: HallConfig) -> dict[str, Any]:
+    """The ticket at a window, with why it was called (the console shows it)."""
+    body = staff_ticket_body(t, config)
+    if t.why is not None:
+        body["reason"] = reason_body(t.why, t.service, config)
+    return body
 
 
 def window_view_body(view: WindowView, config: HallConfig) -> dict[str, Any]:
@@ -249,7 +270,7 @@ def window_view_body(view: WindowView, config: HallConfig) -> dict[str, Any]:
     state = view.state
     return {
         "window": window_body(state, config),
-        "current": None if state.ticket is None else staff_ticket_body(state.ticket, config),
+        "current": None if state.ticket is None else _current_body(state.ticket, config),
         "waiting": [
             staff_ticket_body(t, config) | {"position": i} for i, t in enumerate(view.waiting)
         ],

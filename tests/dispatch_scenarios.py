@@ -51,6 +51,8 @@ class Scenario:
     """`[dispatch] ratio`: normal, priority tickets per turn."""
     orders: Mapping[str, str] = field(default_factory=dict)
     """`[[window]] order` by window id, where not "place"."""
+    reasons: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    """The reason of a call, by the called label: (code, ahead_of)."""
 
     def credit(self, priority: str) -> float:
         """The credit a class gets in the queue under the scenario's rule
@@ -84,6 +86,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         ),
         calls=(("1", "a"), ("1", "b"), ("1", "old"), ("1", "c")),
         positions={"a": 0, "b": 1, "old": 2, "c": 3},
+        reasons={"a": ("place", 0), "old": ("credit", 1), "c": ("place", 0)},
     ),
     Scenario(
         "equal places: the earlier issue first, then the earlier number",
@@ -166,6 +169,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         calls=(("1", "l1"), ("1", "l2"), ("1", "n1"), ("2", "n2"), ("1", None)),
         positions={"n1": 0, "n2": 1, "l1": 0, "l2": 1},
         orders={"1": "groups"},
+        reasons={"l1": ("order", 1), "l2": ("order", 2), "n1": ("place", 0)},
     ),
     Scenario(
         "a work profile and a place window share a group",
@@ -194,6 +198,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         calls=(("1", "n1"), ("1", "n2"), ("1", "p1"), ("1", "n3"), ("1", "n4"), ("1", "p2")),
         positions={"n1": 0, "n2": 1, "p1": 2, "n3": 3, "n4": 4, "p2": 5},
         rule="ratio",
+        reasons={"n1": ("place", 0), "n2": ("ratio", 1), "p1": ("place", 0)},
     ),
     Scenario(
         "ratio: a normal's turn goes to the normal side, however late it came",
@@ -206,6 +211,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         calls=(("1", "n1"), ("1", "p1"), ("1", "p2"), ("1", None)),
         positions={"n1": 0, "p1": 1, "p2": 2},
         rule="ratio",
+        reasons={"n1": ("ratio", 2)},
     ),
     Scenario(
         "ratio 1:2 with an empty side skipped",

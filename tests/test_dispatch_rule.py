@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.dispatch import Policy, group_sequence, in_dispatch_order, take, take_order
+from dispatcher.dispatch import (
+    Policy,
+    call_reason,
+    earlier_waiting,
+    group_sequence,
+    in_dispatch_order,
+    take,
+    take_order,
+)
 from queue_core.config import load_hall_config
 from queue_core.keys import HallKeys
 from queue_core.models import WindowStatus
@@ -76,6 +84,11 @@ def test_the_pure_rule_plays_the_table(scenario: Scenario) -> None:
         called = take(groups, heads, scenario.order(window), scenario.rule)
         assert (called.label if called else None) == expected, f"window {window}"
         if called is not None:
+            waiting = [t for g in groups for t in queues.get(g, ())]
+            ahead = earlier_waiting(called, waiting)
+            if called.label in scenario.reasons:
+                reason = (call_reason(called, ahead, scenario.rule), ahead)
+                assert reason == scenario.reasons[called.label], called.label
             queues[called.group].pop(0)
 
 
@@ -143,6 +156,11 @@ async def test_the_scripts_play_the_table(
         for window, expected in scenario.calls:
             called = (await store.call_next(window)).value
             assert (labels[called.ticket.id] if called else None) == expected, f"window {window}"
+            wanted = scenario.reasons.get(expected or "")
+            if called is not None and wanted is not None:
+                why = called.ticket.why
+                assert why is not None
+                assert (why.code, why.ahead_of) == wanted, expected
 
 
 def random_scenario(seed: int) -> Scenario:
@@ -202,6 +220,13 @@ async def test_the_nth_in_position_is_called_nth(
             if expected is None:
                 open_windows.remove(window)
                 continue
+            # The reason the scripts give is the pure rule's.
+            ahead = earlier_waiting(expected, [t for g in groups for t in queues.get(g, ())])
+            assert got is not None and got.ticket.why is not None
+            assert (got.ticket.why.code, got.ticket.why.ahead_of) == (
+                call_reason(expected, ahead, scenario.rule),
+                ahead,
+            )
             queues[expected.group].pop(0)
             called[expected.group].append(expected.label)
 

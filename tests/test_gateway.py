@@ -78,6 +78,7 @@ async def test_snapshot_then_live_events(live: LiveServer, hall_config: HallConf
         "window": "1",
         "service": "social-security",
         "waiting": {"natural": 0, "legal": 0, "police": 0},
+        "reason": {"code": "place", "text": "按取号顺序", "ahead_of": 0},
     }
     assert called["at"].endswith("+08:00")
 

@@ -189,7 +189,11 @@ async def test_the_audit_trail_pages_with_its_cursor(day_api: ApiKit) -> None:
         ("clerk", "complete", "1", "A001"),
     ]
     entry = body["entries"][2]
-    assert set(entry) == {"id", "at", "actor", "role", "action", "window", "number", "client"}
+    assert set(entry) == {"id", "at", "actor", "role", "action", "window", "number", "client",
+                          "reason", "ahead_of"}  # fmt: skip
+    # A call's entry keeps why: A001 was called in its turn.
+    assert (entry["reason"], entry["ahead_of"]) == ("place", 0)
+    assert "reason" not in body["entries"][3]
     assert entry["at"] == "2026-11-23T09:00:00.000+08:00"
     # an unnamed credential: its role and an HMAC-derived id, never the token's hash
     assert entry["actor"].startswith("clerk-") and len(entry["actor"]) == len("clerk-") + 8

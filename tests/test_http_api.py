@@ -133,10 +133,13 @@ async def open_window(kit: ApiKit, window: str) -> None:
 
 
 async def call_next(kit: ApiKit, window: str, *, key: str | None = None) -> dict[str, Any]:
-    """Call-next that must call someone; the called ticket."""
+    """Call-next that must call someone; the called ticket (without the
+    call's `reason`, which only a call's answer has: checked where it matters)."""
     response = await window_op(kit, window, "call-next", key=key)
     assert response.status_code == 200, response.text
-    return json_object(response)
+    called = json_object(response)
+    assert set(called.pop("reason")) == {"code", "text", "ahead_of"}
+    return called
 
 
 async def book(kit: ApiKit, service: str, start: str, *, key: str | None = None) -> dict[str, Any]:
@@ -162,8 +165,9 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
     return body
 
 
-def assert_ticket_shape(ticket: dict[str, Any]) -> None:
-    assert set(ticket) == TICKET_KEYS
+def assert_ticket_shape(ticket: dict[str, Any], *, called: bool = False) -> None:
+    """A ticket's body; a call's answer has the call's `reason` too."""
+    assert set(ticket) == TICKET_KEYS | ({"reason"} if called else set())
     assert TICKET_ID.fullmatch(ticket["id"])
 
 
@@ -360,13 +364,14 @@ async def test_call_next_calls_in_order_then_answers_204(api: ApiKit) -> None:
     response = await window_op(api, "2", "call-next", role="clerk2")
     assert response.status_code == 200, response.text
     called = json_object(response)
-    assert_ticket_shape(called)
+    assert_ticket_shape(called, called=True)
     assert called == first | {
         "status": "called",
         "window": "2",
         "called_at": at("09:05:00"),
         "position": None,
         "eta_seconds": None,
+        "reason": {"code": "place", "text": "按取号顺序", "ahead_of": 0},
     }
 
     api.clock.advance(minutes=3)
@@ -388,8 +393,11 @@ async def test_call_a_number_out_of_turn(api: ApiKit) -> None:
     response = await window_op(api, "1", "call", json={"number": third["number"]}, role="clerk")
     assert response.status_code == 200, response.text
     called = json_object(response)
-    assert_ticket_shape(called)
+    assert_ticket_shape(called, called=True)
     assert (called["id"], called["status"], called["window"]) == (third["id"], "called", "1")
+    assert called["reason"] == {
+        "code": "out_of_turn", "text": "窗口指定叫号：先于 2 位更早取号的群众", "ahead_of": 2,
+    }  # fmt: skip
     assert (called["position"], called["eta_seconds"]) == (None, None)
     # the line itself is untouched: the next in turn is still the first
     assert (await call_next(api, "1"))["id"] == first["id"]

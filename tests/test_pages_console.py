@@ -230,6 +230,15 @@ async def test_the_queue_in_dispatch_order_then_call_next(
     await until_waiting(page, [a1["number"], c1["number"]])
     assert "公积金" in await page.inner_text("#current-service")
     assert await page.inner_text("#current-priority") == "老年人"
+    # Why: the credit took it ahead of A001 and C001, issued before it.
+    assert await page.inner_text("#current-reason") == "长者优先：先于 2 位更早取号的群众"
+    await page.click("[data-lang=en]")
+    await until(
+        page,
+        "document.getElementById('current-reason').textContent === arg",
+        "Elderly priority: ahead of 2 earlier tickets",
+    )
+    await page.click("[data-lang=zh]")
     assert "取号" in await page.inner_text("#current-waited")
     assert (await ticket(live, hall, a2["id"]))["window"] == "1"
     # The time at the window runs by itself, once a second.

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from queue_core.archive import ArchivedAudit, ArchivedTicket
 from queue_core.models import TicketStatus
+from queue_core.reasons import CODES
 from queue_core.report import (
     Dimension,
     ReportLine,
@@ -85,18 +87,19 @@ LABELS = {
 EXPECTED_CSV = (
     "hall,day,dimension,key,label,issued,served,no_show,cancelled,expired,"
     "mean_wait_min,p90_wait_min,mean_service_min,breaches,target_min,rated,satisfied_share,"
-    "very_satisfied,satisfied,neutral,dissatisfied,very_dissatisfied\r\n"
-    "h1,2026-11-21,hall,h1,测试政务服务中心,8,5,1,2,0,11.8,30.0,9.2,3,,4,0.500,1,1,1,1,0\r\n"
-    "h1,2026-11-21,service,business-licence,营业执照,3,2,0,1,0,9.0,16.0,11.0,1,15,2,0.000,0,0,1,1,0\r\n"
-    "h1,2026-11-21,service,household,户籍办理,1,1,0,0,0,30.0,30.0,10.0,0,,0,,0,0,0,0,0\r\n"
-    "h1,2026-11-21,service,social-security,社保医保,4,2,1,1,0,7.7,12.0,7.0,2,10,2,1.000,1,1,0,0,0\r\n"
-    "h1,2026-11-21,window,1,1号窗口,2,2,0,0,0,8.5,12.0,7.0,1,,2,1.000,1,1,0,0,0\r\n"
-    "h1,2026-11-21,window,2,2号窗口,2,1,1,0,0,4.0,6.0,12.0,0,,1,0.000,0,0,0,1,0\r\n"
-    "h1,2026-11-21,window,10,10号窗口,2,2,0,0,0,23.0,30.0,10.0,1,,1,0.000,0,0,1,0,0\r\n"
-    "h1,2026-11-21,window,,,2,0,0,2,0,,,,1,,0,,0,0,0,0,0\r\n"
-    "h1,2026-11-21,clerk,clerk:aaa,,2,2,0,0,0,8.5,12.0,7.0,1,,2,1.000,1,1,0,0,0\r\n"
-    "h1,2026-11-21,clerk,clerk:bbb,,2,1,1,0,0,4.0,6.0,12.0,0,,1,0.000,0,0,0,1,0\r\n"
-    "h1,2026-11-21,clerk,,,4,2,0,2,0,23.0,30.0,10.0,2,,1,0.000,0,0,1,0,0\r\n"
+    "very_satisfied,satisfied,neutral,dissatisfied,very_dissatisfied"
+    ",calls_place,calls_credit,calls_appointment,calls_ratio,calls_order,calls_out_of_turn,calls_resume\r\n"
+    "h1,2026-11-21,hall,h1,测试政务服务中心,8,5,1,2,0,11.8,30.0,9.2,3,,4,0.500,1,1,1,1,0,0,0,0,0,0,0,0\r\n"
+    "h1,2026-11-21,service,business-licence,营业执照,3,2,0,1,0,9.0,16.0,11.0,1,15,2,0.000,0,0,1,1,0,0,0,0,0,0,0,0\r\n"
+    "h1,2026-11-21,service,household,户籍办理,1,1,0,0,0,30.0,30.0,10.0,0,,0,,0,0,0,0,0,0,0,0,0,0,0,0\r\n"
+    "h1,2026-11-21,service,social-security,社保医保,4,2,1,1,0,7.7,12.0,7.0,2,10,2,1.000,1,1,0,0,0,0,0,0,0,0,0,0\r\n"
+    "h1,2026-11-21,window,1,1号窗口,2,2,0,0,0,8.5,12.0,7.0,1,,2,1.000,1,1,0,0,0,0,0,0,0,0,0,0\r\n"
+    "h1,2026-11-21,window,2,2号窗口,2,1,1,0,0,4.0,6.0,12.0,0,,1,0.000,0,0,0,1,0,0,0,0,0,0,0,0\r\n"
+    "h1,2026-11-21,window,10,10号窗口,2,2,0,0,0,23.0,30.0,10.0,1,,1,0.000,0,0,1,0,0,0,0,0,0,0,0,0\r\n"
+    "h1,2026-11-21,window,,,2,0,0,2,0,,,,1,,0,,0,0,0,0,0,0,0,0,0,0,0,0\r\n"
+    "h1,2026-11-21,clerk,clerk:aaa,,2,2,0,0,0,8.5,12.0,7.0,1,,2,1.000,1,1,0,0,0,0,0,0,0,0,0,0\r\n"
+    "h1,2026-11-21,clerk,clerk:bbb,,2,1,1,0,0,4.0,6.0,12.0,0,,1,0.000,0,0,0,1,0,0,0,0,0,0,0,0\r\n"
+    "h1,2026-11-21,clerk,,,4,2,0,2,0,23.0,30.0,10.0,2,,1,0.000,0,0,1,0,0,0,0,0,0,0,0,0\r\n"
 )
 
 
@@ -152,7 +155,7 @@ def test_an_empty_day_still_has_its_hall_line() -> None:
         (Dimension.HALL, HALL, 0)
     ]
     assert render_csv(report).decode("utf-8-sig").splitlines()[1] == (
-        "h1,2026-11-21,hall,h1,,0,0,0,0,0,,,,0,,0,,0,0,0,0,0"
+        "h1,2026-11-21,hall,h1,,0,0,0,0,0,,,,0,,0,,0,0,0,0,0,0,0,0,0,0,0,0"
     )
 
 
@@ -184,13 +187,13 @@ def test_expired_tickets_are_counted() -> None:
     assert (hall.issued, hall.served, hall.no_show, hall.cancelled, hall.expired) == (3, 1, 0, 0, 2)
     assert (hall.mean_wait_min, hall.mean_service_min, hall.breaches) == (2.0, 8.0, 1)
     assert render_csv(report).decode("utf-8-sig").split("\r\n")[1:-1] == [
-        "h1,2026-11-21,hall,h1,测试政务服务中心,3,1,0,0,2,2.0,2.0,8.0,1,,0,,0,0,0,0,0",
-        "h1,2026-11-21,service,business-licence,营业执照,1,0,0,0,1,2.0,2.0,,0,15,0,,0,0,0,0,0",
-        "h1,2026-11-21,service,social-security,社保医保,2,1,0,0,1,2.0,2.0,8.0,1,10,0,,0,0,0,0,0",
-        "h1,2026-11-21,window,1,1号窗口,2,1,0,0,1,2.0,2.0,8.0,0,,0,,0,0,0,0,0",
-        "h1,2026-11-21,window,,,1,0,0,0,1,,,,1,,0,,0,0,0,0,0",
-        "h1,2026-11-21,clerk,李四,,2,1,0,0,1,2.0,2.0,8.0,0,,0,,0,0,0,0,0",
-        "h1,2026-11-21,clerk,,,1,0,0,0,1,,,,1,,0,,0,0,0,0,0",
+        "h1,2026-11-21,hall,h1,测试政务服务中心,3,1,0,0,2,2.0,2.0,8.0,1,,0,,0,0,0,0,0,0,0,0,0,0,0,0",
+        "h1,2026-11-21,service,business-licence,营业执照,1,0,0,0,1,2.0,2.0,,0,15,0,,0,0,0,0,0,0,0,0,0,0,0,0",
+        "h1,2026-11-21,service,social-security,社保医保,2,1,0,0,1,2.0,2.0,8.0,1,10,0,,0,0,0,0,0,0,0,0,0,0,0,0",
+        "h1,2026-11-21,window,1,1号窗口,2,1,0,0,1,2.0,2.0,8.0,0,,0,,0,0,0,0,0,0,0,0,0,0,0,0",
+        "h1,2026-11-21,window,,,1,0,0,0,1,,,,1,,0,,0,0,0,0,0,0,0,0,0,0,0,0",
+        "h1,2026-11-21,clerk,李四,,2,1,0,0,1,2.0,2.0,8.0,0,,0,,0,0,0,0,0,0,0,0,0,0,0,0",
+        "h1,2026-11-21,clerk,,,1,0,0,0,1,,,,1,,0,,0,0,0,0,0,0,0,0,0,0,0,0",
     ]
 
 
@@ -225,3 +228,18 @@ def test_audit_csv_is_exact_utf8_with_bom_in_id_order() -> None:
     assert render_audit_csv([], ZoneInfo("Asia/Shanghai")) == (
         b"\xef\xbb\xbfat,actor,role,action,window,number,client\r\n"
     )
+
+
+def test_calls_are_counted_by_their_reason() -> None:
+    base = ticket("A001", "social-security", TicketStatus.COMPLETED, 0, 5, 10, window="1")
+    rows = [
+        dataclasses.replace(base, id="a", call_reason="place", ahead_of=0),
+        dataclasses.replace(base, id="b", call_reason="credit", ahead_of=3),
+        dataclasses.replace(base, id="c", call_reason="credit", ahead_of=1),
+        dataclasses.replace(base, id="d", call_reason="out_of_turn", ahead_of=2),
+        dataclasses.replace(base, id="e"),  # archived before reasons were kept
+    ]
+    hall_line = daily_report(rows, HALL, DAY).lines[0]
+    counts = dict(zip(CODES, hall_line.calls_by_reason, strict=True))
+    assert counts == {"place": 1, "credit": 2, "appointment": 0, "ratio": 0, "order": 0,
+                      "out_of_turn": 1, "resume": 0}  # fmt: skip

@@ -226,7 +226,8 @@ async def test_report_merges_the_days_tickets_still_in_redis(
     hid = hall.config.id
     # Three tickets: waits 5, 9 and 5 (the copy of the first); served 6, 4, 6;
     # ratings: very_satisfied (Redis's copy of the second) and neutral.
-    measures = "3,3,0,0,0,6.3,9.0,5.3,0,,2,0.500,1,0,1,0,0"
+    # All three called in turn (calls_place).
+    measures = "3,3,0,0,0,6.3,9.0,5.3,0,,2,0.500,1,0,1,0,0,3,0,0,0,0,0,0"
     assert lines[1] == f"{hid},2026-11-21,hall,{hid},测试政务服务中心,{measures}"
     assert lines[2] == f"{hid},2026-11-21,service,social-security,社保医保,{measures}"
     assert lines[3] == f"{hid},2026-11-21,window,2,2号窗口,{measures}"

@@ -42,6 +42,7 @@ HEADER = (
     "hall,day,dimension,key,label,issued,served,no_show,cancelled,expired,"
     "mean_wait_min,p90_wait_min,mean_service_min,breaches,target_min,rated,satisfied_share,"
     "very_satisfied,satisfied,neutral,dissatisfied,very_dissatisfied"
+    ",calls_place,calls_credit,calls_appointment,calls_ratio,calls_order,calls_out_of_turn,calls_resume"
 )
 
 
@@ -116,12 +117,23 @@ async def first_round(served: Served) -> None:
     await asyncio.wait_for(served.sweeper.wait_rounds(1), timeout=30)
 
 
+REASON_COLUMNS = 7
+"""calls_place … calls_resume, the report's last columns (`reason_counts`)."""
+
+
 def csv_lines(response: httpx.Response) -> list[str]:
+    """The CSV's lines up to the calls by reason (checked by `reason_counts`)."""
     assert response.content.startswith(b"\xef\xbb\xbf")
     lines = response.content[3:].decode("utf-8").split("\r\n")
     assert lines[0] == HEADER
     assert lines[-1] == ""
-    return lines[1:-1]
+    return [line.rsplit(",", REASON_COLUMNS)[0] for line in lines[1:-1]]
+
+
+def reason_counts(response: httpx.Response, line: int = 0) -> list[int]:
+    """The calls by reason of one line (0: the hall's)."""
+    rows = response.content[3:].decode("utf-8").split("\r\n")[1:-1]
+    return [int(n) for n in rows[line].split(",")[-REASON_COLUMNS:]]
 
 
 @pytest.fixture
@@ -319,6 +331,8 @@ async def test_download_merges_the_archive_and_redis(
     day = f"{hid},2026-11-21"
     # Waits 5, 4, 18; service 10 and 5; breaches C001 (18 > 15) and C002 (gave
     # up after a night); targets from the config: 10 and 15 minutes.
+    # Three were called, each in turn.
+    assert reason_counts(yesterday) == [3, 0, 0, 0, 0, 0, 0]
     assert lines[:6] == [
         f"{day},hall,{hid},测试政务服务中心,4,2,1,1,0,9.0,18.0,7.5,2,,1,1.000,1,0,0,0,0",
         f"{day},service,business-licence,营业执照,2,1,0,1,0,18.0,18.0,5.0,2,15,0,,0,0,0,0,0",

@@ -70,6 +70,20 @@ const CATALOGUE = {
     "signin.not_your_window": "这个令牌不能操作{window}：您不是本窗口的办事员",
     "signin.not_a_clerk": "这个令牌不是办事员令牌，不能操作窗口",
     "signin.unreachable": "暂时连不上服务器，正在重试…",
+    // Why the current ticket was called (queue_core/reasons.py words the same).
+    "reason.place": "按取号顺序",
+    "reason.credit": "{cls}优先：先于 {ahead}",
+    "reason.appointment": "预约优先：先于 {ahead}",
+    "reason.ratio": "按比例轮到{side}：先于 {ahead}",
+    "reason.order": "本窗口先办{group}：先于 {ahead}",
+    "reason.out_of_turn": "窗口指定叫号：先于 {ahead}",
+    "reason.resume": "暂离后恢复叫号",
+    "reason.n.one": "{n} 位更早取号的群众",
+    "reason.n.other": "{n} 位更早取号的群众",
+    "reason.side.priority": "优先群众",
+    "reason.side.normal": "普通群众",
+    "reason.cls.elderly": "长者",
+    "reason.cls.disabled": "残障人士",
     "prio.normal": "普通",
     "prio.elderly": "老年人",
     "prio.disabled": "残疾人",
@@ -175,6 +189,19 @@ const CATALOGUE = {
     "signin.not_your_window": "This token cannot operate {window}: it is not this window's clerk",
     "signin.not_a_clerk": "This is not a clerk's token: it cannot operate windows",
     "signin.unreachable": "Cannot reach the server, retrying…",
+    "reason.place": "In turn",
+    "reason.credit": "{cls} priority: ahead of {ahead}",
+    "reason.appointment": "Appointment priority: ahead of {ahead}",
+    "reason.ratio": "Ratio, the {side} turn: ahead of {ahead}",
+    "reason.order": "This window serves {group} first: ahead of {ahead}",
+    "reason.out_of_turn": "Called out of turn: ahead of {ahead}",
+    "reason.resume": "Called back after stepping away",
+    "reason.n.one": "{n} earlier ticket",
+    "reason.n.other": "{n} earlier tickets",
+    "reason.side.priority": "priority",
+    "reason.side.normal": "normal",
+    "reason.cls.elderly": "Elderly",
+    "reason.cls.disabled": "Disability",
     "prio.normal": "Normal",
     "prio.elderly": "Elderly",
     "prio.disabled": "Disabled",
@@ -630,6 +657,9 @@ function drawCurrent(current) {
   $("current-times").hidden = !current;
   const service = $("current-service");
   const prio = $("current-priority");
+  const reason = $("current-reason");
+  reason.hidden = !current?.reason;
+  reason.textContent = current?.reason ? reasonText(current) : "";
   if (!current) {
     service.textContent = "";
     prio.hidden = true;
@@ -647,6 +677,20 @@ function drawCurrent(current) {
     issued: hhmm(current.issued_at),
     called: hhmm(current.called_at),
   });
+}
+
+// "长者优先：先于 3 位更早取号的群众": why the current ticket was called.
+function reasonText(current) {
+  const { code, ahead_of: n } = current.reason;
+  const key = `reason.${code}`;
+  if (!(key in CATALOGUE.zh)) return current.reason.text; // a code this page does not know
+  const cls = `reason.cls.${current.priority}` in CATALOGUE.zh
+    ? i18n.t(`reason.cls.${current.priority}`)
+    : priorityName(current.priority);
+  const side = i18n.t(current.priority === "normal" ? "reason.side.normal" : "reason.side.priority");
+  const group = groups.get(current.group)?.name ?? current.group;
+  const ahead = i18n.t(n === 1 ? "reason.n.one" : "reason.n.other", { n });
+  return i18n.t(key, { ahead, cls, side, group });
 }
 
 function cell(row, text, className) {

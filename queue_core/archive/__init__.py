@@ -82,6 +82,11 @@ class ArchivedTicket:
     rating_reason: str | None = None
     rated_ms: int | None = None
     remote: bool = False
+    call_reason: str | None = None
+    """Why it was last called (`queue_core.reasons.CODES`); None if never,
+    or archived before reasons were kept."""
+    ahead_of: int | None = None
+    """How many earlier tickets that call went ahead of."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +156,8 @@ def archived(hall: str, tz: ZoneInfo, ticket: Ticket) -> ArchivedTicket:
         rating_reason=ticket.rating_reason,
         rated_ms=ticket.rated_ms,
         remote=ticket.remote,
+        call_reason=ticket.why.code if ticket.why else None,
+        ahead_of=ticket.why.ahead_of if ticket.why else None,
     )
 
 

@@ -41,6 +41,14 @@ _COLUMNS: tuple[tuple[str, str], ...] = (
     ("rating_reason", "rating_reason"),
     ("rated_ms", "rated_ms"),
     ("remote", "remote"),
+    ("call_reason", "call_reason"),
+    ("ahead_of", "ahead_of"),
+)
+# Columns added since the first archives were made: (table, column, type),
+# added to an existing table at open (`_missing_columns`).
+_ADDED: tuple[tuple[str, str, str], ...] = (
+    ("tickets", "call_reason", "TEXT"),
+    ("tickets", "ahead_of", "INTEGER"),
 )
 _AUDIT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("hall", "hall"),
@@ -80,6 +88,8 @@ def _schema(day_type: str) -> tuple[str, ...]:
             rating_reason TEXT,
             rated_ms BIGINT,
             remote BOOLEAN NOT NULL,
+            call_reason TEXT,
+            ahead_of INTEGER,
             PRIMARY KEY (hall, id)
         )""",
         "CREATE INDEX IF NOT EXISTS tickets_hall_day ON tickets (hall, day)",
@@ -183,6 +193,10 @@ class SqliteArchive:
             self._db.execute("BEGIN")
             for statement in _schema("TEXT"):
                 self._db.execute(statement)
+            for table, column, kind in _ADDED:
+                known = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+                if column not in known:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             self._db.execute("COMMIT")
 
     def put(self, tickets: Sequence[ArchivedTicket]) -> None:
@@ -233,6 +247,8 @@ class PostgresArchive:
         with self._lock, self._db.transaction():
             for statement in _schema("DATE"):
                 self._db.execute(statement)
+            for table, column, kind in _ADDED:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
 
     def put(self, tickets: Sequence[ArchivedTicket]) -> None:
         with self._lock, self._db.transaction(), self._db.cursor() as cur:

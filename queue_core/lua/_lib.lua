@@ -83,6 +83,8 @@ end
 
 local OUT = {}
 local stats_touched = false
+-- Fields a call adds to the audit entry of the script that made it (its reason).
+local AUDIT_EXTRA = {}
 
 local function stat(field, by)
   redis.call('HINCRBY', K_STATS, field, by)
@@ -216,7 +218,8 @@ local function audit(action, window, number)
     if tonumber(ms) >= NOW then id = ms .. '-' .. (tonumber(n) + 1) end
   end
   redis.call('XADD', K_AUDIT, id, 'at', tostring(NOW), 'actor', CLERK, 'role', ROLE,
-    'action', action, 'window', window or '', 'number', number or '', 'client', CLIENT)
+    'action', action, 'window', window or '', 'number', number or '', 'client', CLIENT,
+    unpack(AUDIT_EXTRA))
   redis.call('XTRIM', K_AUDIT, 'MINID', '~', tostring(NOW - AUDIT_KEEP))
 end
 
@@ -363,12 +366,51 @@ local function seat(t, w, extra)
   emit('called', t, w.id, extra)
 end
 
--- Call a waiting ticket out of its group's queue to a window.
-local function call_ticket(t, w, queue_key)
+-- Waiting tickets of a window's groups (comma-separated) issued before `t`
+-- (a smaller member: earlier issue, or the same millisecond and an earlier
+-- number): those a call of `t` goes ahead of. A waiting ticket's score is at
+-- most its issue time, so only scores up to t's issue time need reading.
+local function earlier_waiting(groups_csv, t)
+  local n = 0
+  for gid in string.gmatch(groups_csv, '[^,]+') do
+    local upto = string.format('%d', t.issued)
+    for _, m in ipairs(redis.call('ZRANGEBYSCORE', QUEUE[gid], '-inf', upto)) do
+      if m < t.m and not stale_member(m) then n = n + 1 end
+    end
+  end
+  return n
+end
+
+-- Why call-next took `t`, ahead of `ahead` earlier tickets
+-- (dispatcher/dispatch.py, `call_reason`).
+local function call_reason(t, ahead)
+  if ahead == 0 then return 'place' end
+  if DISPATCH.rule == 'ratio' then return 'ratio' end
+  if tonumber(t.e) < tonumber(t.issued) then
+    return t.priority == 'appointment' and 'appointment' or 'credit'
+  end
+  return 'order'
+end
+
+-- Seat `t` at `w` with the reason it is called: kept on the ticket (`why`,
+-- archived with it), on its `called` event, in the day's figures and in
+-- the caller's audit entry (`AUDIT_EXTRA`).
+local function seat_for(t, w, code, ahead, extra)
+  t.why = {code = code, ahead = ahead}
+  stat('reason:' .. code, 1)
+  AUDIT_EXTRA = {'reason', code, 'ahead', tostring(ahead)}
+  extra = extra or {}
+  extra.reason, extra.ahead, extra.class = code, tostring(ahead), t.priority
+  seat(t, w, extra)
+end
+
+-- Call a waiting ticket out of its group's queue to a window, for `code`
+-- ('place', 'credit', ... or 'out_of_turn'), ahead of `ahead` earlier tickets.
+local function call_ticket(t, w, queue_key, code, ahead)
   redis.call('ZREM', queue_key, t.m)
   redis.call('HINCRBY', K_BYSVC, t.service, -1)
   record_wait(t)
-  seat(t, w)
+  seat_for(t, w, code, ahead)
 end
 
 -- Move a window to `status` with its `window` event. Closing completes a

@@ -21,7 +21,7 @@ redis.call('ZREM', K_PARKED, t.id)
 t.parked = nil
 t.parked_at = nil
 t.recalls = nil
-seat(t, w, {resumed = '1'})
+seat_for(t, w, 'resume', earlier_waiting(ARGV[AO + 2], t), {resumed = '1'})
 audit('resume', w.id, t.number)
 remember('T:' .. t.id)
 return ticket_reply(t, false)

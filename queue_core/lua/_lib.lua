@@ -393,11 +393,10 @@ local function call_reason(t, ahead)
 end
 
 -- Seat `t` at `w` with the reason it is called: kept on the ticket (`why`,
--- archived with it), on its `called` event, in the day's figures and in
--- the caller's audit entry (`AUDIT_EXTRA`).
+-- archived with it), on its `called` event and in the caller's audit entry
+-- (`AUDIT_EXTRA`).
 local function seat_for(t, w, code, ahead, extra)
   t.why = {code = code, ahead = ahead}
-  stat('reason:' .. code, 1)
   AUDIT_EXTRA = {'reason', code, 'ahead', tostring(ahead)}
   extra = extra or {}
   extra.reason, extra.ahead, extra.class = code, tostring(ahead), t.priority

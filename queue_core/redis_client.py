@@ -248,6 +248,17 @@ class _SentinelRedis(redis.asyncio.Redis):
                 await client.aclose()
 
 
+def _sentinel_kwargs(target: SentinelTarget, base: dict[str, Any]) -> dict[str, Any]:
+    """How to talk to the Sentinels themselves: `base`, with their password
+    (their own, else the primary's) and TLS when the URL says so."""
+    kwargs = dict(base)
+    if target.sentinel_password or target.password:
+        kwargs["password"] = target.sentinel_password or target.password
+    if target.tls:
+        kwargs["ssl"] = True
+    return kwargs
+
+
 def _sentinel_client(
     target: SentinelTarget, *, max_connections: int, socket_timeout: float, connect_timeout: float
 ) -> redis.asyncio.Redis:
@@ -255,14 +266,9 @@ def _sentinel_client(
         "socket_timeout": socket_timeout,
         "socket_connect_timeout": connect_timeout,
     }
-    sentinel_kwargs: dict[str, Any] = dict(timeouts, decode_responses=True)
-    if target.sentinel_password or target.password:
-        sentinel_kwargs["password"] = target.sentinel_password or target.password
-    if target.tls:
-        sentinel_kwargs["ssl"] = True
     sentinel = Sentinel(
         list(target.sentinels),
-        sentinel_kwargs=sentinel_kwargs,
+        sentinel_kwargs=_sentinel_kwargs(target, dict(timeouts, decode_responses=True)),
         username=target.username,
         password=target.password,
         db=target.db,
@@ -362,12 +368,9 @@ def create_sync_redis(url: str, *, socket_timeout: float = 5.0) -> SyncRedisClie
         )
     if urlsplit(url).scheme in SENTINEL_SCHEMES:
         target = parse_sentinel_url(url)
-        sentinel_kwargs = dict(common)
-        if target.sentinel_password or target.password:
-            sentinel_kwargs["password"] = target.sentinel_password or target.password
         sentinel = redis.sentinel.Sentinel(
             list(target.sentinels),
-            sentinel_kwargs=sentinel_kwargs,
+            sentinel_kwargs=_sentinel_kwargs(target, common),
             username=target.username,
             password=target.password,
             db=target.db,

@@ -371,9 +371,8 @@ end
 -- number): those a call of `t` goes ahead of. A waiting ticket's score is at
 -- most its issue time, so only scores up to t's issue time need reading.
 local function earlier_waiting(groups_csv, t)
-  local n = 0
+  local n, upto = 0, string.format('%d', t.issued)
   for gid in string.gmatch(groups_csv, '[^,]+') do
-    local upto = string.format('%d', t.issued)
     for _, m in ipairs(redis.call('ZRANGEBYSCORE', QUEUE[gid], '-inf', upto)) do
       if m < t.m and not stale_member(m) then n = n + 1 end
     end
@@ -532,10 +531,11 @@ end
 -- other side's when that one is empty).
 local function group_head(gid)
   if DISPATCH.rule ~= 'ratio' then return live_head(gid) end
-  local normal = live_side_head(gid, 0, '+inf')
-  local prio = live_side_head(gid, '-inf', '(0')
-  if dispatch_turn(DISPATCH, K_DISPATCH, gid) < DISPATCH.rn then return normal or prio end
-  return prio or normal
+  -- The other side is read only when the turn's side has nobody.
+  if dispatch_turn(DISPATCH, K_DISPATCH, gid) < DISPATCH.rn then
+    return live_side_head(gid, 0, '+inf') or live_side_head(gid, '-inf', '(0')
+  end
+  return live_side_head(gid, '-inf', '(0') or live_side_head(gid, 0, '+inf')
 end
 
 -- After a group's head was called ('ratio'): its turn moves on if it was

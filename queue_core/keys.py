@@ -114,6 +114,14 @@ class HallKeys:
         `t:` for its rejoin until the day's end)."""
         return self._k("persons")
 
+    @property
+    def arrivals(self) -> str:
+        """Sorted set, every score 0, of `<group>|<queue member>` for each
+        waiting ticket: each group's tickets in arrival order (a member leads
+        with the time it joined the queue), so how many earlier tickets a call
+        goes ahead of is one ZLEXCOUNT, however long the queue."""
+        return self._k("arrivals")
+
     def screen(self, screen: str) -> str:
         """String (JSON presence) of one connected screen, with a TTL: gone = offline."""
         return self._k(f"screen:{screen}")

@@ -692,7 +692,7 @@ class HallStore:
             k.seq, k.events, idem_key, k.tickets, k.windows, k.open_windows,
             k.waiting_by_service, k.recent_calls,
             k.stats(now.day), k.service_times, k.estimates, k.waits,
-            k.day, k.audit, k.parked, k.dispatch, k.persons,
+            k.day, k.audit, k.parked, k.dispatch, k.persons, k.arrivals,
             *own_keys, *self._queue_keys,
         ]  # fmt: skip
         ttl = self._idem_ttl if idempotency else 0

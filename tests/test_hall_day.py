@@ -182,6 +182,7 @@ async def test_the_days_last_span_end_expires_waiting_and_parked_tickets_once(
     assert [e["status"] for e in await events(kit, "hall")] == ["closed", "open", "closed"]
     snap = await kit.store.snapshot()
     assert snap.waiting_by_group["natural"] == 0 and snap.parked == 0
+    assert await kit.redis.zcard(kit.keys.arrivals) == 0  # the arrival index follows
     assert (await kit.store.hall_state(head=10, calls_since_ms=0)).stats["expired"] == 3
 
     # the same boundary again, from this replica or another: nothing more

@@ -37,7 +37,7 @@ end
 local t = load_ticket(string.match(best_member, '^%d+:%d+:(.+)$'))
 group_called(best_gid, best[2])
 local ahead = earlier_waiting(ARGV[AO + 2], t)
-call_ticket(t, w, QUEUE[best_gid], call_reason(t, ahead), ahead)
+call_ticket(t, w, call_reason(t, ahead), ahead)
 audit('call_next', w.id, t.number)
 remember('T:' .. t.id)
 return ticket_reply(t, false)

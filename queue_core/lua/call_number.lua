@@ -17,7 +17,7 @@ if not group_set(ARGV[AO + 2])[t.group] then return err('group_not_served') end
 if stale_member(t.m) then return err('number_not_waiting') end
 local cur = current_ticket(w)
 if cur then finish(w, cur, 'completed') end
-call_ticket(t, w, QUEUE[t.group], 'out_of_turn', earlier_waiting(ARGV[AO + 2], t))
+call_ticket(t, w, 'out_of_turn', earlier_waiting(ARGV[AO + 2], t))
 audit('call', w.id, t.number)
 remember('T:' .. t.id)
 return ticket_reply(t, false)

@@ -6,7 +6,7 @@ if r then return r end
 local t = load_ticket(ARGV[AO + 1])
 if not t then return err('ticket_not_found') end
 if t.status ~= 'waiting' then return err('ticket_not_waiting') end
-redis.call('ZREM', QUEUE[t.group], t.m)
+queue_rem(t.group, t.m)
 redis.call('HINCRBY', K_BYSVC, t.service, -1)
 redis.call('HDEL', K_EST, t.id)
 t.status = 'cancelled'

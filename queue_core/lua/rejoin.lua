@@ -34,7 +34,7 @@ t.done = nil
 t.recalls = nil
 t.rejoined = NOW
 save_ticket(t)
-redis.call('ZADD', QUEUE[t.group], t.e, t.m)
+queue_add(t.group, t.e, t.m)
 redis.call('HINCRBY', K_BYSVC, t.service, 1)
 if person then hold_person(person, t) end
 stat('rejoined', 1)

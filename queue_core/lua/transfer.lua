@@ -17,7 +17,7 @@ t.called = nil
 t.window = nil
 t.transfers = (t.transfers or 0) + 1
 save_ticket(t)
-redis.call('ZADD', QUEUE[t.group], t.e, t.m)
+queue_add(t.group, t.e, t.m)
 redis.call('HINCRBY', K_BYSVC, t.service, 1)
 w.ticket = nil
 save_window(w)

@@ -278,6 +278,8 @@ async def test_issue_answers_201_with_exactly_the_contract_ticket(api: ApiKit) -
         "eta_range_seconds": None,
         "recalls": 0,
         "rejoin_until": None,
+        "notify": False,
+        "snoozed_until": None,
     }
 
 

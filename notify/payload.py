@@ -7,7 +7,7 @@ from typing import Any
 
 from queue_core.config import HallConfig
 from queue_core.outbox import Delivery
-from queue_core.wire import iso
+from queue_core.wire import iso_ms
 
 
 def delivery_body(hall: HallConfig, d: Delivery) -> dict[str, Any]:
@@ -28,7 +28,7 @@ def delivery_body(hall: HallConfig, d: Delivery) -> dict[str, Any]:
         "window_name": (window.name if window else d.window) if d.window else None,
         "to": d.to,
         "via": d.via,
-        "at": iso(d.at_ms, hall.timezone),
+        "at": iso_ms(d.at_ms, hall.timezone),
     }
 
 

@@ -152,6 +152,11 @@ NOT_REPLICATED = Counter(
     "confirmed them in time.",
     ["hall"],
 )
+NOTIFY_QUEUED = Counter(
+    "qms_notifications_queued_total",
+    "Deliveries appended to a hall's outbox by this replica's changes.",
+    ["hall", "kind"],
+)
 NOTIFICATIONS = Counter(
     "qms_notifications_total",
     "Delivery attempts to the hall's gateway by result: sent, retry (failed, tried again), "

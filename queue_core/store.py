@@ -815,8 +815,12 @@ class HallStore:
         outcomes = tuple(_outcome(o) for o in out if o["type"] != _OUTBOX)
         if outcomes and self._observer is not None:
             self._observer(self.config.id, outcomes)
-        if self._outbox_hook is not None and len(outcomes) < len(out):
-            self._outbox_hook(self.config.id)
+        if len(outcomes) < len(out):
+            for o in out:
+                if o["type"] == _OUTBOX:
+                    metrics.NOTIFY_QUEUED.labels(self.config.id, o["kind"]).inc()
+            if self._outbox_hook is not None:
+                self._outbox_hook(self.config.id)
         return Result(value, replayed, outcomes)
 
     def _check_notify(self, notify: Notify | None) -> None:

@@ -98,7 +98,7 @@ def test_the_body_names_what_a_message_shows(tmp_path: Path) -> None:
         "id": f"{config.id}-1765000000000-0", "hall": config.id, "hall_name": "测试政务服务中心",
         "number": "A007", "service": "social-security", "service_name": "社保医保",
         "kind": "called", "ahead": 0, "window": "2", "window_name": "2号窗口", "to": PHONE,
-        "via": "phone", "at": "2026-11-21T09:00:00+08:00",
+        "via": "phone", "at": "2026-11-21T09:00:00.000+08:00",
     }  # fmt: skip
     assert "tid" not in encode(body).decode()  # the ticket id is the visitor's credential
 

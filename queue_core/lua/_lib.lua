@@ -292,7 +292,7 @@ local function outbox(kind, t, n, ahead, window)
   redis.call('XADD', K_OUTBOX, '*', 'ticket', t.id, 'kind', kind, 'ahead', tostring(ahead),
     'number', t.number, 'service', t.service, 'window', window or '',
     'to', n.to, 'via', n.via, 'at', tostring(NOW))
-  OUT[#OUT + 1] = {type = 'outbox'}  -- the caller wakes its sender
+  OUT[#OUT + 1] = {type = 'outbox', kind = kind}  -- the caller counts it, wakes its sender
 end
 
 -- The threshold a ticket `pos` from the front is now within and has not

@@ -31,6 +31,8 @@ def _config(request: Request, config: HallConfig, page: str, **extra: Any) -> di
         "api": f"/api/v1/halls/{config.id}",
         "ticket_path": f"/halls/{config.id}/tickets/",
         "remote_path": f"/halls/{config.id}/remote",
+        # How long a waiting visitor may put off their turn, once (0: not at all).
+        "snooze_max_minutes": config.calling.max_snooze_minutes,
         **extra,
     }
 

@@ -44,7 +44,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,7 @@ def serving(
     *,
     min_replicas: int = 0,
     name: str = "qms",
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[ServeProcess]:
     """`qms serve --config CONFIG` on `redis_url` as its own process, ready
     (its /readyz answers 200); stopped with SIGTERM at the end."""
@@ -94,8 +95,10 @@ def serving(
         "--port", str(port), "--data-dir", str(workdir / f"{name}-data"),
     ]  # fmt: skip
     log = workdir / f"{name}.log"
-    env = {"QMS_REDIS_MIN_REPLICAS": str(min_replicas)}
-    server = ServeProcess(ServeProcess.spawn(cmd, log, redis_url=redis_url, env=env), port, log)
+    child_env = {"QMS_REDIS_MIN_REPLICAS": str(min_replicas), **(env or {})}
+    server = ServeProcess(
+        ServeProcess.spawn(cmd, log, redis_url=redis_url, env=child_env, append=True), port, log
+    )
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while True:

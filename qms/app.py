@@ -7,11 +7,15 @@ import asyncio
 import contextlib
 import importlib.metadata
 import logging
+import os
 import platform
+import secrets
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, cast
 
+import httpx
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -26,6 +30,7 @@ from dispatcher.monitor import HallMonitor
 from dispatcher.operations import OPERATIONS as WINDOW_OPERATIONS
 from displays.gateway import Gateway, GatewaySettings, gateway_routes
 from displays.pages import page_routes
+from notify.sender import TIMEOUT_S, HallOutbox, Sender
 from qms.archiving import ArchiveHandle, Sweeper
 from qms.http import (
     JSON,
@@ -39,12 +44,13 @@ from qms.http import (
     unexpected,
 )
 from qms.reports_http import report_routes
-from qms.settings import require_id_digest_key
+from qms.settings import SettingsError, require_id_digest_key
 from queue_core import metrics
 from queue_core.auth import Credentials
 from queue_core.config import HallConfig
 from queue_core.errors import QmsError
 from queue_core.operations import Hall
+from queue_core.outbox import Outbox
 from queue_core.presence import PresenceStore
 from queue_core.redis_client import RedisClient, create_blocking_reader, create_redis
 from queue_core.scripts import Scripts
@@ -169,6 +175,8 @@ def create_app(
     estimate_max_age_s: float = 2.0,
     clock_rate: float = 1.0,
     id_digest_key: bytes | None = None,
+    notify_secrets: Mapping[str, bytes] | None = None,
+    notify_sweep_s: float = 2.0,
 ) -> Starlette:
     """The whole qms app. `app.state.gateway` holds the screen gateway while
     the lifespan runs (the server closes its sockets with 1001 on shutdown).
@@ -177,8 +185,14 @@ def create_app(
     `clock_rate` is how fast `clock` runs against real time (the demo's runs
     faster), so the day keeper wakes at each calendar boundary.
     `id_digest_key` (`QMS_ID_DIGEST_KEY`) keys the digests of identity
-    numbers; a hall with `[issuing] one_active_per_person` needs it."""
+    numbers; a hall with `[issuing] one_active_per_person` needs it.
+    `notify_secrets` holds the webhook key of each hall with a gateway
+    (`[notify] url`, `qms.settings.notify_secrets`); such a hall needs one."""
     require_id_digest_key(configs, id_digest_key)
+    keys = dict(notify_secrets or {})
+    missing = [c.id for c in configs if c.notify.enabled and c.id not in keys]
+    if missing:
+        raise SettingsError(f"no webhook key for the gateway of hall(s) {', '.join(missing)}")
     screens = gateway_settings or GatewaySettings()
     budget_s = redis_budget_s(redis_min_replicas, redis_wait_ms)
 
@@ -194,6 +208,17 @@ def create_app(
         )
         scripts = Scripts.register(redis)
         extra: dict[str, Any] = {} if clock is None else {"clock": clock}
+        consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        sender = Sender(
+            {
+                c.id: HallOutbox(c, Outbox(redis, scripts, c.id, consumer), keys[c.id])
+                for c in configs
+                if c.notify.enabled
+            },
+            httpx.AsyncClient(timeout=TIMEOUT_S, follow_redirects=False),
+            clock=clock or time.time,
+            sweep_s=notify_sweep_s,
+        )
         monitors = {
             c.id: HallMonitor(
                 HallStore(
@@ -205,6 +230,7 @@ def create_app(
                     min_replicas=redis_min_replicas,
                     wait_ms=redis_wait_ms,
                     id_digest_key=id_digest_key,
+                    outbox_hook=sender.wake if c.notify.enabled else None,
                     **extra,
                 ),
                 PresenceStore(redis, scripts, c.id, ttl_s=screens.presence_ttl_s),
@@ -242,6 +268,8 @@ def create_app(
         ]
         if secret is None:
             tasks.append(asyncio.create_task(_share_audit_secret(redis, halls.values())))
+        if sender.halls:
+            tasks.append(asyncio.create_task(sender.run()))
         tasks += [asyncio.create_task(run(halls)) for run in background]
         # No archive URL (tests): no sweep, and reports read Redis alone.
         archive = None if archive_url is None else ArchiveHandle(archive_url)
@@ -256,10 +284,12 @@ def create_app(
                 "archive": archive,
                 "sweeper": sweeper,
                 "day_keeper": keeper,
+                "sender": sender,
             }
         finally:
             await gateway.aclose()
             await cancel_all(tasks)
+            await sender.http.aclose()
             for monitor in monitors.values():
                 await monitor.aclose()
             if archive is not None:

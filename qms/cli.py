@@ -54,6 +54,7 @@ from qms.settings import (
     SettingsError,
     archive_url,
     default_archive_url,
+    notify_secrets,
     require_id_digest_key,
 )
 from queue_core.archive import ArchivedTicket, sqlite_path
@@ -246,6 +247,7 @@ def serve(
     """Serve the halls; `clock` and `clock_rate` as `create_app` takes them
     (the demo's simulated clock)."""
     require_id_digest_key(configs, settings.id_digest_key)  # before anything starts
+    notify_keys = notify_secrets(configs, os.environ)
     _raise_open_files_limit()
     sock = _bind(settings.host, settings.port)
     embedded: EmbeddedRedis | None = None
@@ -279,6 +281,7 @@ def serve(
             archive_url=settings.archive_url,
             archive_interval_s=settings.archive_interval_s,
             id_digest_key=settings.id_digest_key,
+            notify_secrets=notify_keys,
         )
         host, port = sock.getsockname()[:2]
         for c in configs:

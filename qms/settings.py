@@ -75,6 +75,28 @@ def require_id_digest_key(configs: Iterable[HallConfig], key: bytes | None) -> N
             )
 
 
+def notify_secrets(configs: Iterable[HallConfig], env: Mapping[str, str]) -> dict[str, bytes]:
+    """The webhook key of each hall with a gateway (`[notify] url`), read
+    from the variable its `secret_env` names. A hall without its key is
+    refused: an unsigned delivery could be forged by anyone who finds the
+    gateway's address. Never shown in a message."""
+    secrets: dict[str, bytes] = {}
+    for config in configs:
+        n = config.notify
+        if not n.enabled:
+            continue
+        key = env.get(n.secret_env, "").strip().encode("utf-8")
+        if len(key) < MIN_KEY_BYTES:
+            problem = "is not set" if not key else f"is shorter than {MIN_KEY_BYTES} characters"
+            raise SettingsError(
+                f"hall {config.id} ({config.source or 'config'}) sends notifications to its "
+                f"gateway ([notify] url), signed with the key in {n.secret_env}, which {problem}: "
+                "set it to the secret the gateway checks (e.g. `openssl rand -hex 32`)"
+            )
+        secrets[config.id] = key
+    return secrets
+
+
 def _number(name: str, default: str, kind: type[int] | type[float], minimum: float) -> Any:
     raw = os.environ.get(name, default)
     try:

@@ -69,6 +69,9 @@ class CallingRules:
     """Announcements after the first call; the next recall is refused."""
     late_return_minutes: float = 0.0
     """How long after its no-show a ticket may rejoin (0: never)."""
+    max_snooze_minutes: float = 30.0
+    """The longest a waiting visitor may put off their turn, once (at least
+    `MIN_SNOOZE_MINUTES`; 0: visitors cannot snooze)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,6 +138,36 @@ class IssuingRules:
     ticket at a time (tickets issued with `id_number`)."""
 
 
+MIN_SNOOZE_MINUTES: Final = 5.0
+MAX_SNOOZE_MINUTES: Final = 30.0
+"""The bounds of a snooze (`POST /tickets/{id}/snooze`), whatever the hall says."""
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyRules:
+    """`[notify]`: the hall's own gateway (SMS, WeChat, app push), which qms
+    calls with a signed webhook when a ticket that asked for it nears its
+    turn or is called."""
+
+    url: str = ""
+    """Where deliveries are POSTed; empty: the hall has no gateway."""
+    secret_env: str = "QMS_NOTIFY_SECRET"
+    """The environment variable holding the HMAC-SHA256 key (never the file)."""
+    ahead: tuple[int, ...] = (5, 1)
+    """Notify when this many are ahead, largest first (then when called)."""
+    kiosk_ask_minutes: float = 20.0
+    """The kiosk offers to text a visitor whose service's estimated wait is
+    at least this long (0: always)."""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+
+NOTIFY_MAX_THRESHOLDS: Final = 5
+NOTIFY_MAX_AHEAD: Final = 50
+
+
 DEFAULT_ELDERLY_AGE: Final = 60
 ELDERLY_AGES: Final = range(50, 101)
 ELDERLY_AGE_KEY: Final = "elderly_age"
@@ -167,6 +197,7 @@ class HallConfig:
     """`[priority] elderly_age`: from this age on (on the hall's day) an
     identity number makes a ticket `elderly`, where the hall has that class."""
     issuing: IssuingRules = IssuingRules()
+    notify: NotifyRules = NotifyRules()
     group_by_id: dict[str, Group] = field(init=False, repr=False, compare=False)
     service_by_id: dict[str, Service] = field(init=False, repr=False, compare=False)
     window_by_id: dict[str, Window] = field(init=False, repr=False, compare=False)
@@ -247,7 +278,7 @@ _MIN_TOKEN_CHARS: Final = 8
 
 _SECTIONS: Final = (
     "hall", "priority", "appointments", "remote", "hours", "calling", "dispatch", "issuing",
-    "group", "service", "window", "credential",
+    "notify", "group", "service", "window", "credential",
 )  # fmt: skip
 _LANGUAGES: Final = ("zh", "en")  # the first is the default
 _LANGUAGE: Final = re.compile("|".join(_LANGUAGES))
@@ -299,6 +330,7 @@ def _check_file(path: str | Path) -> _Checked:
     hours = _hours(report, doc)
     calling = _calling(report, doc)
     dispatch = _dispatch(report, doc)
+    notify = _notify(report, doc)
     groups = _groups(report, doc)
     # Without a usable [[group]] section no group exists: every reference to
     # one is a problem of its own, listed along with the section's.
@@ -331,6 +363,7 @@ def _check_file(path: str | Path) -> _Checked:
         language=language,
         elderly_age=elderly_age,
         issuing=issuing,
+        notify=notify,
     )
     return _Checked(config, [], hall_id)
 
@@ -891,13 +924,77 @@ def _calling(report: _Report, doc: dict[str, object]) -> CallingRules:
     data = _table(report, doc, "calling")
     if data is None:
         return defaults
-    t = _Table(report, "calling", data, ("recall_limit", "late_return_minutes"))
+    t = _Table(
+        report, "calling", data, ("recall_limit", "late_return_minutes", "max_snooze_minutes")
+    )
     recall_limit = t.count("recall_limit", defaults.recall_limit, minimum=0)
     late = t.minutes("late_return_minutes", positive=False, default=defaults.late_return_minutes)
+    snooze = t.minutes("max_snooze_minutes", positive=False, default=defaults.max_snooze_minutes)
+    if (
+        snooze is not None
+        and snooze != 0
+        and not (MIN_SNOOZE_MINUTES <= snooze <= MAX_SNOOZE_MINUTES)
+    ):
+        report.add(
+            t.key("max_snooze_minutes"),
+            f"must be 0 (no snoozing) or from {MIN_SNOOZE_MINUTES:g} to "
+            f"{MAX_SNOOZE_MINUTES:g} minutes, not {snooze:g}",
+        )
+        snooze = None
     return CallingRules(
         recall_limit=recall_limit,
         late_return_minutes=defaults.late_return_minutes if late is None else late,
+        max_snooze_minutes=defaults.max_snooze_minutes if snooze is None else snooze,
     )
+
+
+_ENV_NAME: Final = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
+_ENV_NAME_RULE: Final = "use an environment variable name: A-Z, 0-9 and '_'"
+_HTTP_URL: Final = re.compile(r"https?://[^\s/?#]+[^\s]*")
+_HTTP_URL_RULE: Final = "use an http:// or https:// URL"
+
+
+def _notify(report: _Report, doc: dict[str, object]) -> NotifyRules:
+    defaults = NotifyRules()
+    data = _table(report, doc, "notify")
+    if data is None:
+        return defaults
+    t = _Table(report, "notify", data, ("url", "secret_env", "ahead", "kiosk_ask_minutes"))
+    url = t.text("url", _HTTP_URL, _HTTP_URL_RULE)
+    secret_env = defaults.secret_env
+    if "secret_env" in data:
+        secret_env = t.text("secret_env", _ENV_NAME, _ENV_NAME_RULE) or defaults.secret_env
+    ask = t.minutes("kiosk_ask_minutes", positive=False, default=defaults.kiosk_ask_minutes)
+    return NotifyRules(
+        url=url or "",
+        secret_env=secret_env,
+        ahead=_thresholds(report, data.get("ahead", _MISSING), defaults.ahead),
+        kiosk_ask_minutes=defaults.kiosk_ask_minutes if ask is None else ask,
+    )
+
+
+def _thresholds(report: _Report, value: object, default: tuple[int, ...]) -> tuple[int, ...]:
+    """`[notify] ahead`: distinct counts of people ahead, largest first."""
+    if value is _MISSING:
+        return default
+    key = "notify.ahead"
+    if not isinstance(value, list) or not value:
+        report.add(key, f"must be a non-empty array of counts such as [5, 1], not {_kind(value)}")
+        return default
+    if len(value) > NOTIFY_MAX_THRESHOLDS:
+        report.add(key, f"may list at most {NOTIFY_MAX_THRESHOLDS} counts, not {len(value)}")
+        return default
+    counts: list[int] = []
+    for i, item in enumerate(value):
+        if not isinstance(item, int) or isinstance(item, bool):
+            report.add(f"{key}[{i}]", f"must be a whole number, not {_kind(item)}")
+        elif not 0 <= item <= NOTIFY_MAX_AHEAD:
+            report.add(f"{key}[{i}]", f"must be from 0 to {NOTIFY_MAX_AHEAD}, not {item}")
+        elif item in counts:
+            report.add(f"{key}[{i}]", f"{item} is listed twice")
+        else:
+            counts.append(item)
+    return tuple(sorted(counts, reverse=True)) if len(counts) == len(value) else default
 
 
 def _dispatch(report: _Report, doc: dict[str, object]) -> DispatchRules:

@@ -122,6 +122,37 @@ class HallKeys:
         goes ahead of is one ZLEXCOUNT, however long the queue."""
         return self._k("arrivals")
 
+    @property
+    def notify(self) -> str:
+        """Hash ticket id -> JSON {to, via, lo, called}: where to reach a
+        visitor who asked to be told, and what they were told. The entry goes
+        when its ticket ends."""
+        return self._k("notify")
+
+    @property
+    def outbox(self) -> str:
+        """Stream of deliveries for the hall's gateway, appended by the script
+        whose change causes each; an entry is deleted once delivered or given
+        up (so the stream holds only what is undelivered). Consumer group
+        `OUTBOX_GROUP`."""
+        return self._k("outbox")
+
+    @property
+    def outbox_due(self) -> str:
+        """Sorted set outbox entry id -> when (epoch ms, qms's clock) it may
+        next be taken: a sender's lease while it posts, then its retry time."""
+        return self._k("outbox:due")
+
+    @property
+    def outbox_tries(self) -> str:
+        """Hash outbox entry id -> failed attempts so far."""
+        return self._k("outbox:tries")
+
+    @property
+    def outbox_dead(self) -> str:
+        """Stream of deliveries given up on (capped), without whom they were for."""
+        return self._k("outbox:dead")
+
     def screen(self, screen: str) -> str:
         """String (JSON presence) of one connected screen, with a TTL: gone = offline."""
         return self._k(f"screen:{screen}")

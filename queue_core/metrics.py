@@ -152,6 +152,32 @@ NOT_REPLICATED = Counter(
     "confirmed them in time.",
     ["hall"],
 )
+NOTIFY_QUEUED = Counter(
+    "qms_notifications_queued_total",
+    "Deliveries appended to a hall's outbox by this replica's changes.",
+    ["hall", "kind"],
+)
+NOTIFICATIONS = Counter(
+    "qms_notifications_total",
+    "Delivery attempts to the hall's gateway by result: sent, retry (failed, tried again), "
+    "rejected (the gateway refused it: not retried), expired (given up after the hour), "
+    "dropped (its ticket was no longer waiting or called).",
+    ["hall", "kind", "result"],
+)
+NOTIFY_DELAY = Histogram(
+    "qms_notification_delay_seconds",
+    "From the change that caused a delivery to the gateway's 2xx.",
+    ["hall", "kind"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
+NOTIFY_PENDING = Gauge(
+    "qms_notifications_pending", "Deliveries in the outbox, not yet delivered.", ["hall"]
+)
+NOTIFY_OLDEST = Gauge(
+    "qms_notification_oldest_seconds",
+    "Age of the oldest undelivered delivery (0: none); read by each replica's sender.",
+    ["hall"],
+)
 PARKED = Gauge("qms_parked_tickets", "Tickets parked now.", ["hall"])
 HALL_OPEN = Gauge(
     "qms_hall_open", "1 while the hall takes tickets (its hours, no manager's close).", ["hall"]

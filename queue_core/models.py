@@ -49,6 +49,7 @@ class EventType(StrEnum):
     PARKED = "parked"
     REJOINED = "rejoined"
     HALL = "hall"
+    SNOOZED = "snoozed"
 
 
 NORMAL = "normal"
@@ -94,6 +95,20 @@ class Ticket:
     """When a no-show came back (once)."""
     why: CallReason | None = None
     """Why it was last called (`queue_core.reasons`)."""
+    notify: bool = False
+    """Its visitor asked to be told through the hall's gateway (where to is
+    kept apart, and only while the ticket is active)."""
+    snoozed_until_ms: int | None = None
+    """Set once the visitor put off their turn: until when."""
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """Where a visitor asked to be told: a mainland mobile number (`via`
+    "phone") or a channel id the hall's gateway knows ("channel")."""
+
+    to: str
+    via: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ MUTATING = (
     "park",
     "resume",
     "rejoin",
+    "snooze",
     "hall_close",
     "hall_open",
     "day_boundary",
@@ -46,6 +47,7 @@ PLACING = ("ticket", "window_view", "hall_state")
 # Scripts that stand alone: they read, or write what is not hall state (presence).
 STANDALONE = (
     "snapshot", "ticket", "presence", "window_view", "hall_state", "note_estimate", "parked",
+    "outbox_take", "outbox_settle",
 )  # fmt: skip
 
 

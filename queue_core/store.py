@@ -19,7 +19,7 @@ from datetime import date
 from typing import Any, Generic, TypeVar, cast
 
 from queue_core import calendar, identity, metrics, policy
-from queue_core.config import HallConfig, Service, Window
+from queue_core.config import MIN_SNOOZE_MINUTES, HallConfig, Service, Window
 from queue_core.errors import Conflict, Invalid, NotFound, QmsError, RateLimited, Unavailable
 from queue_core.keys import AUDIT_SECRET, HallKeys
 from queue_core.models import (
@@ -34,6 +34,7 @@ from queue_core.models import (
     DayState,
     EventType,
     HallState,
+    Notify,
     OutcomeEvent,
     QueuedTicket,
     Rating,
@@ -54,6 +55,10 @@ T = TypeVar("T")
 
 Observer = Callable[[str, Sequence[OutcomeEvent]], None]
 """Told (hall id, what happened) after each state change that was not a replay."""
+
+OutboxHook = Callable[[str], None]
+"""Told the hall id after a change that appended deliveries to its outbox
+(the local sender posts them at once; every sender's sweep finds them too)."""
 
 APPOINTMENT_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 APPOINTMENT_CODE_LENGTH = 8
@@ -133,6 +138,7 @@ class HallStore:
         min_replicas: int = 0,
         wait_ms: int = 500,
         id_digest_key: bytes | None = None,
+        outbox_hook: OutboxHook | None = None,
     ) -> None:
         if config.issuing.one_active_per_person and id_digest_key is None:
             # The CLI refuses to start first, in one line (qms.settings); this
@@ -154,6 +160,10 @@ class HallStore:
         d = config.dispatch
         # The rule for the scripts that call and place tickets (_dispatch.lua).
         self._dispatch_args: list[str | int] = [d.rule, d.ratio_normal, d.ratio_priority]
+        n = config.notify
+        # `[notify] ahead` for the scripts; '' (no gateway) turns notifying off.
+        self._notify_arg = ",".join(str(a) for a in n.ahead) if n.enabled else ""
+        self._outbox_hook = outbox_hook
         self._recent: tuple[float, Snapshot] | None = None
         self._audit_keep_ms = audit_keep_ms
         self._cal: _Calendar | None = None
@@ -171,6 +181,7 @@ class HallStore:
         *,
         actor: Actor = NOBODY,
         id_number: str | None = None,
+        notify: Notify | None = None,
     ) -> Result[TicketView]:
         """Issue a ticket for a service in a priority class a kiosk may set;
         `hall_closed` outside the hall's hours.
@@ -181,8 +192,13 @@ class HallStore:
         credit than the one asked for; under `[issuing]
         one_active_per_person` a person holding an active ticket gets 409
         `already_waiting` naming its number. The number stays in this call:
-        only its keyed digest reaches Redis, and only for that rule."""
+        only its keyed digest reaches Redis, and only for that rule.
+
+        With `notify` the visitor is told through the hall's gateway when
+        the turn nears and when called (`[notify]`; else 422
+        `notify_not_offered`)."""
         svc = self._service(service)
+        self._check_notify(notify)
         if priority not in self.config.kiosk_classes():
             raise Invalid("unknown_priority", f"Priority class {priority!r} is not offered here.")
         now = self._now()
@@ -197,7 +213,8 @@ class HallStore:
         e = policy.effective_ms(now.ms, self.config.credit_minutes(priority))
         keys = [self.keys.counter(now.day, svc.prefix), self.keys.numbers(now.day)]
         args: list[str | int | float] = [
-            tid, svc.id, svc.group, svc.prefix, priority, e, self._issuing(now), person
+            tid, svc.id, svc.group, svc.prefix, priority, e, self._issuing(now), person,
+            *_notify_args(notify),
         ]  # fmt: skip
         reply = await self._mutate("issue", now, idempotency, keys, args, actor)
         return self._result(reply, self._ticket_view(reply))
@@ -280,6 +297,24 @@ class HallStore:
         reply = await self._mutate("cancel", self._now(), idempotency, [], [ticket_id], actor)
         return self._result(reply, self._ticket_view(reply))
 
+    async def snooze(
+        self, ticket_id: str, minutes: float, idempotency: str | None = None
+    ) -> Result[TicketView]:
+        """A waiting visitor lets others pass for `minutes` (from
+        `MIN_SNOOZE_MINUTES` to the hall's `[calling] max_snooze_minutes`),
+        once: its place moves that much later, with a `snoozed` event."""
+        longest = self.config.calling.max_snooze_minutes
+        if longest <= 0:
+            raise Conflict("snooze_not_offered", "This hall does not let a ticket be put off.")
+        if not MIN_SNOOZE_MINUTES <= minutes <= longest:
+            raise Invalid(
+                "bad_minutes",
+                f"minutes must be from {MIN_SNOOZE_MINUTES:g} to {longest:g}.",
+            )
+        args: list[str | int | float] = [ticket_id, minutes]
+        reply = await self._mutate("snooze", self._now(), idempotency, [], args)
+        return self._result(reply, self._ticket_view(reply))
+
     async def rejoin(
         self, ticket_id: str, idempotency: str | None = None, *, actor: Actor = NOBODY
     ) -> Result[TicketView]:
@@ -307,6 +342,7 @@ class HallStore:
         client: str,
         phone: str | None,
         idempotency: str | None = None,
+        notify: Notify | None = None,
     ) -> Result[TicketView]:
         """Issue a normal ticket taken on a phone, within the hall's remote
         rules: a daily cap per service, a limit per client (an address) per
@@ -316,6 +352,7 @@ class HallStore:
         if not rules.enabled:
             raise NotFound("remote_not_offered", "This hall does not offer remote tickets.")
         svc = self._service(service)
+        self._check_notify(notify)
         now = self._now()
         tid = new_ticket_id()
         e = policy.effective_ms(now.ms, 0.0)
@@ -329,7 +366,7 @@ class HallStore:
         args: list[str | int | float] = [
             tid, svc.id, svc.group, svc.prefix, NORMAL, e,
             rules.daily_cap, rules.per_client_per_hour,
-            self._digest(phone) if phone else "", self._issuing(now),
+            self._digest(phone) if phone else "", self._issuing(now), *_notify_args(notify),
         ]  # fmt: skip
         reply = await self._mutate("remote_issue", now, idempotency, keys, args)
         return self._result(reply, self._ticket_view(reply))
@@ -692,14 +729,14 @@ class HallStore:
             k.seq, k.events, idem_key, k.tickets, k.windows, k.open_windows,
             k.waiting_by_service, k.recent_calls,
             k.stats(now.day), k.service_times, k.estimates, k.waits,
-            k.day, k.audit, k.parked, k.dispatch, k.persons, k.arrivals,
+            k.day, k.audit, k.parked, k.dispatch, k.persons, k.arrivals, k.notify, k.outbox,
             *own_keys, *self._queue_keys,
         ]  # fmt: skip
         ttl = self._idem_ttl if idempotency else 0
         args = [
             now.ms, ttl, self._maxlen, len(self._group_ids), actor.label, now.hour,
             actor.role, actor.client, now.stale_ms, self._audit_keep_ms, *self._dispatch_args,
-            *own_args, *self._group_ids,
+            self._notify_arg, *own_args, *self._group_ids,
         ]  # fmt: skip
         if self._min_replicas <= 0:
             raw = await self._call(self._scripts[name](keys=keys, args=args), name)
@@ -774,10 +811,23 @@ class HallStore:
 
     def _result(self, reply: dict[str, Any], value: T) -> Result[T]:
         replayed = bool(reply.get("replayed"))
-        outcomes = () if replayed else tuple(_outcome(o) for o in (reply.get("out") or []))
+        out = [] if replayed else (reply.get("out") or [])
+        outcomes = tuple(_outcome(o) for o in out if o["type"] != _OUTBOX)
         if outcomes and self._observer is not None:
             self._observer(self.config.id, outcomes)
+        if len(outcomes) < len(out):
+            for o in out:
+                if o["type"] == _OUTBOX:
+                    metrics.NOTIFY_QUEUED.labels(self.config.id, o["kind"]).inc()
+            if self._outbox_hook is not None:
+                self._outbox_hook(self.config.id)
         return Result(value, replayed, outcomes)
+
+    def _check_notify(self, notify: Notify | None) -> None:
+        if notify is not None and not self.config.notify.enabled:
+            raise Invalid(
+                "notify_not_offered", "This hall has no gateway to send notifications through."
+            )
 
     def _ticket_view(self, reply: dict[str, Any]) -> TicketView:
         pos = reply.get("pos")
@@ -853,7 +903,11 @@ _REFUSALS: dict[str, tuple[type[QmsError], str]] = {
     "number_not_waiting": (NotFound, "No ticket with that number is waiting."),
     "group_not_served": (Conflict, "That ticket belongs to a group this window does not serve."),
     "ticket_not_found": (NotFound, "There is no such ticket."),
-    "ticket_not_waiting": (Conflict, "The ticket is no longer waiting, so it cannot be cancelled."),
+    "ticket_not_waiting": (
+        Conflict,
+        "The ticket is no longer waiting: it was called, ended or expired.",
+    ),
+    "already_snoozed": (Conflict, "This ticket has already been put off once."),
     "appointment_not_found": (NotFound, "There is no appointment with that code."),
     "already_checked_in": (Conflict, "This appointment is already checked in."),
     "appointment_changed": (Conflict, "The appointment changed during check-in; try again."),
@@ -873,6 +927,14 @@ _REFUSALS: dict[str, tuple[type[QmsError], str]] = {
         "within the hall's late-return time.",
     ),
 }
+
+
+_OUTBOX = "outbox"
+"""The `out` entry of a script that appended a delivery to the outbox."""
+
+
+def _notify_args(notify: Notify | None) -> list[str | int | float]:
+    return ["", ""] if notify is None else [notify.to, notify.via]
 
 
 def _refusal(code: str) -> QmsError:
@@ -940,6 +1002,8 @@ def ticket_from_json(d: dict[str, Any]) -> Ticket:
         parked_window=d.get("parked_at"),
         rejoined_ms=_opt_int(d.get("rejoined")),
         why=_why(d),
+        notify=bool(d.get("nt")),
+        snoozed_until_ms=_opt_int(d.get("snoozed")),
     )
 
 

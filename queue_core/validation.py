@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from queue_core import identity
 from queue_core.errors import Invalid, NotFound
+from queue_core.models import Notify
 
 TICKET_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 APPOINTMENT_CODE = re.compile(r"[2-9A-HJ-NP-Z]{8}")
@@ -105,6 +106,16 @@ MOBILE = re.compile(r"1[3-9][0-9]{9}")
 MAX_REASON_CHARS = 200
 
 
+def minutes_field(body: Mapping[str, Any], name: str) -> float:
+    """A required number of minutes (a JSON number, not a string or a bool)."""
+    value = body.get(name)
+    if value is None:
+        raise Invalid("missing_field", f"Field {name!r} is required.")
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise Invalid("bad_minutes", f"Field {name!r} must be a number of minutes.")
+    return float(value)
+
+
 def mobile_number(value: str) -> str:
     """A mainland mobile number, as 11 digits: spaces, dashes and +86 dropped."""
     digits = re.sub(r"[\s-]", "", value)
@@ -115,6 +126,37 @@ def mobile_number(value: str) -> str:
     if not MOBILE.fullmatch(digits):
         raise Invalid("invalid_phone", "Field 'phone' must be a mobile number such as 13800138000.")
     return digits
+
+
+CHANNEL: Final = re.compile(r"[A-Za-z0-9_.:@-]{1,64}")
+
+
+def notify_field(body: Mapping[str, Any]) -> Notify | None:
+    """`notify`: {"phone"} (a mainland mobile number) or {"channel"} (an id
+    the hall's gateway knows, such as a WeChat openid), or absent. Never
+    echoes the value."""
+    value = body.get("notify")
+    if value is None:
+        return None
+    if not isinstance(value, dict) or len(value) != 1 or not set(value) <= {"phone", "channel"}:
+        raise Invalid(
+            "invalid_notify",
+            'Field \'notify\' must be {"phone": "13800138000"} or {"channel": "<id>"}.',
+        )
+    if "phone" in value:
+        phone = value["phone"]
+        if not isinstance(phone, str):
+            raise Invalid(
+                "invalid_phone", "notify.phone must be a mobile number such as 13800138000."
+            )
+        return Notify(mobile_number(phone), "phone")
+    channel = value["channel"]
+    if not isinstance(channel, str) or not CHANNEL.fullmatch(channel):
+        raise Invalid(
+            "invalid_notify",
+            "notify.channel must be 1 to 64 letters, digits or _ . : @ -.",
+        )
+    return Notify(channel, "channel")
 
 
 def rating(value: str, allowed: Iterable[str]) -> str:

@@ -78,6 +78,8 @@ def ticket_body(view: TicketView, config: HallConfig, table: Estimates | None) -
         "eta_range_seconds": _range(est),
         "recalls": t.recalls,
         "rejoin_until": iso(rejoin_until_ms(t, config), config.timezone),
+        "notify": t.notify,
+        "snoozed_until": iso(t.snoozed_until_ms, config.timezone),
     }
 
 
@@ -304,4 +306,12 @@ def services_body(
             "enabled": config.remote.enabled,
             "require_phone": config.remote.require_phone,
         },
+        # Whether tickets may ask to be told through the hall's gateway, and
+        # from what estimated wait the kiosk offers it; how long a visitor
+        # may put off their turn (0: not at all).
+        "notify": {
+            "enabled": config.notify.enabled,
+            "kiosk_ask_minutes": config.notify.kiosk_ask_minutes,
+        },
+        "snooze_max_minutes": config.calling.max_snooze_minutes,
     }

@@ -30,7 +30,7 @@ from queue_core.keys import HallKeys
 from queue_core.redis_client import RedisClient, create_redis
 from queue_core.scripts import Scripts
 from queue_core.store import HallStore
-from tests.support import Clock, make_config
+from tests.support import NOTIFY_SECRET, Clock, make_config
 
 
 @pytest.fixture(scope="session")
@@ -141,6 +141,7 @@ async def api_client(
     clock: Clock | None = None,
     metrics_interval_s: float = 3600,
     id_digest_key: bytes | None = None,
+    notify_sweep_s: float = 2.0,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The whole app in-process: lifespan run, state handed to each request
     the way uvicorn does it, requests over httpx's ASGI transport."""
@@ -152,6 +153,8 @@ async def api_client(
         metrics_interval_s=metrics_interval_s,
         estimate_max_age_s=0,
         id_digest_key=id_digest_key,
+        notify_secrets={c.id: NOTIFY_SECRET for c in configs if c.notify.enabled},
+        notify_sweep_s=notify_sweep_s,
     )
     async with app.router.lifespan_context(app) as state:
 

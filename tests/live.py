@@ -17,6 +17,7 @@ from displays.gateway import Gateway, GatewaySettings
 from qms.app import create_app
 from qms.server import WS_SEND_BUFFER_BYTES, QmsServer, server_config
 from queue_core.config import HallConfig
+from tests.support import NOTIFY_SECRET
 
 
 @dataclass
@@ -84,6 +85,7 @@ async def live_server(
         gateway_settings=gateway_settings,
         estimate_max_age_s=0,
         id_digest_key=id_digest_key,
+        notify_secrets={c.id: NOTIFY_SECRET for c in configs if c.notify.enabled},
     )
     sock = listening_socket(port)
     server = QmsServer(server_config(app, log_level="warning", ws_send_buffer=ws_send_buffer), app)

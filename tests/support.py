@@ -305,5 +305,16 @@ REDIS_GAUGES = frozenset(
         "qms_screens_online",
         "qms_screens_offline",
         "qms_redis_up",
+        "qms_notifications_pending",
+        "qms_notification_oldest_seconds",
     }
 )
+
+
+NOTIFY_SECRET = b"test-webhook-secret-0123456789abcdef"
+"""The webhook key of test halls with a gateway (`[notify]`)."""
+
+
+def notify_toml(url: str, ahead: str = "[3, 1]") -> str:
+    """A `[notify]` section sending to `url`."""
+    return f'[notify]\nurl = "{url}"\nahead = {ahead}\nkiosk_ask_minutes = 15\n'

@@ -15,12 +15,16 @@ pytestmark = pytest.mark.redis
 CLERK = Actor("clerk-2", "clerk", "10.0.0.5")
 
 
+def text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 async def index_and_queues(kit: HallKit) -> tuple[set[str], set[str]]:
-    index = {str(m) for m in await kit.redis.zrange(kit.keys.arrivals, 0, -1)}
+    index = {text(m) for m in await kit.redis.zrange(kit.keys.arrivals, 0, -1)}
     queued = set()
     for group in kit.config.groups:
         for member in await kit.redis.zrange(kit.keys.queue(group.id), 0, -1):
-            queued.add(f"{group.id}|{member}")
+            queued.add(f"{group.id}|{text(member)}")
     return index, queued
 
 

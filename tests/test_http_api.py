@@ -42,6 +42,8 @@ TICKET_KEYS = {
     "eta_range_seconds",  # additions to the contract's ticket: docs/api-notes.md
     "recalls",
     "rejoin_until",
+    "notify",
+    "snoozed_until",
 }
 TICKET_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
@@ -278,6 +280,8 @@ async def test_issue_answers_201_with_exactly_the_contract_ticket(api: ApiKit) -
         "eta_range_seconds": None,
         "recalls": 0,
         "rejoin_until": None,
+        "notify": False,
+        "snoozed_until": None,
     }
 
 
@@ -475,6 +479,8 @@ async def test_transfer_sends_the_ticket_back_to_wait_keeping_number_and_place(
         "eta_range_seconds": None,
         "recalls": 0,
         "rejoin_until": None,
+        "notify": False,
+        "snoozed_until": None,
     }
     assert (await get_ticket(api, later["id"]))["position"] == 1
     assert (await snapshot(api))["windows"][1]["ticket"] is None
@@ -556,6 +562,8 @@ async def test_on_time_check_in_issues_an_appointment_ticket(api: ApiKit) -> Non
         "eta_range_seconds": None,
         "recalls": 0,
         "rejoin_until": None,
+        "notify": False,
+        "snoozed_until": None,
     }
     assert await get_ticket(api, ticket["id"]) == ticket
 

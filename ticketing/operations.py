@@ -35,12 +35,18 @@ async def _issued(call: Call, result: Result[TicketView]) -> Reply:
 
 
 async def issue_ticket(call: Call) -> Reply:
-    v.only_fields(call.body, {"service", "priority", "id_number"})
+    v.only_fields(call.body, {"service", "priority", "id_number", "notify"})
     service = v.required_string(call.body, "service")
     priority = v.string_field(call.body, "priority", required=False) or NORMAL
     id_number = v.id_number_field(call.body, call.hall.config.language)
+    notify = v.notify_field(call.body)
     result = await call.hall.store.issue(
-        service, priority, call.idempotency, actor=actor_of(call), id_number=id_number
+        service,
+        priority,
+        call.idempotency,
+        actor=actor_of(call),
+        id_number=id_number,
+        notify=notify,
     )
     return await _issued(call, result)
 
@@ -59,6 +65,14 @@ async def cancel_ticket(call: Call) -> Reply:
 async def rejoin_ticket(call: Call) -> Reply:
     tid = v.ticket_id(call.params["ticket"])
     result = await call.hall.store.rejoin(tid, call.idempotency, actor=actor_of(call))
+    return ok(await ticket_reply(call.hall, result.value))
+
+
+async def snooze_ticket(call: Call) -> Reply:
+    tid = v.ticket_id(call.params["ticket"])
+    v.only_fields(call.body, {"minutes"})
+    minutes = v.minutes_field(call.body, "minutes")
+    result = await call.hall.store.snooze(tid, minutes, call.idempotency)
     return ok(await ticket_reply(call.hall, result.value))
 
 
@@ -92,14 +106,17 @@ async def list_services(call: Call) -> Reply:
 
 
 async def issue_remote(call: Call) -> Reply:
-    v.only_fields(call.body, {"service", "phone"})
+    v.only_fields(call.body, {"service", "phone", "notify"})
     service = v.required_string(call.body, "service")
     rules = call.hall.config.remote
     phone = None
     if rules.require_phone:
         phone = v.mobile_number(v.required_string(call.body, "phone"))
+    notify = v.notify_field(call.body)
     try:
-        result = await call.hall.store.issue_remote(service, call.client, phone, call.idempotency)
+        result = await call.hall.store.issue_remote(
+            service, call.client, phone, call.idempotency, notify=notify
+        )
     except QmsError as exc:
         if exc.code in ("rate_limited", "remote_quota_exhausted", "phone_has_ticket"):
             metrics.REMOTE_REFUSED.labels(call.hall.config.id, exc.code).inc()
@@ -133,6 +150,7 @@ OPERATIONS = (
     Operation("GET", "/tickets/{ticket}", get_ticket, None),
     Operation("POST", "/tickets/{ticket}/cancel", cancel_ticket, None),
     Operation("POST", "/tickets/{ticket}/rejoin", rejoin_ticket, None),
+    Operation("POST", "/tickets/{ticket}/snooze", snooze_ticket, None, takes_body=True),
     Operation("POST", "/appointments", book_appointment, KIOSK, takes_body=True),
     Operation("POST", "/appointments/{code}/check-in", check_in, KIOSK),
     Operation("POST", "/tickets/{ticket}/rating", rate_ticket, None, takes_body=True),

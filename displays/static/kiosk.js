@@ -1,6 +1,8 @@
 // The ticket kiosk (取号机): pick a service (or the large-type elderly mode,
 // or check in an appointment by code), get a number, take the printed slip;
 // a visitor whose number was missed scans its QR code to queue again (我回来了).
+// Where the hall has a gateway and the wait is long, a mobile number may be
+// left on the way (短信提醒), never printed.
 // Outside the hall's hours it says so, and when it issues again, in words.
 // One kiosk serves a stream of strangers: every flow ends back on the start
 // screen by itself, in Chinese, with nothing of the last visitor left.
@@ -116,6 +118,19 @@ const CATALOGUE = {
     "id.birth_date": "身份证号码中的出生日期不正确，请核对后重新输入",
     "error.bad_id_number": "身份证号码有误，请核对后重新输入",
     "error.already_waiting": "这个身份证号已经取了 {number} 号，请留意叫号；每人同时只能持有一个号",
+    notify_title: "留下手机号，快到时短信提醒您",
+    notify_label: "手机号码（选填）",
+    notify_hint: "只用于这次提醒，不会打印在号票上",
+    notify_wait: "「{service}」现在约需等候 {m} 分钟",
+    notify_wait_unknown: "「{service}」还没有开放的窗口，等候时间待定",
+    notify_skip: "不用了，直接取号",
+    notify_submit: "短信提醒我，取号",
+    ticket_notify: "快到您和叫到您时，会发短信提醒您",
+    "phone.length": "手机号码应为 11 位，请核对后重新输入",
+    "phone.bad": "这不是手机号码（应以 13–19 开头），请核对后重新输入",
+    "error.invalid_phone": "这不是手机号码，请核对后重新输入",
+    "error.invalid_notify": "这不是手机号码，请核对后重新输入",
+    "error.notify_not_offered": "本大厅暂不提供短信提醒，请点“不用了，直接取号”",
   },
   en: {
     lang_switch: "中文",
@@ -207,6 +222,19 @@ const CATALOGUE = {
     "id.birth_date": "The birth date in this ID number is not right; please check it",
     "error.bad_id_number": "This ID number is not right; please check it",
     "error.already_waiting": "This ID number already holds ticket {number}; one ticket per person at a time",
+    notify_title: "Text me when my turn nears",
+    notify_label: "Mobile number (optional)",
+    notify_hint: "Used for this reminder only, never printed on the ticket",
+    notify_wait: "“{service}”: about {m} min wait now",
+    notify_wait_unknown: "“{service}”: no window open yet, wait not known",
+    notify_skip: "No thanks, just the ticket",
+    notify_submit: "Text me, take a ticket",
+    ticket_notify: "We will text you when your turn nears and when you are called",
+    "phone.length": "A mobile number has 11 digits; please check it",
+    "phone.bad": "That is not a mobile number (it starts 13–19); please check it",
+    "error.invalid_phone": "That is not a mobile number; please check it",
+    "error.invalid_notify": "That is not a mobile number; please check it",
+    "error.notify_not_offered": "Text reminders are not offered here now; tap “No thanks”",
   },
 };
 
@@ -218,6 +246,7 @@ const screens = {
   start: $("screen-start"),
   elderly: $("screen-elderly"),
   idcard: $("screen-idcard"),
+  notify: $("screen-notify"),
   checkin: $("screen-checkin"),
   rejoin: $("screen-rejoin"),
   ticket: $("screen-ticket"),
@@ -326,7 +355,7 @@ function show(name) {
 // The end of one visitor's turn: nothing of theirs stays on screen.
 function home() {
   clearTimeout(countdownTimer);
-  if (pending) pending.idNumber = null;
+  if (pending) pending.idNumber = pending.phone = null;
   pending = null;
   kiosk.ticket = null;
   code = "";
@@ -335,6 +364,8 @@ function home() {
   $("rejoin-input").value = "";
   $("rejoin-error").hidden = true;
   forgetId();
+  forgetPhone();
+  notifyFor = null;
   body.classList.remove("elderly-mode");
   show("start");
   if (i18n.lang !== "zh") setLang("zh");
@@ -344,7 +375,7 @@ function home() {
 let idleTimer = null;
 function armIdle() {
   clearTimeout(idleTimer);
-  if (["elderly", "idcard", "checkin", "rejoin"].includes(current)) idleTimer = setTimeout(home, IDLE_MS);
+  if (["elderly", "idcard", "notify", "checkin", "rejoin"].includes(current)) idleTimer = setTimeout(home, IDLE_MS);
   else if (current === "start" && i18n.lang !== "zh") idleTimer = setTimeout(() => setLang("zh"), IDLE_MS);
 }
 for (const type of ["pointerdown", "keydown"]) document.addEventListener(type, armIdle, true);
@@ -359,6 +390,7 @@ function renderAll() {
   renderServices();
   if (kiosk.ticket) renderTicket(kiosk.ticket);
   renderCountdown();
+  renderNotifyWait();
   $("rejoin-rule").textContent = i18n.t("rejoin_rule", { m: config.late_return_minutes });
 }
 
@@ -393,7 +425,7 @@ function renderServices() {
   renderHours(data);
   $("go-elderly").hidden = !elderly || kiosk.closed;
   if ((!elderly || kiosk.closed) && current === "elderly") home();
-  if (kiosk.closed && current === "checkin") home();
+  if (kiosk.closed && (current === "checkin" || current === "notify")) home();
 }
 
 // Outside the hours the start screen says when tickets are issued again
@@ -467,17 +499,18 @@ function setBusy(on) {
   if (!on) renderCode();
 }
 
-function intentFor(kind, target, priority, idNumber = null) {
+function intentFor(kind, target, priority, idNumber = null, phone = null) {
   if (
     pending &&
     pending.kind === kind &&
     pending.target === target &&
     pending.priority === priority &&
-    pending.idNumber === idNumber
+    pending.idNumber === idNumber &&
+    pending.phone === phone
   ) {
     return pending;
   }
-  pending = { kind, target, priority, idNumber, key: newKey() };
+  pending = { kind, target, priority, idNumber, phone, key: newKey() };
   return pending;
 }
 
@@ -499,6 +532,7 @@ function request(intent) {
   const json = { service: intent.target };
   if (intent.priority !== "normal") json.priority = intent.priority;
   if (intent.idNumber) json.id_number = intent.idNumber;
+  if (intent.phone) json.notify = { phone: intent.phone };
   return api(config.tickets_path, { method: "POST", headers, json });
 }
 
@@ -526,7 +560,7 @@ async function send(intent) {
     setBusy(false);
   }
   if (pending !== intent) {
-    intent.idNumber = null;
+    intent.idNumber = intent.phone = null;
     return; // abandoned meanwhile (the kiosk went home)
   }
   if (outcome === null) {
@@ -541,6 +575,9 @@ async function send(intent) {
     intent.idNumber = null;
     forgetId();
   }
+  // So has the mobile number (the server keeps it apart, until the ticket ends).
+  intent.phone = null;
+  forgetPhone();
   const { status, data } = outcome;
   if (intent.kind === "rejoin") {
     pending = null;
@@ -586,8 +623,10 @@ function issue(service, priority) {
   if (busy || !token) return;
   // With an identity number read, its birth date decides the class (the
   // server's rule): the ticket is elderly when the holder is old enough.
-  if (heldId !== null && current === "elderly") send(intentFor("issue", service, "normal", heldId));
-  else send(intentFor("issue", service, priority));
+  const idNumber = heldId !== null && current === "elderly" ? heldId : null;
+  const cls = idNumber === null ? priority : "normal";
+  if (asksForPhone(service)) openNotify(service, cls, idNumber);
+  else send(intentFor("issue", service, cls, idNumber));
 }
 
 for (const button of document.querySelectorAll("button.service")) {
@@ -619,6 +658,7 @@ $("failure-close").addEventListener("click", () => {
     pending.idNumber = null;
     forgetId();
   }
+  if (pending) pending.phone = null;
   pending = null;
 });
 
@@ -628,7 +668,9 @@ $("go-elderly").addEventListener("click", () => {
   body.classList.add("elderly-mode");
   show("elderly");
 });
-for (const back of document.querySelectorAll(".back:not(#id-back)")) back.addEventListener("click", home);
+for (const back of document.querySelectorAll(".back:not(#id-back):not(#notify-back)")) {
+  back.addEventListener("click", home);
+}
 
 // ----------------------------------------------------- identity number
 
@@ -741,6 +783,112 @@ document.addEventListener(
     if (current !== "idcard") return;
     const input = $("id-input");
     if (e.target !== input && (e.key.length === 1 || e.key === "Enter")) input.focus({ preventScroll: true });
+  },
+  true,
+);
+
+// ------------------------------------------------------ 短信提醒 (notify)
+
+// Offered between the service and the ticket when the hall has a gateway and
+// the wait for that service (the last /services poll) is at least the hall's
+// `kiosk_ask_minutes`, or not known yet (no window of it open).
+const MOBILE = /^1[3-9][0-9]{9}$/;
+let notifyFor = null; // {service, priority, idNumber, from}: the choice the step waits on
+
+function asksForPhone(serviceId) {
+  const offer = kiosk.services?.notify;
+  if (!offer?.enabled) return false;
+  const service = kiosk.services.services.find((s) => s.id === serviceId);
+  if (!service) return false;
+  return service.eta_seconds === null || service.eta_seconds >= offer.kiosk_ask_minutes * 60;
+}
+
+function phoneDigits() {
+  return $("notify-input").value.replace(/[^0-9]/g, "").slice(0, 11);
+}
+
+// 139 1234 5678: easier to check at a glance.
+function showPhone(digits) {
+  const grouped = [digits.slice(0, 3), digits.slice(3, 7), digits.slice(7)].filter(Boolean).join(" ");
+  $("notify-input").value = grouped;
+  $("notify-error").hidden = true;
+}
+
+function forgetPhone() {
+  $("notify-input").value = "";
+  $("notify-error").hidden = true;
+}
+
+function openNotify(service, priority, idNumber) {
+  const s = kiosk.services.services.find((x) => x.id === service);
+  notifyFor = { service, priority, idNumber, from: current, eta: s.eta_seconds };
+  forgetPhone();
+  renderNotifyWait();
+  show("notify");
+  $("notify-input").focus({ preventScroll: true });
+}
+
+function renderNotifyWait() {
+  if (!notifyFor) return;
+  const name = serviceNames.get(notifyFor.service) ?? notifyFor.service;
+  $("notify-wait").textContent =
+    notifyFor.eta === null
+      ? i18n.t("notify_wait_unknown", { service: name })
+      : i18n.t("notify_wait", { service: name, m: minutes(notifyFor.eta) });
+}
+
+function typePhone(c) {
+  if (busy) return;
+  const digits = phoneDigits();
+  if (digits.length < 11) showPhone(digits + c);
+}
+
+function submitPhone() {
+  if (busy || !notifyFor) return;
+  const digits = phoneDigits();
+  if (!MOBILE.test(digits)) {
+    const error = $("notify-error");
+    error.textContent = i18n.t(digits.length === 11 ? "phone.bad" : "phone.length");
+    error.hidden = false;
+    return;
+  }
+  $("notify-input").value = ""; // out of the DOM at once; the intent holds it until answered
+  const { service, priority, idNumber } = notifyFor;
+  send(intentFor("issue", service, priority, idNumber, digits));
+}
+
+function skipPhone() {
+  if (busy || !notifyFor) return;
+  forgetPhone();
+  const { service, priority, idNumber } = notifyFor;
+  send(intentFor("issue", service, priority, idNumber));
+}
+
+$("notify-keypad").addEventListener("click", (e) => {
+  const k = e.target.closest("button[data-phonekey]");
+  if (k) typePhone(k.dataset.phonekey);
+  else if (e.target.closest("#notify-delete")) showPhone(phoneDigits().slice(0, -1));
+  else if (e.target.closest("#notify-clear")) forgetPhone();
+});
+$("notify-input").addEventListener("input", () => showPhone(phoneDigits()));
+$("notify-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  submitPhone();
+});
+$("notify-skip").addEventListener("click", skipPhone);
+$("notify-back").addEventListener("click", () => {
+  const from = notifyFor?.from ?? "start";
+  forgetPhone();
+  notifyFor = null;
+  show(from); // the elderly screen keeps an identity number read
+});
+// A keyboard (a technician's, a USB keypad) types into the field.
+document.addEventListener(
+  "keydown",
+  (e) => {
+    if (current !== "notify" || e.ctrlKey || e.altKey || e.metaKey || busy) return;
+    const input = $("notify-input");
+    if (e.target !== input && (/^[0-9]$/.test(e.key) || e.key === "Enter")) input.focus({ preventScroll: true });
   },
   true,
 );
@@ -940,6 +1088,7 @@ function renderTicket(t) {
   $("ticket-priority").textContent = badge;
   $("ticket-priority").hidden = !badge;
   $("ticket-priority").dataset.priority = t.priority;
+  $("ticket-notify").hidden = !t.notify; // on screen only: the slip says nothing of it
   const done = { checkin: "checkin_done", rejoin: "rejoin_done" }[t.kind] ?? "ticket_done";
   document.querySelector(".ticket-done").textContent = i18n.t(done);
   // The slip: what the visitor takes away.

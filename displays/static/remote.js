@@ -1,7 +1,8 @@
 // Remote 取号 on a phone: the hall's services with how many wait and about
 // how long, a mobile number when the hall asks for one, one tap for a
-// ticket, then the visitor page of that ticket. Outside the hall's hours it
-// says when tickets are issued again instead.
+// ticket, then the visitor page of that ticket. Where the hall has a gateway,
+// a number to be texted when the turn nears may be left too (optional).
+// Outside the hall's hours it says when tickets are issued again instead.
 import { readConfig, store } from "./connection.js";
 import { I18n } from "./i18n.js";
 import { errorOf, errorText, request } from "./phone.js";
@@ -47,6 +48,13 @@ const CATALOGUE = {
     closed_title: "现在不能取号",
     closed_body: "开始取号后，请再打开本页取号。",
     closed_unknown: "现在不是取号时间。",
+    notify_title: "快到时短信提醒我",
+    notify_same: "用上面的手机号接收提醒",
+    notify_label: "接收提醒的手机号码（选填）",
+    notify_hint: "快到您和叫到您时发短信给您；不填也可以取号。",
+    notify_bad: "提醒用的手机号码格式不正确：请输入 11 位手机号，或者清空不填。",
+    err_invalid_notify: "提醒用的手机号码格式不正确：请输入 11 位手机号，或者清空不填。",
+    err_notify_not_offered: "本大厅暂不提供短信提醒：请清空提醒用的手机号后再取号。",
   },
   en: {
     lang_switch: "中文",
@@ -81,6 +89,13 @@ const CATALOGUE = {
     closed_title: "No tickets now",
     closed_body: "Please come back to this page once tickets are issued again.",
     closed_unknown: "The hall is not issuing tickets now.",
+    notify_title: "Text me when my turn nears",
+    notify_same: "Use the number above for reminders",
+    notify_label: "Mobile number for reminders (optional)",
+    notify_hint: "A text when your turn nears and when you are called. You can take a ticket without it.",
+    notify_bad: "The reminder number is not a mobile number: 11 digits, or leave it empty.",
+    err_invalid_notify: "The reminder number is not a mobile number: 11 digits, or leave it empty.",
+    err_notify_not_offered: "Text reminders are not offered here now: empty the reminder number and try again.",
   },
 };
 
@@ -95,7 +110,7 @@ const state = {
   mine: null, // an active ticket this phone took before
   connDown: false,
   busy: null, // the service id being taken
-  error: null, // {text, phone: bool}
+  error: null, // {text, field}: the field it is about ("phone", "notify"), or null
   requests: 0, // POSTs sent (tests count them)
   closedHint: null, // {message, until}: a hall_closed refusal /services has not caught up with
 };
@@ -172,19 +187,36 @@ async function take(serviceId) {
   if (state.busy) return; // the second tap of a double tap
   state.error = null;
   const body = { service: serviceId };
-  if (state.services?.remote.require_phone) {
+  const requirePhone = Boolean(state.services?.remote.require_phone);
+  if (requirePhone) {
     const input = $("phone");
     const phone = mobileNumber(input.value);
     if (!phone) {
-      state.error = { text: i18n.t(input.value.trim() ? "phone_bad" : "phone_missing"), phone: true };
+      state.error = { text: i18n.t(input.value.trim() ? "phone_bad" : "phone_missing"), field: "phone" };
       render();
       input.focus();
       return;
     }
     body.phone = phone;
   }
-  if (!intent || intent.service !== body.service || intent.phone !== body.phone) {
-    intent = { service: body.service, phone: body.phone, key: newKey() };
+  if (state.services?.notify?.enabled) {
+    const input = $("notify-phone");
+    let to = null;
+    if (requirePhone && $("notify-same").checked) to = body.phone;
+    else if (input.value.trim()) {
+      to = mobileNumber(input.value);
+      if (!to) {
+        state.error = { text: i18n.t("notify_bad"), field: "notify" };
+        render();
+        input.focus();
+        return;
+      }
+    }
+    if (to) body.notify = { phone: to };
+  }
+  const notifyTo = body.notify?.phone;
+  if (!intent || intent.service !== body.service || intent.phone !== body.phone || intent.notify !== notifyTo) {
+    intent = { service: body.service, phone: body.phone, notify: notifyTo, key: newKey() };
   }
   state.busy = serviceId;
   render();
@@ -205,26 +237,30 @@ async function take(serviceId) {
       return;
     }
     const refusal = await errorOf(response);
-    const phoneProblem = ["invalid_phone", "missing_field", "phone_has_ticket"].includes(refusal.code);
+    let field = null;
+    if (["invalid_phone", "missing_field", "phone_has_ticket"].includes(refusal.code)) field = "phone";
+    // Without a required number, a bad number can only be the reminder's.
+    if (refusal.code === "invalid_phone" && !requirePhone) field = "notify";
+    if (["invalid_notify", "notify_not_offered"].includes(refusal.code)) field = "notify";
     if (refusal.code === "hall_closed") {
       state.closedHint = { message: refusal.message, until: performance.now() + CLOSED_HINT_MS };
       // Read again once /services (up to a second old) has caught up.
       clearTimeout(refreshTimer);
       refreshTimer = setTimeout(loadServices, 1_200);
     } else {
-      state.error = { text: errorText(i18n, refusal), phone: phoneProblem };
+      state.error = { text: errorText(i18n, refusal), field };
       loadServices(); // counts may have moved while the phone was asking
     }
     if (refusal.code === "remote_not_offered" && state.services) state.services.remote.enabled = false;
   } catch {
     // No answer: the intent (and its key) stays, so tapping again cannot
     // give a second ticket if the first request did get through.
-    state.error = { text: i18n.t("err_network"), phone: false };
+    state.error = { text: i18n.t("err_network"), field: null };
   } finally {
     if (!navigating) {
       state.busy = null;
       render();
-      const target = state.error?.phone ? $("phone") : $("take-error");
+      const target = { phone: $("phone"), notify: $("notify-phone") }[state.error?.field] ?? $("take-error");
       if (state.error) target.focus();
     }
   }
@@ -326,13 +362,20 @@ function render() {
   if (closed) $("closed-message").textContent = closedMessage(body);
   if (!enabled || closed) return;
 
-  $("phone-area").hidden = !body.remote.require_phone;
-  const phoneError = $("phone-error");
-  const takeError = $("take-error");
-  phoneError.hidden = !(state.error && state.error.phone);
-  takeError.hidden = !(state.error && !state.error.phone);
-  if (state.error) (state.error.phone ? phoneError : takeError).textContent = state.error.text;
-  $("phone").setAttribute("aria-invalid", String(Boolean(state.error?.phone)));
+  const requirePhone = body.remote.require_phone;
+  $("phone-area").hidden = !requirePhone;
+  // Offered whenever the hall has a gateway; the number of the phone field
+  // may serve (a box to tick), else one of its own.
+  $("notify-area").hidden = !body.notify?.enabled;
+  $("notify-same-row").hidden = !requirePhone;
+  $("notify-own").hidden = requirePhone && $("notify-same").checked;
+  const errors = { phone: $("phone-error"), notify: $("notify-error") };
+  const field = state.error?.field ?? null;
+  const target = errors[field] ?? $("take-error");
+  for (const el of [errors.phone, errors.notify, $("take-error")]) el.hidden = !state.error || el !== target;
+  if (state.error) target.textContent = state.error.text;
+  $("phone").setAttribute("aria-invalid", String(field === "phone"));
+  $("notify-phone").setAttribute("aria-invalid", String(field === "notify"));
   renderGroups(body);
 }
 
@@ -341,11 +384,17 @@ $("lang").addEventListener("click", () => {
   state.error = null; // its words were in the other language
   render();
 });
-$("phone").addEventListener("input", () => {
-  if (state.error?.phone) {
-    state.error = null;
-    render();
-  }
+for (const [id, field] of [["phone", "phone"], ["notify-phone", "notify"]]) {
+  $(id).addEventListener("input", () => {
+    if (state.error?.field === field) {
+      state.error = null;
+      render();
+    }
+  });
+}
+$("notify-same").addEventListener("change", () => {
+  if (state.error?.field === "notify") state.error = null;
+  render();
 });
 
 i18n.apply();

@@ -3,8 +3,10 @@
 // to go to when called, cancel while waiting, and the 好差评 rating once served;
 // a ticket set aside at a window (parked) says where to wait, an expired one
 // says so, and a missed one may come back in line (我回来了) while the hall
-// allows it.
-import { readConfig } from "./connection.js";
+// allows it. 提醒我 tells the visitor (a notification, a buzz) when one person
+// is ahead and when called, from this page alone; 我需要晚一点 puts the turn
+// back once.
+import { readConfig, store } from "./connection.js";
 import { I18n } from "./i18n.js";
 import { errorOf, errorText, request } from "./phone.js";
 
@@ -27,6 +29,13 @@ const SCORES = ["very_satisfied", "satisfied", "neutral", "dissatisfied", "very_
 const REASON_MAX = 200;
 // Date headers have one-second resolution: trust a skew only beyond this.
 const SKEW_MIN_MS = 2_000;
+// "Almost your turn" (and 提醒我's first reminder) from this many ahead.
+const NEAR_AHEAD = 1;
+const NEAR_BUZZ = [200, 100, 200];
+const CALLED_BUZZ = [300, 150, 300];
+// The server's bounds of a snooze; the choices step by five minutes.
+const SNOOZE_MIN = 5;
+const SNOOZE_STEP = 5;
 
 const CATALOGUE = {
   zh: {
@@ -95,6 +104,40 @@ const CATALOGUE = {
     err_redis_unavailable: "系统暂时无法处理，请稍后再试。",
     err_network: "网络连接失败，请稍后再试。",
     err_other: "操作未成功：{message}",
+    status_near: "前面只剩 1 人",
+    near_title: "马上到您了",
+    near_body: "请到等候区，留意叫号。",
+    title_near: "马上到您了",
+    title_called: "请到{window}",
+    notify_on: "已登记提醒：快到您和叫到您时，大厅会发消息给您。",
+    remind_label: "提醒我",
+    remind_off: "开启后，前面只剩 1 人和叫到您时，手机会弹出通知并振动。",
+    remind_on: "已开启：前面只剩 1 人和叫到您时，手机会弹出通知并振动。请不要关闭本页。",
+    remind_off_limited:
+      "这个浏览器现在不能为本页弹出通知。开启后，本页开着时，前面只剩 1 人和叫到您时会醒目提示，手机支持时还会振动。",
+    remind_asking: "请在浏览器的询问中选择“允许”。",
+    remind_unsupported:
+      "这个浏览器不能弹出通知。请不要关闭本页：快到您和叫到您时，本页会醒目提示，手机支持时还会振动。",
+    remind_denied:
+      "浏览器没有允许本页发通知（可在浏览器的网站设置中打开）。请不要关闭本页：快到您和叫到您时，本页会醒目提示，手机支持时还会振动。",
+    note_near: "{number} 号：前面还有 {n} 人",
+    note_next: "{number} 号：下一位就是您",
+    note_near_body: "马上到您了，请到等候区，留意叫号。",
+    note_called: "{number} 号：请到{window}办理",
+    note_called_body: "已叫到您的号。",
+    snooze: "我需要晚一点",
+    snooze_hint: "还没准备好？可以把您的号往后顺延一次，其间后面的人先办理。",
+    snooze_title: "要顺延多久？",
+    snooze_body: "您的位置会往后移，其间后面的人先办理。每个号只能顺延一次。",
+    snooze_minutes: "{n} 分钟",
+    snooze_yes: "顺延 {n} 分钟",
+    snooze_no: "不用了",
+    snoozed: "已为您顺延至 {time}",
+    snoozed_body: "前面等候人数和预计时间已按新的位置更新。每个号只能顺延一次。",
+    snooze_err_already_snoozed: "这个号已经顺延过一次，不能再顺延。",
+    snooze_err_ticket_not_waiting: "您的号已不在排队中（可能刚被叫到），不能再顺延。",
+    snooze_err_snooze_not_offered: "本大厅不提供顺延。",
+    snooze_err_bad_minutes: "顺延时间不在允许的范围内，请重新选择。",
   },
   en: {
     lang_switch: "中文",
@@ -163,6 +206,40 @@ const CATALOGUE = {
     err_redis_unavailable: "The system is busy right now: please try again shortly.",
     err_network: "Could not connect: please try again shortly.",
     err_other: "That did not work: {message}",
+    status_near: "One person ahead of you",
+    near_title: "Almost your turn",
+    near_body: "Please go to the waiting area and listen for your number.",
+    title_near: "Almost your turn",
+    title_called: "Go to {window}",
+    notify_on: "Reminders registered: the hall will message you when your turn nears and when you are called.",
+    remind_label: "Remind me",
+    remind_off: "Turn on for a notification and a buzz when one person is ahead of you and when you are called.",
+    remind_on: "On: a notification and a buzz when one person is ahead of you and when you are called. Keep this page open.",
+    remind_off_limited:
+      "This browser cannot show notifications for this page now. Turned on, this page (while open) shows a clear alert, and buzzes where the phone can, when one person is ahead of you and when you are called.",
+    remind_asking: "Please choose “Allow” when the browser asks.",
+    remind_unsupported:
+      "This browser cannot show notifications. Keep this page open: it will show a clear alert, and buzz where the phone can, when you are nearly up and when you are called.",
+    remind_denied:
+      "The browser does not allow this page to notify you (this can be changed in the browser's site settings). Keep this page open: it will show a clear alert, and buzz where the phone can, when you are nearly up and when you are called.",
+    note_near: "Number {number}: {n} ahead of you",
+    note_next: "Number {number}: you are next",
+    note_near_body: "Almost your turn: please go to the waiting area and listen for your number.",
+    note_called: "Number {number}: please go to {window}",
+    note_called_body: "Your number has been called.",
+    snooze: "I need a little longer",
+    snooze_hint: "Not ready yet? You can put your turn back once; people behind you go first meanwhile.",
+    snooze_title: "Put back by how long?",
+    snooze_body: "Your place moves back and people behind you go first meanwhile. A ticket can be put back once only.",
+    snooze_minutes: "{n} min",
+    snooze_yes: "Put back {n} min",
+    snooze_no: "Never mind",
+    snoozed: "Put back until {time}",
+    snoozed_body: "The people ahead and the estimate now count from your new place. A ticket can be put back once only.",
+    snooze_err_already_snoozed: "This ticket has already been put back once.",
+    snooze_err_ticket_not_waiting: "Your ticket is no longer waiting (it may just have been called), so it cannot be put back.",
+    snooze_err_snooze_not_offered: "This hall does not offer putting a ticket back.",
+    snooze_err_bad_minutes: "That length is not allowed: please choose again.",
   },
 };
 
@@ -192,6 +269,10 @@ const state = {
   rejoined: false, // this page put the ticket back in line
   rejoinRefusal: null, // the API's error: the offer is withdrawn
   hallClosed: undefined, // an expired ticket's hall: {zh, en} when it takes no tickets now, else null
+  asking: false, // 提醒我 is waiting for the browser's permission answer
+  reminded: [], // what 提醒我 told: {kind, shown}, shown = a notification was put up
+  snoozeRefusal: null, // the API's error for this page's snooze
+  snoozeWithdrawn: false, // the hall no longer offers it (409 snooze_not_offered)
 };
 window.qmsVisitor = state; // for tests and for whoever debugs a visitor's phone
 
@@ -203,7 +284,8 @@ let stopped = false;
 // ------------------------------------------------------------------- poll
 
 function nextDelay(ticket) {
-  if (document.hidden) return HIDDEN_MS;
+  // With 提醒我 on, a hidden page is exactly when the visitor needs telling.
+  if (document.hidden && !remind.on) return HIDDEN_MS;
   if (ticket.status === "waiting") {
     return ticket.position !== null && ticket.position < NEAR_POSITIONS ? NEAR_MS : WAITING_MS;
   }
@@ -264,10 +346,13 @@ async function update(ticket) {
     state.transferredTo = null;
   }
   state.ticket = ticket;
-  if (ticket.status === "called" && before && before.status !== "called") {
-    // Phones that can, buzz: the visitor may be looking elsewhere.
-    navigator.vibrate?.([300, 150, 300]);
-  }
+  // Phones that can, buzz when called: the visitor may be looking elsewhere.
+  let buzz = ticket.status === "called" && before && before.status !== "called" ? CALLED_BUZZ : null;
+  const told = remindOf(before, ticket);
+  if (told === "called") buzz = CALLED_BUZZ;
+  else if (told === "near") buzz ??= NEAR_BUZZ;
+  if (buzz) navigator.vibrate?.(buzz);
+  if (TERMINAL.has(ticket.status)) forgetRemind();
   if (ticket.status === "completed" && state.rating === undefined) await loadRating();
   if (ticket.status === "expired" && state.hallClosed === undefined) await loadHallHours();
   render();
@@ -355,7 +440,10 @@ function render() {
   setText($("conn"), i18n.t("conn_down"));
   if (missing) {
     document.body.dataset.view = "missing";
-    for (const id of ["ticket", "notice", "waiting", "called", "parked", "final", "rating-form", "rated", "cancel-area"]) {
+    for (const id of [
+      "ticket", "notice", "near", "snoozed", "snooze-error", "waiting", "called", "parked", "final",
+      "rating-form", "rated", "remind-area", "snooze-area", "cancel-area",
+    ]) {
       show(id, false);
     }
     show("missing", true);
@@ -370,8 +458,15 @@ function render() {
   $("issued").textContent = i18n.t("issued_at", { time: clock.format(new Date(ticket.issued_at)) });
 
   const waiting = ticket.status === "waiting";
-  const near = waiting && ticket.position === 0;
-  setText($("status-line"), i18n.t(near ? "status_next" : `status_${ticket.status}`));
+  const near = waiting && isNear(ticket);
+  const status = !near ? `status_${ticket.status}` : ticket.position === 0 ? "status_next" : "status_near";
+  setText($("status-line"), i18n.t(status));
+  // Told through the hall's gateway (a number left at the kiosk or online).
+  show("notify-on", ticket.notify && (waiting || ticket.status === "parked"));
+  // Almost there: a panel of its own, and the page's colours change.
+  show("near", near);
+  document.body.classList.toggle("is-near", near);
+  drawTitle(ticket, near);
 
   // A refused cancel is explained where the cancel button was, and once the
   // page learns the ticket was called, above the window to go to.
@@ -416,6 +511,8 @@ function render() {
   show("cancel-area", waiting);
   // Called (or served) while the confirmation was open: nothing left to cancel.
   if (!waiting && dialog.open) dialog.close("no");
+  drawSnooze(ticket);
+  drawRemind(ticket);
 
   const final = !waiting && !called && !parked;
   show("final", final);
@@ -479,7 +576,7 @@ $("rejoin").addEventListener("click", async () => {
   const button = $("rejoin");
   if (button.disabled) return;
   button.disabled = true;
-  rejoinKey ??= `rejoin-${Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("")}`;
+  rejoinKey ??= newKey("rejoin");
   try {
     const response = await request(`${api}/rejoin`, {
       method: "POST",
@@ -505,6 +602,311 @@ $("rejoin").addEventListener("click", async () => {
   } catch {
     show("rejoin-error", true);
     setText($("rejoin-error"), i18n.t("err_network"));
+  } finally {
+    button.disabled = false;
+  }
+});
+
+// One intent's Idempotency-Key (randomUUID needs https).
+function newKey(kind) {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return `${kind}-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+// --------------------------------------------------------------- 提醒我
+
+// Told by this page alone (no gateway needed): a notification where the
+// browser allows one, a buzz where the phone can, and always the page itself
+// (the near and called panels, and the tab's title). The switch is kept per
+// ticket with what it told, so a reload tells nothing twice:
+// {on, near: this approach to the front was told, calledAt: the call told}.
+const remindKey = `qms.remind.${config.hall.id}.${config.ticket_id}`;
+const remind = loadRemind();
+const WORKER_URL = new URL("./remind-sw.js", import.meta.url);
+let worker = null; // the promise of a service worker registration (see notify())
+
+function loadRemind() {
+  try {
+    const saved = JSON.parse(store.get(remindKey) ?? "null");
+    if (saved && typeof saved === "object") {
+      const calledAt = typeof saved.calledAt === "string" ? saved.calledAt : null;
+      return { on: saved.on === true, near: saved.near === true, calledAt };
+    }
+  } catch {
+    /* unreadable: off */
+  }
+  return { on: false, near: false, calledAt: null };
+}
+
+function saveRemind() {
+  store.set(remindKey, JSON.stringify(remind));
+}
+
+function forgetRemind() {
+  remind.on = false;
+  store.remove(remindKey);
+}
+
+function isNear(ticket) {
+  return ticket.status === "waiting" && ticket.position !== null && ticket.position <= NEAR_AHEAD;
+}
+
+// "granted", "denied", "default", or "unsupported": no API, or a page not
+// served over HTTPS, where browsers refuse it.
+function notifications() {
+  if (typeof Notification === "undefined" || !window.isSecureContext) return "unsupported";
+  return Notification.permission;
+}
+
+// What a poll has to tell, once each: "near" when the ticket comes within one
+// of the front, "called" for each call (known by its time: a reload does not
+// tell it again, a second call after a transfer or a park is told). Back in
+// line after a call (a transfer, a rejoin), the approach is a new one.
+function remindOf(before, ticket) {
+  let changed = false;
+  if (ticket.status === "waiting" && before && before.status !== "waiting" && remind.near) {
+    remind.near = false;
+    changed = true;
+  }
+  let told = null;
+  if (remind.on && isNear(ticket) && !remind.near) {
+    remind.near = true;
+    told = "near";
+  } else if (remind.on && ticket.status === "called" && ticket.called_at && ticket.called_at !== remind.calledAt) {
+    remind.calledAt = ticket.called_at;
+    told = "called";
+  }
+  if (told || changed) saveRemind();
+  if (told) tell(told, ticket);
+  return told;
+}
+
+function tell(kind, ticket) {
+  const vars = {
+    number: ticket.number,
+    n: ticket.position,
+    window: windowNames.get(ticket.window) ?? ticket.window ?? "",
+  };
+  const title =
+    kind === "called" ? i18n.t("note_called", vars) : i18n.t(ticket.position === 0 ? "note_next" : "note_near", vars);
+  const entry = { kind, shown: false };
+  state.reminded.push(entry);
+  notify(title, {
+    body: i18n.t(kind === "called" ? "note_called_body" : "note_near_body"),
+    tag: `qms-${config.ticket_id}-${kind}`,
+    lang: i18n.lang === "zh" ? "zh-CN" : "en",
+    data: { url: location.href },
+  }).then((shown) => {
+    entry.shown = shown;
+  });
+}
+
+async function notify(title, options) {
+  if (notifications() !== "granted") return false;
+  try {
+    const note = new Notification(title, options);
+    note.addEventListener("click", () => {
+      window.focus();
+      note.close();
+    });
+    return true;
+  } catch {
+    // Chrome on Android puts notifications up only through a service worker.
+  }
+  try {
+    const registration = await serviceWorker();
+    if (!registration) return false;
+    await registration.showNotification(title, options);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// remind-sw.js serves no requests (its scope is the static files): it only
+// lets showNotification work, and brings this page forward when tapped.
+function serviceWorker() {
+  if (!("serviceWorker" in navigator)) return Promise.resolve(null);
+  worker ??= navigator.serviceWorker
+    .register(WORKER_URL)
+    .then(activated)
+    .catch(() => null);
+  return worker;
+}
+
+// showNotification needs an active worker; a first registration is still installing.
+function activated(registration) {
+  const pending = registration.installing ?? registration.waiting;
+  if (registration.active || !pending) return registration;
+  return new Promise((resolve) => {
+    pending.addEventListener("statechange", () => {
+      if (pending.state === "activated") resolve(registration);
+      else if (pending.state === "redundant") resolve(null);
+    });
+  });
+}
+
+// Older Safari takes a callback and returns nothing.
+function askPermission() {
+  return new Promise((resolve) => {
+    const asked = Notification.requestPermission(resolve);
+    asked?.then(resolve, () => resolve(Notification.permission));
+  });
+}
+
+function drawRemind(ticket) {
+  const offered = ticket.status === "waiting" || ticket.status === "parked";
+  show("remind-area", offered);
+  if (!offered) return;
+  $("remind").setAttribute("aria-checked", String(remind.on));
+  $("remind").disabled = state.asking;
+  const can = notifications();
+  let key = can === "granted" || can === "default" ? "remind_off" : "remind_off_limited";
+  if (state.asking) key = "remind_asking";
+  else if (remind.on) key = { granted: "remind_on", unsupported: "remind_unsupported" }[can] ?? "remind_denied";
+  setText($("remind-state"), i18n.t(key));
+}
+
+const baseTitle = document.title;
+
+// The tab's title says it too: seen from another tab, or the phone's switcher.
+function drawTitle(ticket, near) {
+  let cue = null;
+  if (near) cue = i18n.t("title_near");
+  else if (ticket.status === "called") {
+    cue = i18n.t("title_called", { window: windowNames.get(ticket.window) ?? ticket.window ?? "" });
+  }
+  const title = cue ? `【${cue}】${baseTitle}` : baseTitle;
+  if (document.title !== title) document.title = title;
+}
+
+$("remind").addEventListener("click", async () => {
+  if (state.asking) return;
+  if (remind.on) {
+    remind.on = false;
+    saveRemind();
+    render();
+    return;
+  }
+  remind.on = true;
+  // What the page shows now is no news: only what comes next is told.
+  const ticket = state.ticket;
+  if (ticket && isNear(ticket)) remind.near = true;
+  if (ticket?.called_at) remind.calledAt = ticket.called_at;
+  saveRemind();
+  if (notifications() === "default") {
+    state.asking = true;
+    render();
+    try {
+      await askPermission();
+    } catch {
+      /* no answer: said as not allowed */
+    } finally {
+      state.asking = false;
+    }
+  }
+  if (notifications() === "granted") serviceWorker();
+  render();
+});
+
+// ----------------------------------------------------------------- snooze
+
+const snoozeMax = Number(config.snooze_max_minutes) || 0;
+const snoozeDialog = $("snooze-dialog");
+let snoozeIntent = null; // {minutes, key}: a retry after a lost answer reuses the key
+
+// 5, 10, 15 … up to the hall's longest (itself a choice when off the step).
+function snoozeChoices() {
+  const choices = [];
+  for (let m = SNOOZE_MIN; m <= snoozeMax; m += SNOOZE_STEP) choices.push(m);
+  if (snoozeMax >= SNOOZE_MIN && choices.at(-1) !== snoozeMax) choices.push(snoozeMax);
+  return choices;
+}
+
+function snoozeOffered(ticket) {
+  return ticket.status === "waiting" && snoozeMax >= SNOOZE_MIN && !ticket.snoozed_until && !state.snoozeWithdrawn;
+}
+
+function snoozeErrorText(error) {
+  const key = `snooze_err_${error.code}`;
+  const text = i18n.t(key);
+  return text === key ? errorText(i18n, error) : text;
+}
+
+function drawSnooze(ticket) {
+  const waiting = ticket.status === "waiting";
+  const offered = snoozeOffered(ticket);
+  show("snooze-area", offered);
+  if (!offered && snoozeDialog.open) snoozeDialog.close("no");
+  const snoozed = waiting && Boolean(ticket.snoozed_until);
+  show("snoozed", snoozed);
+  if (snoozed) setText($("snoozed-title"), i18n.t("snoozed", { time: clock.format(new Date(ticket.snoozed_until)) }));
+  // A refusal stays said while it explains the page: still waiting, or called meanwhile.
+  const refusal = state.snoozeRefusal;
+  show("snooze-error", Boolean(refusal) && (waiting || ticket.status === "called"));
+  if (refusal) setText($("snooze-error"), snoozeErrorText(refusal));
+  for (const input of $("snooze-choices").querySelectorAll("input")) {
+    input.nextElementSibling.textContent = i18n.t("snooze_minutes", { n: input.value });
+  }
+  const picked = $("snooze-choices").querySelector("input:checked");
+  $("snooze-yes").textContent = i18n.t("snooze_yes", { n: picked?.value ?? "" });
+}
+
+for (const [i, minutes] of snoozeChoices().entries()) {
+  const label = document.createElement("label");
+  label.className = "choice";
+  const input = document.createElement("input");
+  input.type = "radio";
+  input.name = "minutes";
+  input.value = String(minutes);
+  input.checked = i === 0;
+  label.append(input, document.createElement("span"));
+  $("snooze-choices").append(label);
+}
+$("snooze-choices").addEventListener("change", render);
+
+$("snooze").addEventListener("click", () => {
+  state.snoozeRefusal = null;
+  render();
+  snoozeDialog.returnValue = "";
+  snoozeDialog.showModal();
+});
+
+snoozeDialog.addEventListener("close", async () => {
+  if (snoozeDialog.returnValue !== "yes") {
+    if (!$("snooze-area").hidden) $("snooze").focus();
+    return;
+  }
+  const minutes = Number($("snooze-choices").querySelector("input:checked")?.value);
+  if (!minutes) return;
+  if (snoozeIntent?.minutes !== minutes) snoozeIntent = { minutes, key: newKey("snooze") };
+  const button = $("snooze");
+  button.disabled = true;
+  try {
+    const response = await request(`${api}/snooze`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "Idempotency-Key": snoozeIntent.key },
+      body: JSON.stringify({ minutes }),
+    });
+    snoozeIntent = null; // answered: nothing to retry
+    if (response.ok) {
+      const ticket = await response.json();
+      // Put back: the next approach to the front is told again.
+      remind.near = isNear(ticket);
+      if (remind.on) saveRemind();
+      await update(ticket); // the new place, at once
+      schedule(nextDelay(ticket));
+      $("snoozed").focus();
+      return;
+    }
+    const refusal = await errorOf(response);
+    state.snoozeRefusal = refusal;
+    if (refusal.code === "snooze_not_offered") state.snoozeWithdrawn = true;
+    render();
+    poll(); // whatever happened meanwhile (snoozed from another phone, called), show it
+  } catch {
+    state.snoozeRefusal = { code: "network", message: "" };
+    render();
   } finally {
     button.disabled = false;
   }
@@ -623,3 +1025,4 @@ i18n.apply();
 render();
 if (state.missing) stopped = true;
 else poll();
+if (remind.on && notifications() === "granted") serviceWorker();

@@ -19,6 +19,8 @@
 --   KEYS[16] dispatch    hash group -> its turn under the rule 'ratio' (_dispatch.lua)
 --   KEYS[17] persons     hash d:<person digest> -> ticket id, t:<ticket id> -> digest (keys.py)
 --   KEYS[18] arrivals    sorted set of <group>|<queue member>, all scored 0: arrival order (keys.py)
+--   KEYS[19] notify      hash ticket id -> JSON {to, via, lo, called}: who asked to be told (keys.py)
+--   KEYS[20] outbox      stream of deliveries for the hall's gateway (keys.py)
 --   KEYS[#KEYS-NG+1 ..]  queue:<group>, one per group of the hall, same order as the group ids
 -- Common ARGV, then the script's own ARGV (from ARGV[AO + 1]), then the group ids:
 --   ARGV[1] now in epoch ms
@@ -36,6 +38,7 @@
 --   ARGV[10] how long audit entries stay in Redis (ms)
 --   ARGV[11] the hall's dispatch rule ('credit', 'fifo', 'ratio')
 --   ARGV[12], ARGV[13] under 'ratio': normal, then priority tickets per turn
+--   ARGV[14] `[notify] ahead`, comma-separated, largest first ('' when the hall has no gateway)
 --   ARGV[#ARGV-NG+1 ..] group ids
 --
 -- Every script returns one JSON string:
@@ -63,12 +66,15 @@ local K_BYSVC, K_RECENT = KEYS[7], KEYS[8]
 local K_STATS, K_SVCTIMES, K_EST, K_WAITS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 local K_DAY, K_AUDIT, K_PARKED = KEYS[13], KEYS[14], KEYS[15]
 local K_DISPATCH, K_PERSONS, K_ARRIVALS = KEYS[16], KEYS[17], KEYS[18]
+local K_NOTIFY, K_OUTBOX = KEYS[19], KEYS[20]
 local CLERK, HOUR = ARGV[5], ARGV[6]
 local ROLE, CLIENT = ARGV[7], ARGV[8]
 local STALE = tonumber(ARGV[9])
 local AUDIT_KEEP = tonumber(ARGV[10])
 local DISPATCH = dispatch_policy(ARGV[11], ARGV[12], ARGV[13])
-local KO, AO = 18, 13  -- the script's own KEYS start at KEYS[KO + 1], its ARGV at ARGV[AO + 1]
+local KO, AO = 20, 14  -- the script's own KEYS start at KEYS[KO + 1], its ARGV at ARGV[AO + 1]
+local AHEAD = {}  -- `[notify] ahead`, largest first; empty: no gateway
+for n in string.gmatch(ARGV[14], '[^,]+') do AHEAD[#AHEAD + 1] = tonumber(n) end
 local RECENT_KEEP = 20
 local WAITS_KEEP = 5000       -- a big hall's busiest two hours of calls
 local SVC_TIMES_KEEP = 40     -- the learned model forgets beyond ~20 visits anyway
@@ -273,6 +279,79 @@ local function current_ticket(w)
   return nil
 end
 
+-- ------------------------------------------------------------ notifications
+-- A ticket that asked to be told has an entry in K_NOTIFY: where to (`to`,
+-- `via`), `lo` the smallest threshold of `[notify] ahead` already passed
+-- (so a ticket moved back, by a transfer or a snooze, is never told twice
+-- for one threshold) and `called`. The entry goes when the ticket ends; no
+-- event, ticket record or archive row holds `to`. A delivery is appended to
+-- the outbox by the script whose change causes it, so a crash can neither
+-- lose one nor invent one; the sender (notify/sender.py) posts it.
+
+local function outbox(kind, t, n, ahead, window)
+  redis.call('XADD', K_OUTBOX, '*', 'ticket', t.id, 'kind', kind, 'ahead', tostring(ahead),
+    'number', t.number, 'service', t.service, 'window', window or '',
+    'to', n.to, 'via', n.via, 'at', tostring(NOW))
+  OUT[#OUT + 1] = {type = 'outbox', kind = kind}  -- the caller counts it, wakes its sender
+end
+
+-- The threshold a ticket `pos` from the front is now within and has not
+-- been told of (the smallest such), or nil.
+local function due_threshold(pos, lo)
+  local due
+  for _, th in ipairs(AHEAD) do
+    if th >= pos and (lo == nil or th < lo) then due = th end
+  end
+  return due
+end
+
+local function notify_entry(id)
+  local raw = redis.call('HGET', K_NOTIFY, id)
+  return raw and cjson.decode(raw)
+end
+
+-- A new ticket asks to be told; the thresholds it is already within count
+-- as passed (the kiosk or the page has just shown its place).
+local function notify_opt_in(t, to, via, pos)
+  t.nt = 1
+  save_ticket(t)
+  redis.call('HSET', K_NOTIFY, t.id, cjson.encode({to = to, via = via, lo = due_threshold(pos, nil)}))
+end
+
+-- After a change that moves group `gid`'s line up: tell each ticket near
+-- its front that came within a threshold it was not told of.
+local function notify_near(gid)
+  if #AHEAD == 0 or redis.call('HLEN', K_NOTIFY) == 0 then return end
+  local turn = dispatch_turn(DISPATCH, K_DISPATCH, gid)
+  for i, head in ipairs(dispatch_sequence(DISPATCH, QUEUE[gid], turn, AHEAD[1] + 1)) do
+    local id = string.match(head[1], '^%d+:%d+:(.+)$')
+    local n = notify_entry(id)
+    local due = n and due_threshold(i - 1, n.lo)
+    if due then
+      n.lo = due
+      redis.call('HSET', K_NOTIFY, id, cjson.encode(n))
+      outbox('ahead', load_ticket(id), n, i - 1)
+    end
+  end
+end
+
+-- A ticket is called: told once (a resume or a call after a transfer is
+-- not told again), and every threshold counts as passed.
+local function notify_called(t, window)
+  if #AHEAD == 0 then return end
+  local n = notify_entry(t.id)
+  if not n or n.called then return end
+  n.called = true
+  n.lo = AHEAD[#AHEAD]
+  redis.call('HSET', K_NOTIFY, t.id, cjson.encode(n))
+  outbox('called', t, n, 0, window)
+end
+
+-- A ticket ended: where to reach its visitor is forgotten.
+local function notify_forget(t)
+  if t.nt then redis.call('HDEL', K_NOTIFY, t.id) end
+end
+
 -- ------------------------------------------------------------------ persons
 -- `[issuing] one_active_per_person`: a person (a keyed digest of an identity
 -- number, never the number) holds at most one active ticket. The index is
@@ -335,6 +414,7 @@ local function finish(w, t, status)
   t.done = NOW
   save_ticket(t)
   release_person(t, status == 'no_show')
+  notify_forget(t)
   w.ticket = nil
   emit(status, t, w.id)
 end
@@ -377,6 +457,7 @@ local function seat(t, w, extra)
   save_window(w)
   push_recent(t, w)
   emit('called', t, w.id, extra)
+  notify_called(t, w.id)
 end
 
 -- A group's part of the arrival index, rebuilt from its queue when the two
@@ -501,6 +582,7 @@ local function expire_ticket(t)
   t.done = NOW
   save_ticket(t)
   release_person(t, false)
+  notify_forget(t)
   stat('expired', 1)
   emit('expired', t, '')
 end

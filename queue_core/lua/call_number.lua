@@ -18,6 +18,7 @@ if stale_member(t.m) then return err('number_not_waiting') end
 local cur = current_ticket(w)
 if cur then finish(w, cur, 'completed') end
 call_ticket(t, w, 'out_of_turn', earlier_waiting(ARGV[AO + 2], t))
+notify_near(t.group)
 audit('call', w.id, t.number)
 remember('T:' .. t.id)
 return ticket_reply(t, false)

@@ -13,6 +13,8 @@ t.status = 'cancelled'
 t.done = NOW
 save_ticket(t)
 release_person(t, false)
+notify_forget(t)
+notify_near(t.group)
 emit('cancelled', t, '')
 audit('cancel', '', t.number)
 remember('T:' .. t.id)

@@ -7,6 +7,7 @@
 --   ARGV[AO+5] priority    ARGV[AO+6] effective time (ms)
 --   ARGV[AO+7] '1' when the calendar lets the kiosk issue now
 --   ARGV[AO+8] the person's digest when the hall allows one active ticket per person, else ''
+--   ARGV[AO+9] where to notify the visitor ('' when not asked), ARGV[AO+10] how: 'phone' or 'channel'
 --   then the group ids
 -- A person who holds an active ticket gets {"err": "already_waiting", "number": its number}.
 local r = replay()
@@ -21,6 +22,10 @@ end
 local t = create_ticket(KEYS[KO + 1], KEYS[KO + 2], ARGV[AO + 1], ARGV[AO + 2], ARGV[AO + 3],
   ARGV[AO + 4], ARGV[AO + 5], ARGV[AO + 6], '')
 if person ~= '' then hold_person(person, t) end
+if ARGV[AO + 9] ~= '' then
+  notify_opt_in(t, ARGV[AO + 9], ARGV[AO + 10], dispatch_position(DISPATCH, QUEUE[t.group], t.m, t.e,
+    dispatch_turn(DISPATCH, K_DISPATCH, t.group)))
+end
 audit('issue', '', t.number)
 remember('T:' .. t.id)
 return ticket_reply(t, false)

@@ -14,6 +14,7 @@
 --   ARGV[AO + 5] priority    ARGV[AO + 6] effective time (ms)
 --   ARGV[AO + 7] daily cap  ARGV[AO + 8] per-client limit  ARGV[AO + 9] phone digest ('' for none)
 --   ARGV[AO + 10] '1' when the calendar lets the kiosk issue now
+--   ARGV[AO + 11] where to notify the visitor ('' when not asked), ARGV[AO + 12] how: 'phone' or 'channel'
 --   then the group ids
 local r = replay()
 if r then return r end
@@ -38,6 +39,10 @@ end
 local t = create_ticket(KEYS[KO + 1], KEYS[KO + 2], ARGV[AO + 1], ARGV[AO + 2], ARGV[AO + 3], ARGV[AO + 4], ARGV[AO + 5], ARGV[AO + 6], '')
 t.remote = true
 save_ticket(t)
+if ARGV[AO + 11] ~= '' then
+  notify_opt_in(t, ARGV[AO + 11], ARGV[AO + 12], dispatch_position(DISPATCH, QUEUE[t.group], t.m, t.e,
+    dispatch_turn(DISPATCH, K_DISPATCH, t.group)))
+end
 redis.call('INCR', KEYS[KO + 3])
 redis.call('EXPIRE', KEYS[KO + 3], 172800)
 redis.call('INCR', KEYS[KO + 4])

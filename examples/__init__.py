@@ -1,0 +1,1 @@
+"""Examples that run beside qms; nothing in qms imports them."""

@@ -11,14 +11,15 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from queue_core.config import HallConfig
+from qms.app import create_app
+from qms.cli import main
+from qms.settings import SettingsError, notify_secrets
+from queue_core.config import HallConfig, load_hall_config
 from queue_core.keys import HallKeys
 from queue_core.redis_client import RedisClient
 from tests.conftest import ApiKit, api_client, delete_hall, stream_events
 from tests.notify_receiver import Receiver, outbox_drained
-from tests.support import TOKENS, Clock, make_config, notify_toml
-
-pytestmark = pytest.mark.redis
+from tests.support import TOKENS, Clock, make_config, notify_toml, write_hall
 
 KIOSK = {"Authorization": f"Bearer {TOKENS['kiosk']}"}
 ADMIN = {"Authorization": f"Bearer {TOKENS['admin']}"}
@@ -55,6 +56,7 @@ async def issue(kit: ApiKit, **body: object) -> httpx.Response:
     )
 
 
+@pytest.mark.redis
 async def test_notify_is_taken_checked_and_never_echoed(gw: ApiKit, api: ApiKit) -> None:
     r = await issue(gw, notify={"phone": "+86 139-1234-5678"})
     assert r.status_code == 201, r.text
@@ -81,6 +83,7 @@ async def test_notify_is_taken_checked_and_never_echoed(gw: ApiKit, api: ApiKit)
     assert services["notify"]["enabled"] is False and services["snooze_max_minutes"] == 30.0
 
 
+@pytest.mark.redis
 async def test_a_remote_ticket_may_ask_too(gw: ApiKit, receiver: Receiver) -> None:
     r = await gw.client.post(
         f"{gw.base}/remote/tickets",
@@ -99,6 +102,7 @@ async def test_a_remote_ticket_may_ask_too(gw: ApiKit, receiver: Receiver) -> No
     assert (body["kind"], body["via"], body["window_name"]) == ("called", "channel", "2号窗口")
 
 
+@pytest.mark.redis
 async def test_the_apps_sender_tells_at_once(gw: ApiKit, receiver: Receiver) -> None:
     for _ in range(3):
         assert (await issue(gw, notify={"phone": "13912345678"})).status_code == 201
@@ -123,6 +127,7 @@ async def test_the_apps_sender_tells_at_once(gw: ApiKit, receiver: Receiver) -> 
     assert sent == {"called": 1.0, "ahead": 1.0}
 
 
+@pytest.mark.redis
 async def test_snooze_over_http(gw: ApiKit) -> None:
     first = (await issue(gw)).json()
     await issue(gw)
@@ -146,3 +151,25 @@ async def test_snooze_over_http(gw: ApiKit) -> None:
     assert missing.status_code == 404
     events = [f for _, f in await stream_events(gw.redis, gw.keys) if f["type"] == "snoozed"]
     assert [(e["number"], e["minutes"]) for e in events] == [("A001", "10")]
+
+
+def test_serve_refuses_a_gateway_without_its_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("QMS_NOTIFY_SECRET", "too-short")
+    monkeypatch.delenv("QMS_REDIS_URL", raising=False)
+    path = write_hall(tmp_path, extra=notify_toml("https://gw.example/qms"))
+    data_dir = tmp_path / "data"
+    code = main(["serve", "--config", str(path), "--port", "0", "--data-dir", str(data_dir)])
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert "QMS_NOTIFY_SECRET" in err and "shorter than 32" in err and "too-short" not in err
+    assert "Traceback" not in err and not data_dir.exists()
+
+    monkeypatch.delenv("QMS_NOTIFY_SECRET")
+    config = load_hall_config(path)
+    with pytest.raises(SettingsError, match="is not set"):
+        notify_secrets([config], {})
+    assert notify_secrets([config], {"QMS_NOTIFY_SECRET": "k" * 32}) == {config.id: b"k" * 32}
+    with pytest.raises(SettingsError, match="no webhook key"):
+        create_app([config], "redis://127.0.0.1:1/0")

@@ -67,7 +67,7 @@ class HallKeys:
 
     @property
     def service_times(self) -> str:
-        """Hash service id -> JSON array of its last visits' durations (ms)."""
+        """Hash service id -> its last visits' durations (ms), comma-separated, oldest first."""
         return self._k("service-times")
 
     @property

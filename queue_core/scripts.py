@@ -2,9 +2,9 @@
 
 Scripts that change state get `_dispatch.lua` (the dispatch rule) and
 `_lib.lua` (their shared KEYS/ARGV layout and helpers) prepended, and the
-reading scripts that place waiting tickets get `_dispatch.lua`; Redis has no
-script includes, and one source per operation keeps each EVALSHA a single
-atomic step.
+reading scripts that place waiting tickets get `_dispatch.lua` (each only
+the functions it reaches); Redis has no script includes, and one source per
+operation keeps each EVALSHA a single atomic step.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from importlib.resources import files
 
 from redis.commands.core import AsyncScript
 
+from queue_core.lua_prelude import needed
 from queue_core.redis_client import RedisClient, register_script
 
 _LUA = files("queue_core") / "lua"
@@ -52,12 +53,13 @@ STANDALONE = (
 
 
 def source(name: str) -> str:
-    """The full source Redis runs for a script."""
+    """The full source Redis runs for a script: its body after the shared
+    part it needs (`lua_prelude.needed`)."""
     body = (_LUA / f"{name}.lua").read_text(encoding="utf-8")
     if name in MUTATING:
-        return _read(_DISPATCH) + "\n" + _read(_LIB) + "\n" + body
+        return needed(_read(_DISPATCH) + "\n" + _read(_LIB), body) + "\n" + body
     if name in PLACING:
-        return _read(_DISPATCH) + "\n" + body
+        return needed(_read(_DISPATCH), body) + "\n" + body
     return body
 
 

@@ -667,10 +667,7 @@ class HallStore:
             },
             queues=queues,
             stats={f: int(n) for f, n in (data["stats"] or {}).items()},
-            service_times={
-                s: tuple(int(x) for x in json.loads(v))
-                for s, v in (data["svc_times"] or {}).items()
-            },
+            service_times={s: _durations(v) for s, v in (data["svc_times"] or {}).items()},
             calls=tuple(calls),
             parked=int(data.get("parked") or 0),
             closed_until_ms=_opt_int(data.get("closed_until")),
@@ -935,6 +932,14 @@ _OUTBOX = "outbox"
 
 def _notify_args(notify: Notify | None) -> list[str | int | float]:
     return ["", ""] if notify is None else [notify.to, notify.via]
+
+
+def _durations(raw: str) -> tuple[int, ...]:
+    """A service's recent visit times: "412000,385000" (or, written by an
+    older qms, a JSON array)."""
+    if raw.startswith("["):
+        return tuple(int(x) for x in json.loads(raw))
+    return tuple(int(x) for x in raw.split(",") if x)
 
 
 def _refusal(code: str) -> QmsError:

@@ -10,7 +10,7 @@
 --   KEYS[7] by_service   hash service -> waiting count
 --   KEYS[8] recent       list of recent calls, newest first
 --   KEYS[9] stats        hash stats:<local day>, today's figures (fields below)
---   KEYS[10] svc_times   hash service -> JSON array of its last visits' durations (ms)
+--   KEYS[10] svc_times   hash service -> its last visits' durations (ms), 10 digits each, comma-separated, oldest first
 --   KEYS[11] estimates   hash ticket id -> JSON {c, lo, hi}: the wait (ms) told at issue
 --   KEYS[12] waits       list of calls with their wait and that estimate, newest first
 --   KEYS[13] day         hash: done, expired_through, closed_until, status (keys.py)
@@ -57,6 +57,7 @@
 --   expired  parked  rejoined
 
 local NOW = tonumber(ARGV[1])
+local NOW_S = ARGV[1]  -- NOW as text: formatting a float is the costliest thing Lua does here
 local IDEM_TTL = tonumber(ARGV[2])
 local MAXLEN = ARGV[3]
 local NG = tonumber(ARGV[4])
@@ -94,20 +95,32 @@ local stats_touched = false
 local AUDIT_EXTRA = {}
 
 local function stat(field, by)
-  redis.call('HINCRBY', K_STATS, field, by)
+  redis.call('HINCRBY', K_STATS, field, string.format('%d', by))
   if not stats_touched then
     redis.call('EXPIRE', K_STATS, STATS_TTL)
     stats_touched = true
   end
 end
 
--- Append one visit's duration to its service's recent ones, for the learned estimate.
+-- Append one visit's duration to its service's recent ones, for the learned
+-- estimate. Kept as text of fixed-width entries ("0000412000,0000385000"),
+-- not JSON: every call-next completes a visit, and decoding and encoding
+-- forty numbers was a third of its time in Redis (formatting a float is the
+-- costliest thing Lua does here); fixed width trims by length. An older
+-- qms's JSON array is converted on its first append.
+local SVC_TIME_WIDTH = 11  -- ten digits (115 days in ms) and a comma
 local function learn_service_time(service, ms)
-  local raw = redis.call('HGET', K_SVCTIMES, service)
-  local times = raw and cjson.decode(raw) or {}
-  times[#times + 1] = ms
-  while #times > SVC_TIMES_KEEP do table.remove(times, 1) end
-  redis.call('HSET', K_SVCTIMES, service, cjson.encode(times))
+  local raw = redis.call('HGET', K_SVCTIMES, service) or ''
+  if string.sub(raw, 1, 1) == '[' then
+    local parts = {}
+    for i, v in ipairs(cjson.decode(raw)) do parts[i] = string.format('%010d', v) end
+    raw = table.concat(parts, ',')
+  end
+  local entry = string.format('%010d', math.min(ms, 9999999999))
+  raw = raw == '' and entry or raw .. ',' .. entry
+  local keep = SVC_TIMES_KEEP * SVC_TIME_WIDTH - 1
+  if #raw > keep then raw = string.sub(raw, -keep) end
+  redis.call('HSET', K_SVCTIMES, service, raw)
 end
 
 local function load_ticket(id)
@@ -130,12 +143,14 @@ local function save_window(w)
   redis.call('HSET', K_WINDOWS, w.id, cjson.encode(w))
 end
 
-local function waiting_counts()
-  local counts = {}
-  for _, gid in ipairs(GROUP_IDS) do
-    counts[gid] = redis.call('ZCARD', QUEUE[gid])
+-- The waiting count of every group as a JSON object, built as text: group
+-- ids need no escaping ([a-z0-9-]), and cjson formats each count as a float.
+local function waiting_json()
+  local parts = {}
+  for i, gid in ipairs(GROUP_IDS) do
+    parts[i] = string.format('"%s":%d', gid, redis.call('ZCARD', QUEUE[gid]))
   end
-  return counts
+  return '{' .. table.concat(parts, ',') .. '}'
 end
 
 -- Append one event to the stream and note it for the caller's metrics.
@@ -143,10 +158,10 @@ end
 local function emit(etype, t, window, extra)
   local seq = redis.call('INCR', K_SEQ)
   local fields = {
-    'type', etype, 'at', tostring(NOW),
+    'type', etype, 'at', NOW_S,
     'number', t and t.number or '', 'window', window or '',
     'service', t and t.service or '',
-    'waiting', cjson.encode(waiting_counts()),
+    'waiting', waiting_json(),
   }
   if extra then
     for k, v in pairs(extra) do
@@ -160,8 +175,11 @@ local function emit(etype, t, window, extra)
     o.service = t.service
     o.priority = t.priority
     o.group = t.group
-    if etype == 'called' and not t.transfers and not t.rejoined then o.wait = NOW - t.issued end
-    if etype == 'completed' and t.called then o.dur = (t.done or NOW) - t.called end
+    -- As text: the caller reads integers either way, and cjson would format floats.
+    if etype == 'called' and not t.transfers and not t.rejoined then
+      o.wait = string.format('%d', NOW - t.issued)
+    end
+    if etype == 'completed' and t.called then o.dur = string.format('%d', (t.done or NOW) - t.called) end
   end
   OUT[#OUT + 1] = o
 end
@@ -224,7 +242,7 @@ local function audit(action, window, number)
     local ms, n = string.match(last[1], '^(%d+)-(%d+)$')
     if tonumber(ms) >= NOW then id = ms .. '-' .. (tonumber(n) + 1) end
   end
-  redis.call('XADD', K_AUDIT, id, 'at', tostring(NOW), 'actor', CLERK, 'role', ROLE,
+  redis.call('XADD', K_AUDIT, id, 'at', NOW_S, 'actor', CLERK, 'role', ROLE,
     'action', action, 'window', window or '', 'number', number or '', 'client', CLIENT,
     unpack(AUDIT_EXTRA))
   redis.call('XTRIM', K_AUDIT, 'MINID', '~', tostring(NOW - AUDIT_KEEP))
@@ -242,9 +260,19 @@ local function queue_rem(gid, member)
   redis.call('ZREM', K_ARRIVALS, gid .. '|' .. member)
 end
 
+-- A queue member is '<joined ms, 15 digits>:<event number, 12 digits>:<ticket id>'
+-- (create_ticket): its parts are read by position, not by pattern.
+local function member_time(member)
+  return tonumber(string.sub(member, 1, 15))
+end
+
+local function member_id(member)
+  return string.sub(member, 30)
+end
+
 -- Whether a queue member (or a parked time) belongs to a day that has ended.
 local function stale_member(member)
-  return tonumber(string.match(member, '^(%d+):')) < STALE
+  return member_time(member) < STALE
 end
 
 -- A retried request answers with the current state of what it first returned.
@@ -288,63 +316,86 @@ end
 -- the outbox by the script whose change causes it, so a crash can neither
 -- lose one nor invent one; the sender (notify/sender.py) posts it.
 
-local function outbox(kind, t, n, ahead, window)
-  redis.call('XADD', K_OUTBOX, '*', 'ticket', t.id, 'kind', kind, 'ahead', tostring(ahead),
-    'number', t.number, 'service', t.service, 'window', window or '',
-    'to', n.to, 'via', n.via, 'at', tostring(NOW))
-  OUT[#OUT + 1] = {type = 'outbox', kind = kind}  -- the caller counts it, wakes its sender
-end
+-- The notification functions are made on their first use in a script: a
+-- Lua script makes every function it defines on every call, and most calls
+-- of most halls never need these.
+local notifier_made
+local function notifier()
+  if notifier_made then return notifier_made end
+  local N = {}
 
--- The threshold a ticket `pos` from the front is now within and has not
--- been told of (the smallest such), or nil.
-local function due_threshold(pos, lo)
-  local due
-  for _, th in ipairs(AHEAD) do
-    if th >= pos and (lo == nil or th < lo) then due = th end
+  local function outbox(kind, t, n, ahead, window)
+    redis.call('XADD', K_OUTBOX, '*', 'ticket', t.id, 'kind', kind,
+      'ahead', string.format('%d', ahead), 'number', t.number, 'service', t.service,
+      'window', window or '', 'to', n.to, 'via', n.via, 'at', NOW_S)
+    OUT[#OUT + 1] = {type = 'outbox', kind = kind}  -- the caller counts it, wakes its sender
   end
-  return due
-end
 
-local function notify_entry(id)
-  local raw = redis.call('HGET', K_NOTIFY, id)
-  return raw and cjson.decode(raw)
-end
+  -- The threshold a ticket `pos` from the front is now within and has not
+  -- been told of (the smallest such), or nil.
+  local function due_threshold(pos, lo)
+    local due
+    for _, th in ipairs(AHEAD) do
+      if th >= pos and (lo == nil or th < lo) then due = th end
+    end
+    return due
+  end
 
--- A new ticket asks to be told; the thresholds it is already within count
--- as passed (the kiosk or the page has just shown its place).
-local function notify_opt_in(t, to, via, pos)
-  t.nt = 1
-  save_ticket(t)
-  redis.call('HSET', K_NOTIFY, t.id, cjson.encode({to = to, via = via, lo = due_threshold(pos, nil)}))
-end
+  local function entry(id)
+    local raw = redis.call('HGET', K_NOTIFY, id)
+    return raw and cjson.decode(raw)
+  end
 
--- After a change that moves group `gid`'s line up: tell each ticket near
--- its front that came within a threshold it was not told of.
-local function notify_near(gid)
-  if #AHEAD == 0 or redis.call('HLEN', K_NOTIFY) == 0 then return end
-  local turn = dispatch_turn(DISPATCH, K_DISPATCH, gid)
-  for i, head in ipairs(dispatch_sequence(DISPATCH, QUEUE[gid], turn, AHEAD[1] + 1)) do
-    local id = string.match(head[1], '^%d+:%d+:(.+)$')
-    local n = notify_entry(id)
-    local due = n and due_threshold(i - 1, n.lo)
-    if due then
-      n.lo = due
-      redis.call('HSET', K_NOTIFY, id, cjson.encode(n))
-      outbox('ahead', load_ticket(id), n, i - 1)
+  -- A new ticket asks to be told; the thresholds it is already within count
+  -- as passed (the kiosk or the page has just shown its place).
+  function N.opt_in(t, to, via, pos)
+    t.nt = 1
+    save_ticket(t)
+    redis.call('HSET', K_NOTIFY, t.id, cjson.encode({to = to, via = via, lo = due_threshold(pos, nil)}))
+  end
+
+  -- After a change that moves group `gid`'s line up: tell each ticket near
+  -- its front that came within a threshold it was not told of.
+  function N.near(gid)
+    if redis.call('HLEN', K_NOTIFY) == 0 then return end
+    local turn = dispatch_turn(DISPATCH, K_DISPATCH, gid)
+    for i, head in ipairs(dispatch_sequence(DISPATCH, QUEUE[gid], turn, AHEAD[1] + 1)) do
+      local id = member_id(head[1])
+      local n = entry(id)
+      local due = n and due_threshold(i - 1, n.lo)
+      if due then
+        n.lo = due
+        redis.call('HSET', K_NOTIFY, id, cjson.encode(n))
+        outbox('ahead', load_ticket(id), n, i - 1)
+      end
     end
   end
+
+  -- A ticket is called: told once (a resume or a call after a transfer is
+  -- not told again), and every threshold counts as passed.
+  function N.called(t, window)
+    local n = entry(t.id)
+    if not n or n.called then return end
+    n.called = true
+    n.lo = AHEAD[#AHEAD]
+    redis.call('HSET', K_NOTIFY, t.id, cjson.encode(n))
+    outbox('called', t, n, 0, window)
+  end
+
+  notifier_made = N
+  return N
 end
 
--- A ticket is called: told once (a resume or a call after a transfer is
--- not told again), and every threshold counts as passed.
+local function notify_opt_in(t, to, via, pos)
+  notifier().opt_in(t, to, via, pos)
+end
+
+local function notify_near(gid)
+  if #AHEAD > 0 then notifier().near(gid) end
+end
+
 local function notify_called(t, window)
-  if #AHEAD == 0 then return end
-  local n = notify_entry(t.id)
-  if not n or n.called then return end
-  n.called = true
-  n.lo = AHEAD[#AHEAD]
-  redis.call('HSET', K_NOTIFY, t.id, cjson.encode(n))
-  outbox('called', t, n, 0, window)
+  if #AHEAD > 0 then notifier().called(t, window) end
 end
 
 -- A ticket ended: where to reach its visitor is forgotten.
@@ -371,14 +422,20 @@ local function person_ticket(digest)
   return nil
 end
 
+-- The ticket is marked (`pd`), so ending a ticket of nobody's costs no read.
 local function hold_person(digest, t)
   redis.call('HSET', K_PERSONS, 'd:' .. digest, t.id, 't:' .. t.id, digest)
+  if not t.pd then
+    t.pd = 1
+    save_ticket(t)
+  end
 end
 
 -- A ticket ended: its person may take another. A no-show keeps the way
 -- back from its ticket to the person (`keep_link`): should it rejoin, the
 -- person must not hold a second ticket by then.
 local function release_person(t, keep_link)
+  if not t.pd then return end
   local digest = redis.call('HGET', K_PERSONS, 't:' .. t.id)
   if not digest then return end
   if redis.call('HGET', K_PERSONS, 'd:' .. digest) == t.id then
@@ -428,21 +485,24 @@ local function record_wait(t)
   local wait = NOW - t.issued
   stat('called:' .. HOUR, 1)
   stat('wait:' .. HOUR, wait)
-  local entry = {at = NOW, w = wait, g = t.group, s = t.service}
+  -- JSON built as text (ids need no escaping; cjson would format each
+  -- number as a float): {at, w, g, s} and, with the estimate told, c, lo, hi.
+  local entry = string.format('{"at":%s,"w":%d,"g":"%s","s":"%s"', NOW_S, wait, t.group, t.service)
   if raw then
     local e = cjson.decode(raw)
-    entry.c, entry.lo, entry.hi = e.c, e.lo, e.hi
+    entry = entry .. string.format(',"c":%d,"lo":%d,"hi":%d', e.c, e.lo, e.hi)
     stat('est:n', 1)
     stat('est:abs', math.floor(math.abs(wait - e.c) + 0.5))
     if wait >= e.lo and wait <= e.hi then stat('est:in', 1) end
   end
-  redis.call('LPUSH', K_WAITS, cjson.encode(entry))
+  redis.call('LPUSH', K_WAITS, entry .. '}')
   redis.call('LTRIM', K_WAITS, 0, WAITS_KEEP - 1)
 end
 
 -- The screens' list of recent calls, newest first.
 local function push_recent(t, w)
-  redis.call('LPUSH', K_RECENT, cjson.encode({number = t.number, window = w.id, at = NOW}))
+  redis.call('LPUSH', K_RECENT,
+    string.format('{"number":"%s","window":"%s","at":%s}', t.number, w.id, NOW_S))
   redis.call('LTRIM', K_RECENT, 0, RECENT_KEEP - 1)
 end
 
@@ -460,26 +520,26 @@ local function seat(t, w, extra)
   notify_called(t, w.id)
 end
 
--- A group's part of the arrival index, rebuilt from its queue when the two
--- disagree: the index was new to a hall with people waiting, or scripts of
--- an older qms (during a rolling upgrade) changed the queue without it.
-local function sync_arrivals(gid)
-  local lo, hi = '[' .. gid .. '|', '(' .. gid .. '}'  -- '}' follows '|'
-  if redis.call('ZLEXCOUNT', K_ARRIVALS, lo, hi) == redis.call('ZCARD', QUEUE[gid]) then return end
-  redis.call('ZREMRANGEBYLEX', K_ARRIVALS, lo, hi)
-  for _, m in ipairs(redis.call('ZRANGE', QUEUE[gid], 0, -1)) do
-    redis.call('ZADD', K_ARRIVALS, 0, gid .. '|' .. m)
-  end
-end
-
 -- Waiting tickets of a window's groups (comma-separated) that joined their
 -- queue before `t` (a smaller member: earlier, or the same millisecond and
 -- an earlier event number), leaving out those of an ended day: those a call
 -- of `t` goes ahead of. Counted in the arrival index, O(log n) a group.
+-- The index is first rebuilt from the queues when its size is not theirs:
+-- it was new to a hall with people waiting, or scripts of an older qms
+-- (during a rolling upgrade) changed a queue without it.
 local function earlier_waiting(groups_csv, t)
+  local total = 0
+  for _, gid in ipairs(GROUP_IDS) do total = total + redis.call('ZCARD', QUEUE[gid]) end
+  if redis.call('ZCARD', K_ARRIVALS) ~= total then
+    redis.call('DEL', K_ARRIVALS)
+    for _, gid in ipairs(GROUP_IDS) do
+      for _, m in ipairs(redis.call('ZRANGE', QUEUE[gid], 0, -1)) do
+        redis.call('ZADD', K_ARRIVALS, 0, gid .. '|' .. m)
+      end
+    end
+  end
   local n, from = 0, string.format('%015d', math.max(STALE, 0))
   for gid in string.gmatch(groups_csv, '[^,]+') do
-    sync_arrivals(gid)
     n = n + redis.call('ZLEXCOUNT', K_ARRIVALS, '[' .. gid .. '|' .. from, '(' .. gid .. '|' .. t.m)
   end
   return n
@@ -500,10 +560,10 @@ end
 -- archived with it), on its `called` event and in the caller's audit entry
 -- (`AUDIT_EXTRA`).
 local function seat_for(t, w, code, ahead, extra)
-  t.why = {code = code, ahead = ahead}
-  AUDIT_EXTRA = {'reason', code, 'ahead', tostring(ahead)}
+  AUDIT_EXTRA = {'reason', code, 'ahead', string.format('%d', ahead)}
+  t.why = {code = code, ahead = AUDIT_EXTRA[4]}  -- text: cjson would format a float
   extra = extra or {}
-  extra.reason, extra.ahead, extra.class = code, tostring(ahead), t.priority
+  extra.reason, extra.ahead, extra.class = code, AUDIT_EXTRA[4], t.priority
   seat(t, w, extra)
 end
 
@@ -593,8 +653,8 @@ local function expire_before(before)
   local n = 0
   for _, gid in ipairs(GROUP_IDS) do
     for _, member in ipairs(redis.call('ZRANGE', QUEUE[gid], 0, -1)) do
-      if tonumber(string.match(member, '^(%d+):')) < before then
-        local t = load_ticket(string.match(member, '^%d+:%d+:(.+)$'))
+      if member_time(member) < before then
+        local t = load_ticket(member_id(member))
         if t then expire_ticket(t) else queue_rem(gid, member) end
         n = n + 1
       end
@@ -616,7 +676,7 @@ local function live_head(gid)
     local head = redis.call('ZRANGE', QUEUE[gid], 0, 0, 'WITHSCORES')
     if not head[1] then return nil end
     if not stale_member(head[1]) then return head end
-    local t = load_ticket(string.match(head[1], '^%d+:%d+:(.+)$'))
+    local t = load_ticket(member_id(head[1]))
     if t then expire_ticket(t) else queue_rem(gid, head[1]) end
   end
 end
@@ -627,7 +687,7 @@ local function live_side_head(gid, min, max)
     local head = redis.call('ZRANGEBYSCORE', QUEUE[gid], min, max, 'WITHSCORES', 'LIMIT', 0, 1)
     if not head[1] then return nil end
     if not stale_member(head[1]) then return head end
-    local t = load_ticket(string.match(head[1], '^%d+:%d+:(.+)$'))
+    local t = load_ticket(member_id(head[1]))
     if t then expire_ticket(t) else queue_rem(gid, head[1]) end
   end
 end

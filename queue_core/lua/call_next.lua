@@ -34,7 +34,7 @@ if not best_member then
   remember('N:')
   return cjson.encode({none = true, replayed = false, out = OUT})
 end
-local t = load_ticket(string.match(best_member, '^%d+:%d+:(.+)$'))
+local t = load_ticket(member_id(best_member))
 group_called(best_gid, best[2])
 local ahead = earlier_waiting(ARGV[AO + 2], t)
 call_ticket(t, w, call_reason(t, ahead), ahead)

@@ -9,7 +9,7 @@
 -- ARGV[3] the hall's rule   ARGV[4], ARGV[5] its ratio (normal, priority)
 -- ARGV[6 ..] group ids
 -- Returns JSON {"seq", "windows": {id: window}, "tickets": {id: ticket at a window},
---   "services": {id: waiting}, "stats": {field: n}, "svc_times": {service: JSON},
+--   "services": {id: waiting}, "stats": {field: n}, "svc_times": {service: "ms,ms,…"},
 --   "waits": [call JSON, newest first],
 --   "groups": {id: {"n": waiting, "q": [[member, score, ticket JSON], ...], "turn": n}},
 --   "parked": n, "closed_until": ms or absent}

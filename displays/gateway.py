@@ -8,6 +8,14 @@ to `queue_frames`: a screen that falls that far behind is closed with 1013
 and expected to reconnect with `since`. Shutdown closes every socket with
 1001 so screens move to another replica.
 
+Credentials: `?token=` or an `Authorization` header is checked during the
+handshake, as before. With `auth=message` the handshake carries no secret:
+the socket is accepted, and its first message must be `{"type": "auth",
+"token": …}` within `auth_timeout_s`; nothing is sent to it, and nothing is
+read from Redis for it, until that token is accepted. A refusal then closes
+the socket with 4401 (no valid token) or 4403 (a role screens may not use),
+codes a browser can see, unlike a refused handshake.
+
 Presence: every connected screen is written to Redis with a TTL when it
 joins and every `presence_interval_s` after, whichever replica it is on.
 """
@@ -16,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
 import os
 import re
@@ -34,7 +44,8 @@ from displays.frames import Frame
 from displays.hub import DirectWrite, HallHub, HubSettings, Subscriber
 from queue_core import metrics
 from queue_core.auth import authorize
-from queue_core.errors import Invalid, NotFound, QmsError, Unavailable
+from queue_core.config import Credential
+from queue_core.errors import Forbidden, Invalid, NotFound, QmsError, Unauthorized, Unavailable
 from queue_core.models import Event, Role, ScreenPage, ScreenPresence
 from queue_core.operations import Hall
 from queue_core.presence import PresenceStore
@@ -56,6 +67,11 @@ log = logging.getLogger("qms.displays")
 SCREEN_ROLES = frozenset({Role.DISPLAY, Role.CLERK, Role.MANAGER, Role.ADMIN})
 GOING_AWAY = 1001
 TRY_AGAIN_LATER = 1013
+UNAUTHORIZED = 4401
+"""Close code: the first message brought no valid token (`auth=message`)."""
+FORBIDDEN = 4403
+"""Close code: the token is valid, but not for a screen (a kiosk's)."""
+AUTH_BY_MESSAGE = "message"
 _SCREEN_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 DIRECT_WRITE_EXTENSION = "qms.websocket.write_frame"
@@ -73,6 +89,8 @@ class GatewaySettings:
     hub: HubSettings = field(default_factory=HubSettings)
     presence_interval_s: float = 15.0
     presence_ttl_s: int = 45
+    auth_timeout_s: float = 10.0
+    """How long an `auth=message` socket may take to send its token."""
     replica: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
 
@@ -84,6 +102,8 @@ class ScreenRequest:
     fmt: Format
     since: int | None
     presence: ScreenPresence
+    credential: Credential | None
+    """None until the first message brings it (`auth=message`)."""
 
 
 class Gateway:
@@ -150,8 +170,34 @@ class Gateway:
 
     # ------------------------------------------------------------ sockets
 
+    async def authenticate(self, ws: WebSocket, req: ScreenRequest) -> ScreenRequest | None:
+        """The request with the credential an accepted `auth=message` socket
+        sends first, or None once the socket is closed: 4401 for no valid
+        token within `auth_timeout_s`, 4403 for a role screens may not use."""
+        try:
+            async with asyncio.timeout(self.settings.auth_timeout_s):
+                message = await ws.receive()
+        except TimeoutError:
+            await _close(ws, UNAUTHORIZED, "auth_timeout")
+            return None
+        except _GONE:
+            return None
+        if message["type"] == "websocket.disconnect":
+            return None
+        try:
+            token = auth_message_token(message.get("text"), message.get("bytes"))
+            credential = authorize(req.hall.credentials.find(token), SCREEN_ROLES)
+        except QmsError as exc:
+            await _close(ws, FORBIDDEN if isinstance(exc, Forbidden) else UNAUTHORIZED, exc.code)
+            return None
+        if self.closing:
+            await _close(ws, GOING_AWAY, "server shutting down; reconnect")
+            return None
+        return dataclasses.replace(req, credential=credential)
+
     async def serve(self, ws: WebSocket, req: ScreenRequest) -> None:
-        """Run one accepted screen until it leaves or is stopped."""
+        """Run one accepted, authenticated screen until it leaves or is stopped."""
+        assert req.credential is not None
         hall_id = req.hall.config.id
         hub = self.hub(hall_id)
         sub = Subscriber(req.fmt, req.presence, self.settings.hub.queue_frames)
@@ -286,12 +332,19 @@ def parse_request(
     """Validate a handshake (pure): the hall, the credential, the options.
 
     Raises the contract's errors: 404 unknown hall or window, 401/403 for
-    the token, 422 for a bad option.
+    the token, 422 for a bad option. With `auth=message` the credential is
+    not looked for here (the request's `credential` is None): the socket's
+    first message brings it (`Gateway.authenticate`).
     """
     hall = halls.get(hall_id)
     if hall is None:
         raise NotFound("hall_not_found", f"There is no hall {hall_id!r} here.")
-    authorize(hall.credentials.find(query.get("token") or bearer), SCREEN_ROLES)
+    auth = query.get("auth")
+    if auth is not None and auth != AUTH_BY_MESSAGE:
+        raise Invalid("invalid_auth", "auth must be 'message' (the token in the first message).")
+    credential = None
+    if auth is None:
+        credential = authorize(hall.credentials.find(query.get("token") or bearer), SCREEN_ROLES)
     try:
         fmt = Format(query.get("format", Format.JSON.value))
     except ValueError:
@@ -316,7 +369,23 @@ def parse_request(
         raise Invalid("invalid_screen", "screen must be 1-64 of A-Z a-z 0-9 . _ : -")
     now = _now_ms()
     presence = ScreenPresence(screen, page, window, replica, now, now)
-    return ScreenRequest(hall, fmt, since, presence)
+    return ScreenRequest(hall, fmt, since, presence, credential)
+
+
+def auth_message_token(text: str | None, data: bytes | None) -> str:
+    """The token of an `auth=message` socket's first message (pure):
+    `{"type": "auth", "token": "…"}` as JSON, in a text frame or a binary one
+    (UTF-8). Raises Unauthorized for anything else."""
+    try:
+        doc = json.loads(text if text is not None else (data or b"").decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        doc = None
+    token = doc.get("token") if isinstance(doc, dict) and doc.get("type") == "auth" else None
+    if not isinstance(token, str) or not token:
+        raise Unauthorized(
+            "unauthorized", 'The first message must be {"type": "auth", "token": "…"}.'
+        )
+    return token
 
 
 def gateway_routes(
@@ -344,6 +413,11 @@ def gateway_routes(
             await deny(ws, exc)
             return
         await ws.accept()
+        if req.credential is None:
+            authenticated = await gateway.authenticate(ws, req)
+            if authenticated is None:
+                return
+            req = authenticated
         await gateway.serve(ws, req)
 
     return [WebSocketRoute("/ws/halls/{hall}/display", endpoint)]

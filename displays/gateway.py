@@ -16,8 +16,9 @@ read from Redis for it, until that token is accepted. A refusal then closes
 the socket with 4401 (no valid token) or 4403 (a role screens may not use),
 codes a browser can see, unlike a refused handshake.
 
-Presence: every connected screen is written to Redis with a TTL when it
-joins and every `presence_interval_s` after, whichever replica it is on.
+Presence: every named screen (`screen=`) is written to Redis with a TTL when
+it joins and every `presence_interval_s` after, whichever replica it is on,
+within the caps of `PresenceCaps`. A socket without `screen=` has none.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import json
 import logging
 import os
 import re
-import secrets
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -48,7 +48,7 @@ from queue_core.config import Credential
 from queue_core.errors import Forbidden, Invalid, NotFound, QmsError, Unauthorized, Unavailable
 from queue_core.models import Event, Role, ScreenPage, ScreenPresence
 from queue_core.operations import Hall
-from queue_core.presence import PresenceStore
+from queue_core.presence import PresenceCaps, PresenceStore
 from queue_core.redis_client import RedisClient
 from queue_core.scripts import Scripts
 
@@ -89,6 +89,7 @@ class GatewaySettings:
     hub: HubSettings = field(default_factory=HubSettings)
     presence_interval_s: float = 15.0
     presence_ttl_s: int = 45
+    presence_caps: PresenceCaps = field(default_factory=PresenceCaps)
     auth_timeout_s: float = 10.0
     """How long an `auth=message` socket may take to send its token."""
     replica: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
@@ -101,7 +102,10 @@ class ScreenRequest:
     hall: Hall
     fmt: Format
     since: int | None
-    presence: ScreenPresence
+    page: ScreenPage
+    window: str | None
+    screen: str | None
+    """The screen's name for presence; None: an anonymous socket, which has none."""
     credential: Credential | None
     """None until the first message brings it (`auth=message`)."""
 
@@ -125,7 +129,10 @@ class Gateway:
         self._reader_factory = reader_factory
         self._hubs: dict[str, HallHub] = {}
         self._presence = {
-            hid: PresenceStore(redis, scripts, hid, ttl_s=settings.presence_ttl_s) for hid in halls
+            hid: PresenceStore(
+                redis, scripts, hid, ttl_s=settings.presence_ttl_s, caps=settings.presence_caps
+            )
+            for hid in halls
         }
         self._sessions = 0
         self._idle = asyncio.Event()
@@ -200,15 +207,19 @@ class Gateway:
         assert req.credential is not None
         hall_id = req.hall.config.id
         hub = self.hub(hall_id)
-        sub = Subscriber(req.fmt, req.presence, self.settings.hub.queue_frames)
-        gauge = metrics.SCREENS.labels(hall_id, req.presence.page.value)
+        sub = Subscriber(req.fmt, None, self.settings.hub.queue_frames)
+        gauge = metrics.SCREENS.labels(hall_id, req.page.value)
         gauge.inc()
         self._sessions += 1
         self._idle.clear()
         reason = "client"
         try:
             try:
-                await self._presence[hall_id].record([req.presence], _now_ms())
+                if req.screen is not None:
+                    sub.presence = self._presence_of(req, req.credential)
+                    recorded = await self._presence[hall_id].record([sub.presence], _now_ms())
+                    if not recorded:
+                        metrics.SCREENS_UNRECORDED.labels(hall_id).inc()
                 first = await hub.join(sub, req.since)
             except Unavailable:
                 sub.stop(TRY_AGAIN_LATER, "events unavailable; reconnect later")
@@ -230,11 +241,21 @@ class Gateway:
         if sub.stop_code is not None:
             await _close(ws, sub.stop_code, sub.stop_reason)
 
+    def _presence_of(self, req: ScreenRequest, credential: Credential) -> ScreenPresence:
+        """A named screen's presence; its owner is the credential's label
+        (which needs the deployment's key: Unavailable until it is read)."""
+        assert req.screen is not None
+        owner = req.hall.credentials.label(credential)
+        now = _now_ms()
+        return ScreenPresence(
+            req.screen, req.page, req.window, self.settings.replica, now, now, owner
+        )
+
     async def _refresh_presence(self) -> None:
         while True:
             await asyncio.sleep(self.settings.presence_interval_s)
             for hall_id, hub in list(self._hubs.items()):
-                screens = [s.presence for s in hub.subscribers]
+                screens = [s.presence for s in hub.subscribers if s.presence is not None]
                 if not screens:
                     continue
                 try:
@@ -327,7 +348,6 @@ def parse_request(
     hall_id: str,
     query: Mapping[str, str],
     bearer: str | None,
-    replica: str,
 ) -> ScreenRequest:
     """Validate a handshake (pure): the hall, the credential, the options.
 
@@ -364,12 +384,10 @@ def parse_request(
     window = query.get("window") or None
     if window is not None and window not in hall.config.window_by_id:
         raise NotFound("window_not_found", f"This hall has no window {window!r}.")
-    screen = query.get("screen") or f"anon-{secrets.token_hex(6)}"
-    if not _SCREEN_ID.fullmatch(screen):
+    screen = query.get("screen") or None
+    if screen is not None and not _SCREEN_ID.fullmatch(screen):
         raise Invalid("invalid_screen", "screen must be 1-64 of A-Z a-z 0-9 . _ : -")
-    now = _now_ms()
-    presence = ScreenPresence(screen, page, window, replica, now, now)
-    return ScreenRequest(hall, fmt, since, presence, credential)
+    return ScreenRequest(hall, fmt, since, page, window, screen, credential)
 
 
 def auth_message_token(text: str | None, data: bytes | None) -> str:
@@ -403,11 +421,7 @@ def gateway_routes(
             return
         try:
             req = parse_request(
-                gateway.halls,
-                ws.path_params["hall"],
-                ws.query_params,
-                bearer_of(ws),
-                gateway.settings.replica,
+                gateway.halls, ws.path_params["hall"], ws.query_params, bearer_of(ws)
             )
         except QmsError as exc:
             await deny(ws, exc)

@@ -147,29 +147,28 @@ def test_handshake_with_a_display_token_and_options(config: HallConfig) -> None:
         {"token": "display-token", "format": "msgpack", "since": "12", "screen": "hall-1",
          "page": "strip", "window": "2"},
         None,
-        "replica-a",
     )  # fmt: skip
     assert req.fmt is Format.MSGPACK and req.since == 12
-    p = req.presence
-    assert (p.screen, p.page, p.window, p.replica) == ("hall-1", ScreenPage.STRIP, "2", "replica-a")
+    assert (req.screen, req.page, req.window) == ("hall-1", ScreenPage.STRIP, "2")
     assert req.credential is not None and req.credential.role is Role.DISPLAY
 
 
 def test_a_clerk_console_may_follow_the_hall(config: HallConfig) -> None:
-    assert parse_request(halls(config), config.id, {}, "clerk-1-token", "r").since is None
+    assert parse_request(halls(config), config.id, {}, "clerk-1-token").since is None
 
 
 def test_handshake_defaults(config: HallConfig) -> None:
-    req = parse_request(halls(config), config.id, {}, "manager-token", "r")
+    req = parse_request(halls(config), config.id, {}, "manager-token")
     assert req.fmt is Format.JSON and req.since is None
-    assert req.presence.screen.startswith("anon-") and req.presence.page is ScreenPage.OTHER
+    # No screen name: an anonymous socket, which presence does not record.
+    assert req.screen is None and req.page is ScreenPage.OTHER and req.window is None
 
 
 def test_auth_by_message_takes_no_credential_from_the_handshake(config: HallConfig) -> None:
     query = {"auth": "message", "token": "display-token", "page": "display", "screen": "s"}
-    req = parse_request(halls(config), config.id, query, "display-token", "r")
+    req = parse_request(halls(config), config.id, query, "display-token")
     assert req.credential is None  # the first message brings it, nothing else
-    assert (req.presence.screen, req.presence.page) == ("s", ScreenPage.DISPLAY)
+    assert (req.screen, req.page) == ("s", ScreenPage.DISPLAY)
 
 
 @pytest.mark.parametrize(
@@ -231,7 +230,7 @@ def test_bad_handshakes(
     code: str,
 ) -> None:
     with pytest.raises(error) as raised:
-        parse_request(halls(config), hall or config.id, query, bearer, "r")
+        parse_request(halls(config), hall or config.id, query, bearer)
     assert getattr(raised.value, "code", None) == code
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from dispatcher.dispatch import policy_of
@@ -192,7 +192,10 @@ def hall_figures(
     now_ms: int,
 ) -> HallFigures:
     """The dashboard's figures from one read. `state.calls` must hold the
-    calls of the last hour (the store reads them since `now_ms` − 1 h)."""
+    calls of the last hour (the store reads them since `now_ms` − 1 h).
+    The hall monitor passes no screens here (its read also answers public
+    requests, which must not read presence) and adds them with
+    `with_screens` for the dashboard and the gauges."""
     stats = state.stats
     midnight = day_start_ms(now_ms, config)
     open_ids = state.open_windows
@@ -242,12 +245,6 @@ def hall_figures(
     )
 
     recent = [c for c in state.calls if c.at_ms >= now_ms - HOUR_MS]
-    seen_online = {p.screen for p in online}
-    offline = tuple(
-        OfflineScreen(s, at)
-        for s, at in sorted(last_seen.items())
-        if s not in seen_online and now_ms - at <= OFFLINE_AFTER_MS
-    )
     n, abs_ms, inside = stats.get("est:n", 0), stats.get("est:abs", 0), stats.get("est:in", 0)
     return HallFigures(
         at_ms=now_ms,
@@ -260,13 +257,39 @@ def hall_figures(
         breaches=tuple(breaches[:BREACHES_SHOWN]),
         breach_count=len(breaches),
         screens_online=tuple(online),
-        screens_offline=offline,
+        screens_offline=_offline(online, last_seen, now_ms),
         accuracy_last_hour=accuracy(recent),
         accuracy_today=Accuracy(n, abs_ms / n / 1000 if n else None, inside / n if n else None),
         ratings={f.removeprefix("rating:"): v for f, v in stats.items() if f.startswith("rating:")},
         hall=hall_hours(config.hours, config.timezone, now_ms, state.closed_until_ms),
         parked=state.parked,
         expired_today=stats.get("expired", 0),
+    )
+
+
+def with_screens(
+    figures: HallFigures,
+    online: Sequence[ScreenPresence],
+    last_seen: Mapping[str, int],
+    now_ms: int,
+) -> HallFigures:
+    """`figures` with the hall's screens: those online, and those seen in
+    the last day whose presence has lapsed."""
+    return replace(
+        figures,
+        screens_online=tuple(online),
+        screens_offline=_offline(online, last_seen, now_ms),
+    )
+
+
+def _offline(
+    online: Sequence[ScreenPresence], last_seen: Mapping[str, int], now_ms: int
+) -> tuple[OfflineScreen, ...]:
+    seen_online = {p.screen for p in online}
+    return tuple(
+        OfflineScreen(s, at)
+        for s, at in sorted(last_seen.items())
+        if s not in seen_online and now_ms - at <= OFFLINE_AFTER_MS
     )
 
 

@@ -1,12 +1,17 @@
 """The hall monitor: one replica's current view of a hall, for estimates,
 the dashboard and the gauges.
 
-It reads the hall in one atomic script (plus screen presence), learns the
-service times, replays the dispatch into a table of wait estimates by place
-in line, and computes the dashboard's figures. A read is reused for up to
-`max_age_s`, and concurrent callers share one read: under load, ETAs cost a
-table lookup, not a Redis round trip. Every replica computes the same
-figures from the same Redis, so replicas agree (up to `max_age_s`).
+It reads the hall in one atomic script, learns the service times, replays
+the dispatch into a table of wait estimates by place in line, and computes
+the dashboard's figures. A read is reused for up to `max_age_s`, and
+concurrent callers share one read: under load, ETAs cost a table lookup,
+not a Redis round trip. Every replica computes the same figures from the
+same Redis, so replicas agree (up to `max_age_s`).
+
+Screen presence is not part of that read: public requests (a visitor's
+ticket, the services' waits) use it, and must cost the same however many
+screens a hall has. Only `figures()` (the dashboard, the gauges) reads the
+presence, which its caps bound.
 """
 
 from __future__ import annotations
@@ -16,7 +21,14 @@ import time
 from dataclasses import dataclass
 
 from dispatcher.estimator import EtaTable
-from dispatcher.figures import HOUR_MS, HallFigures, estimates, hall_figures, service_model
+from dispatcher.figures import (
+    HOUR_MS,
+    HallFigures,
+    estimates,
+    hall_figures,
+    service_model,
+    with_screens,
+)
 from queue_core.models import TicketView
 from queue_core.presence import PresenceStore
 from queue_core.store import HallStore, Result
@@ -31,6 +43,7 @@ further back are extrapolated, and breaches past it are not listed."""
 class View:
     table: EtaTable
     figures: HallFigures
+    """Without screens (see `HallMonitor.figures`)."""
     read_at: float
     """`time.monotonic()` of the read."""
     open_windows: frozenset[str]
@@ -73,7 +86,11 @@ class HallMonitor:
         return table
 
     async def figures(self) -> HallFigures:
-        return (await self.view()).figures
+        """The latest view's figures with the hall's screens, read now."""
+        figures = (await self.view()).figures
+        online = await self.presence.online()
+        last_seen = await self.presence.last_seen()
+        return with_screens(figures, online, last_seen, self.store.now_ms())
 
     async def view(self, open_windows: frozenset[str] | None = None) -> View:
         """The latest view, read again when older than `max_age_s` or when
@@ -140,9 +157,7 @@ class HallMonitor:
         now_ms = self.store.now_ms()
         config = self.store.config
         state = await self.store.hall_state(head=QUEUE_HEAD, calls_since_ms=now_ms - HOUR_MS)
-        online = await self.presence.online()
-        last_seen = await self.presence.last_seen()
         model = service_model(config, state)
         table = estimates(config, state, model, now_ms)
-        figures = hall_figures(config, state, table, online, last_seen, now_ms)
+        figures = hall_figures(config, state, table, (), {}, now_ms)
         return View(table, figures, started, state.open_windows)

@@ -8,18 +8,28 @@ to `queue_frames`: a screen that falls that far behind is closed with 1013
 and expected to reconnect with `since`. Shutdown closes every socket with
 1001 so screens move to another replica.
 
-Presence: every connected screen is written to Redis with a TTL when it
-joins and every `presence_interval_s` after, whichever replica it is on.
+Credentials: `?token=` or an `Authorization` header is checked during the
+handshake, as before. With `auth=message` the handshake carries no secret:
+the socket is accepted, and its first message must be `{"type": "auth",
+"token": …}` within `auth_timeout_s`; nothing is sent to it, and nothing is
+read from Redis for it, until that token is accepted. A refusal then closes
+the socket with 4401 (no valid token) or 4403 (a role screens may not use),
+codes a browser can see, unlike a refused handshake.
+
+Presence: every named screen (`screen=`) is written to Redis with a TTL when
+it joins and every `presence_interval_s` after, whichever replica it is on,
+within the caps of `PresenceCaps`. A socket without `screen=` has none.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
 import os
 import re
-import secrets
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -34,10 +44,11 @@ from displays.frames import Frame
 from displays.hub import DirectWrite, HallHub, HubSettings, Subscriber
 from queue_core import metrics
 from queue_core.auth import authorize
-from queue_core.errors import Invalid, NotFound, QmsError, Unavailable
+from queue_core.config import Credential
+from queue_core.errors import Forbidden, Invalid, NotFound, QmsError, Unauthorized, Unavailable
 from queue_core.models import Event, Role, ScreenPage, ScreenPresence
 from queue_core.operations import Hall
-from queue_core.presence import PresenceStore
+from queue_core.presence import PresenceCaps, PresenceStore
 from queue_core.redis_client import RedisClient
 from queue_core.scripts import Scripts
 
@@ -56,6 +67,11 @@ log = logging.getLogger("qms.displays")
 SCREEN_ROLES = frozenset({Role.DISPLAY, Role.CLERK, Role.MANAGER, Role.ADMIN})
 GOING_AWAY = 1001
 TRY_AGAIN_LATER = 1013
+UNAUTHORIZED = 4401
+"""Close code: the first message brought no valid token (`auth=message`)."""
+FORBIDDEN = 4403
+"""Close code: the token is valid, but not for a screen (a kiosk's)."""
+AUTH_BY_MESSAGE = "message"
 _SCREEN_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 DIRECT_WRITE_EXTENSION = "qms.websocket.write_frame"
@@ -73,6 +89,9 @@ class GatewaySettings:
     hub: HubSettings = field(default_factory=HubSettings)
     presence_interval_s: float = 15.0
     presence_ttl_s: int = 45
+    presence_caps: PresenceCaps = field(default_factory=PresenceCaps)
+    auth_timeout_s: float = 10.0
+    """How long an `auth=message` socket may take to send its token."""
     replica: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
 
@@ -83,7 +102,12 @@ class ScreenRequest:
     hall: Hall
     fmt: Format
     since: int | None
-    presence: ScreenPresence
+    page: ScreenPage
+    window: str | None
+    screen: str | None
+    """The screen's name for presence; None: an anonymous socket, which has none."""
+    credential: Credential | None
+    """None until the first message brings it (`auth=message`)."""
 
 
 class Gateway:
@@ -105,7 +129,10 @@ class Gateway:
         self._reader_factory = reader_factory
         self._hubs: dict[str, HallHub] = {}
         self._presence = {
-            hid: PresenceStore(redis, scripts, hid, ttl_s=settings.presence_ttl_s) for hid in halls
+            hid: PresenceStore(
+                redis, scripts, hid, ttl_s=settings.presence_ttl_s, caps=settings.presence_caps
+            )
+            for hid in halls
         }
         self._sessions = 0
         self._idle = asyncio.Event()
@@ -150,19 +177,49 @@ class Gateway:
 
     # ------------------------------------------------------------ sockets
 
+    async def authenticate(self, ws: WebSocket, req: ScreenRequest) -> ScreenRequest | None:
+        """The request with the credential an accepted `auth=message` socket
+        sends first, or None once the socket is closed: 4401 for no valid
+        token within `auth_timeout_s`, 4403 for a role screens may not use."""
+        try:
+            async with asyncio.timeout(self.settings.auth_timeout_s):
+                message = await ws.receive()
+        except TimeoutError:
+            await _close(ws, UNAUTHORIZED, "auth_timeout")
+            return None
+        except _GONE:
+            return None
+        if message["type"] == "websocket.disconnect":
+            return None
+        try:
+            token = auth_message_token(message.get("text"), message.get("bytes"))
+            credential = authorize(req.hall.credentials.find(token), SCREEN_ROLES)
+        except QmsError as exc:
+            await _close(ws, FORBIDDEN if isinstance(exc, Forbidden) else UNAUTHORIZED, exc.code)
+            return None
+        if self.closing:
+            await _close(ws, GOING_AWAY, "server shutting down; reconnect")
+            return None
+        return dataclasses.replace(req, credential=credential)
+
     async def serve(self, ws: WebSocket, req: ScreenRequest) -> None:
-        """Run one accepted screen until it leaves or is stopped."""
+        """Run one accepted, authenticated screen until it leaves or is stopped."""
+        assert req.credential is not None
         hall_id = req.hall.config.id
         hub = self.hub(hall_id)
-        sub = Subscriber(req.fmt, req.presence, self.settings.hub.queue_frames)
-        gauge = metrics.SCREENS.labels(hall_id, req.presence.page.value)
+        sub = Subscriber(req.fmt, None, self.settings.hub.queue_frames)
+        gauge = metrics.SCREENS.labels(hall_id, req.page.value)
         gauge.inc()
         self._sessions += 1
         self._idle.clear()
         reason = "client"
         try:
             try:
-                await self._presence[hall_id].record([req.presence], _now_ms())
+                if req.screen is not None:
+                    sub.presence = self._presence_of(req, req.credential)
+                    recorded = await self._presence[hall_id].record([sub.presence], _now_ms())
+                    if not recorded:
+                        metrics.SCREENS_UNRECORDED.labels(hall_id).inc()
                 first = await hub.join(sub, req.since)
             except Unavailable:
                 sub.stop(TRY_AGAIN_LATER, "events unavailable; reconnect later")
@@ -184,11 +241,21 @@ class Gateway:
         if sub.stop_code is not None:
             await _close(ws, sub.stop_code, sub.stop_reason)
 
+    def _presence_of(self, req: ScreenRequest, credential: Credential) -> ScreenPresence:
+        """A named screen's presence; its owner is the credential's label
+        (which needs the deployment's key: Unavailable until it is read)."""
+        assert req.screen is not None
+        owner = req.hall.credentials.label(credential)
+        now = _now_ms()
+        return ScreenPresence(
+            req.screen, req.page, req.window, self.settings.replica, now, now, owner
+        )
+
     async def _refresh_presence(self) -> None:
         while True:
             await asyncio.sleep(self.settings.presence_interval_s)
             for hall_id, hub in list(self._hubs.items()):
-                screens = [s.presence for s in hub.subscribers]
+                screens = [s.presence for s in hub.subscribers if s.presence is not None]
                 if not screens:
                     continue
                 try:
@@ -281,17 +348,23 @@ def parse_request(
     hall_id: str,
     query: Mapping[str, str],
     bearer: str | None,
-    replica: str,
 ) -> ScreenRequest:
     """Validate a handshake (pure): the hall, the credential, the options.
 
     Raises the contract's errors: 404 unknown hall or window, 401/403 for
-    the token, 422 for a bad option.
+    the token, 422 for a bad option. With `auth=message` the credential is
+    not looked for here (the request's `credential` is None): the socket's
+    first message brings it (`Gateway.authenticate`).
     """
     hall = halls.get(hall_id)
     if hall is None:
         raise NotFound("hall_not_found", f"There is no hall {hall_id!r} here.")
-    authorize(hall.credentials.find(query.get("token") or bearer), SCREEN_ROLES)
+    auth = query.get("auth")
+    if auth is not None and auth != AUTH_BY_MESSAGE:
+        raise Invalid("invalid_auth", "auth must be 'message' (the token in the first message).")
+    credential = None
+    if auth is None:
+        credential = authorize(hall.credentials.find(query.get("token") or bearer), SCREEN_ROLES)
     try:
         fmt = Format(query.get("format", Format.JSON.value))
     except ValueError:
@@ -311,12 +384,26 @@ def parse_request(
     window = query.get("window") or None
     if window is not None and window not in hall.config.window_by_id:
         raise NotFound("window_not_found", f"This hall has no window {window!r}.")
-    screen = query.get("screen") or f"anon-{secrets.token_hex(6)}"
-    if not _SCREEN_ID.fullmatch(screen):
+    screen = query.get("screen") or None
+    if screen is not None and not _SCREEN_ID.fullmatch(screen):
         raise Invalid("invalid_screen", "screen must be 1-64 of A-Z a-z 0-9 . _ : -")
-    now = _now_ms()
-    presence = ScreenPresence(screen, page, window, replica, now, now)
-    return ScreenRequest(hall, fmt, since, presence)
+    return ScreenRequest(hall, fmt, since, page, window, screen, credential)
+
+
+def auth_message_token(text: str | None, data: bytes | None) -> str:
+    """The token of an `auth=message` socket's first message (pure):
+    `{"type": "auth", "token": "…"}` as JSON, in a text frame or a binary one
+    (UTF-8). Raises Unauthorized for anything else."""
+    try:
+        doc = json.loads(text if text is not None else (data or b"").decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        doc = None
+    token = doc.get("token") if isinstance(doc, dict) and doc.get("type") == "auth" else None
+    if not isinstance(token, str) or not token:
+        raise Unauthorized(
+            "unauthorized", 'The first message must be {"type": "auth", "token": "…"}.'
+        )
+    return token
 
 
 def gateway_routes(
@@ -334,16 +421,17 @@ def gateway_routes(
             return
         try:
             req = parse_request(
-                gateway.halls,
-                ws.path_params["hall"],
-                ws.query_params,
-                bearer_of(ws),
-                gateway.settings.replica,
+                gateway.halls, ws.path_params["hall"], ws.query_params, bearer_of(ws)
             )
         except QmsError as exc:
             await deny(ws, exc)
             return
         await ws.accept()
+        if req.credential is None:
+            authenticated = await gateway.authenticate(ws, req)
+            if authenticated is None:
+                return
+            req = authenticated
         await gateway.serve(ws, req)
 
     return [WebSocketRoute("/ws/halls/{hall}/display", endpoint)]

@@ -96,7 +96,7 @@ class Subscriber:
         "max_frames", "presence", "stop_code", "stop_reason",
     )  # fmt: skip
 
-    def __init__(self, fmt: Format, presence: ScreenPresence, queue_frames: int) -> None:
+    def __init__(self, fmt: Format, presence: ScreenPresence | None, queue_frames: int) -> None:
         self.fmt = fmt
         self.presence = presence
         self.max_frames = queue_frames

@@ -527,8 +527,13 @@ class QmsProcess(ServeProcess):
             cmd = [*qms_command(), *serve]
         else:
             cmd = [sys.executable, "-m", "loadtests.ws_serve", "--ws", ws_impl, *serve]
+        # Every screen here is one hall's, on one token: lift the presence
+        # caps so each is recorded, as each join's presence write is part of
+        # what the benchmark measures.
+        caps = {"QMS_SCREENS_PER_HALL": "1000000", "QMS_SCREENS_PER_CREDENTIAL": "1000000"}
         # Appended: the storm's second server logs after the first.
-        return cls(cls.spawn(cmd, workdir / "qms.log", append=True), port, workdir / "qms.log")
+        proc = cls.spawn(cmd, workdir / "qms.log", append=True, env=caps)
+        return cls(proc, port, workdir / "qms.log")
 
     def wait_healthy(self, path: str = "/healthz", timeout_s: float = STARTUP_TIMEOUT_S) -> float:
         """Poll `path` until it answers 200; the wall time it answered."""

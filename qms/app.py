@@ -117,11 +117,12 @@ async def refresh_gauges(monitors: Mapping[str, HallMonitor], interval_s: float)
 
     A hall whose estimates were read in the last `max_age_s` (its visitors'
     requests keep it read) is not read again for the gauges: a read of a big
-    hall costs milliseconds of CPU here and in Redis."""
+    hall costs milliseconds of CPU here and in Redis. Its screen presence is
+    read each time (bounded by the presence caps)."""
     while True:
         for hall_id, monitor in monitors.items():
             try:
-                record_figures(hall_id, (await monitor.view()).figures)
+                record_figures(hall_id, await monitor.figures())
             except QmsError:
                 metrics.record_redis_down(hall_id)
         await asyncio.sleep(interval_s)
@@ -233,7 +234,13 @@ def create_app(
                     outbox_hook=sender.wake if c.notify.enabled else None,
                     **extra,
                 ),
-                PresenceStore(redis, scripts, c.id, ttl_s=screens.presence_ttl_s),
+                PresenceStore(
+                    redis,
+                    scripts,
+                    c.id,
+                    ttl_s=screens.presence_ttl_s,
+                    caps=screens.presence_caps,
+                ),
                 max_age_s=estimate_max_age_s,
             )
             for c in configs

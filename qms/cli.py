@@ -61,6 +61,7 @@ from queue_core.archive import ArchivedTicket, sqlite_path
 from queue_core.config import ConfigError, HallConfig, load_halls
 from queue_core.errors import Invalid, QmsError
 from queue_core.operations import Hall
+from queue_core.presence import PresenceCaps
 from queue_core.redis_client import create_redis, describe_url
 from queue_core.report import render_audit_csv, render_csv
 
@@ -273,7 +274,11 @@ def serve(
             gateway_settings=GatewaySettings(
                 hub=HubSettings(
                     queue_frames=settings.ws_queue_frames, heartbeat_s=settings.ws_heartbeat_s
-                )
+                ),
+                presence_caps=PresenceCaps(
+                    per_hall=settings.screens_per_hall,
+                    per_credential=settings.screens_per_credential,
+                ),
             ),
             background=background,
             clock=clock,

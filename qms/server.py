@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import socket
 from typing import Any, cast
 
@@ -145,6 +146,41 @@ class HttpProtocol(HttpToolsProtocol):
         )
 
 
+UVICORN_LOGGERS = ("uvicorn.error", "uvicorn.access")
+"""Where uvicorn logs a request's path: every WebSocket handshake at INFO
+(even with the access log off), and each request with the access log on."""
+
+
+class NoQueryStrings(logging.Filter):
+    """Cuts the query string off every path in a uvicorn log record.
+
+    A query string may carry a credential: `?token=` on a screen's socket
+    (an older screen, or another program) or on a page's address (a hall PC
+    booting into its page). uvicorn logs it with the path; this filter,
+    on the loggers uvicorn writes to, rewrites the record before any
+    handler (or formatter) sees it, so no log line holds one.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_without_query(a) for a in record.args)
+        return True
+
+
+def _without_query(arg: object) -> object:
+    if isinstance(arg, str) and "?" in arg and (arg.startswith("/") or "://" in arg):
+        return arg.partition("?")[0]
+    return arg
+
+
+def keep_query_strings_out_of_logs() -> None:
+    """Put `NoQueryStrings` on uvicorn's loggers, once per process."""
+    for name in UVICORN_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, NoQueryStrings) for f in logger.filters):
+            logger.addFilter(NoQueryStrings())
+
+
 def server_config(
     app: Starlette,
     *,
@@ -152,7 +188,8 @@ def server_config(
     log_level: str = "info",
     ws_send_buffer: int = WS_SEND_BUFFER_BYTES,
 ) -> uvicorn.Config:
-    return uvicorn.Config(
+    """uvicorn's config for qms; no log line it writes holds a query string."""
+    config = uvicorn.Config(
         app,
         ws=screen_protocol(ws_send_buffer),
         http=HttpProtocol,
@@ -168,6 +205,9 @@ def server_config(
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
     )
+    # After uvicorn.Config, which (re)configures those loggers.
+    keep_query_strings_out_of_logs()
+    return config
 
 
 class QmsServer(uvicorn.Server):

@@ -179,6 +179,10 @@ class Settings:
     """`QMS_WS_QUEUE`: frames a screen may fall behind before it is dropped (1013)."""
     ws_heartbeat_s: float = 10.0
     """`QMS_WS_HEARTBEAT`: seconds of quiet before a heartbeat frame."""
+    screens_per_hall: int = 1000
+    """`QMS_SCREENS_PER_HALL`: named screens a hall's presence remembers (a week)."""
+    screens_per_credential: int = 500
+    """`QMS_SCREENS_PER_CREDENTIAL`: ... of them connected with one credential."""
     archive_url: str = "sqlite:///.qms-data/archive.db"
     """`QMS_ARCHIVE_URL`: where finished tickets go (default: `archive.db` in the data dir)."""
     archive_interval_s: float = 3600.0
@@ -201,6 +205,8 @@ class Settings:
             access_log=env.get("QMS_ACCESS_LOG", "") not in ("", "0"),
             ws_queue_frames=_number("QMS_WS_QUEUE", "256", int, 1),
             ws_heartbeat_s=_number("QMS_WS_HEARTBEAT", "10", float, 0.1),
+            screens_per_hall=_number("QMS_SCREENS_PER_HALL", "1000", int, 1),
+            screens_per_credential=_number("QMS_SCREENS_PER_CREDENTIAL", "500", int, 1),
             archive_url=archive_url(env.get("QMS_ARCHIVE_URL") or default_archive_url(data_dir)),
             archive_interval_s=_number("QMS_ARCHIVE_INTERVAL", "3600", float, 1),
             id_digest_key=id_digest_key(env),

@@ -9,6 +9,7 @@ build a key name from data it read, which Cluster routing forbids.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 PREFIX = "qms"
@@ -162,6 +163,13 @@ class HallKeys:
         """Sorted set screen id -> last seen (epoch ms): every screen seen lately,
         so an expired presence key can be told from a screen that never existed."""
         return self._k("screens")
+
+    def screens_of(self, owner: str) -> str:
+        """Sorted set screen id -> last seen (epoch ms): the screens one credential
+        (`owner`, its label) connected lately, for its cap. Named by a digest:
+        a label is free text from the config."""
+        digest = hashlib.sha256(owner.encode("utf-8")).hexdigest()[:16]
+        return self._k(f"screens-of:{digest}")
 
     def queue(self, group: str) -> str:
         """Sorted set of waiting tickets of a group, scored by effective time."""

@@ -141,6 +141,11 @@ SCREENS_CLOSED = Counter(
     "Screen sockets ended, by why: client, too_slow, shutdown, redis_unavailable.",
     ["hall", "reason"],
 )
+SCREENS_UNRECORDED = Counter(
+    "qms_screens_unrecorded_total",
+    "Named screens that joined beyond a presence cap (per hall or per credential).",
+    ["hall"],
+)
 EVENT_LAG = Histogram(
     "qms_event_fanout_lag_seconds",
     "From an event's time in Redis to its fan-out to this replica's screens.",

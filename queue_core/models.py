@@ -314,7 +314,7 @@ class ScreenPage(StrEnum):
 @dataclass(frozen=True, slots=True)
 class ScreenPresence:
     """A connected screen as presence records it: which page of which hall,
-    on which replica, since when."""
+    on which replica, since when, with which credential."""
 
     screen: str
     page: ScreenPage
@@ -322,6 +322,8 @@ class ScreenPresence:
     replica: str
     connected_ms: int
     last_seen_ms: int
+    owner: str = ""
+    """The label of the credential it connected with (caps count per owner)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,9 +74,12 @@ async def live_server(
     gateway_settings: GatewaySettings | None = None,
     ws_send_buffer: int = WS_SEND_BUFFER_BYTES,
     id_digest_key: bytes | None = None,
+    log_level: str = "warning",
+    access_log: bool = False,
 ) -> AsyncIterator[LiveServer]:
     """Serve `configs` until the block ends, then shut down as SIGTERM would
-    (screens are closed with 1001)."""
+    (screens are closed with 1001). uvicorn logs at `log_level`, with its
+    access log if `access_log` (as `QMS_ACCESS_LOG=1`)."""
     app = create_app(
         configs,
         redis_url,
@@ -88,7 +91,10 @@ async def live_server(
         notify_secrets={c.id: NOTIFY_SECRET for c in configs if c.notify.enabled},
     )
     sock = listening_socket(port)
-    server = QmsServer(server_config(app, log_level="warning", ws_send_buffer=ws_send_buffer), app)
+    config = server_config(
+        app, log_level=log_level, access_log=access_log, ws_send_buffer=ws_send_buffer
+    )
+    server = QmsServer(config, app)
     # uvicorn installs signal handlers only in the main thread; it is
     # stopped here through should_exit, as its own handler would.
     task = asyncio.create_task(server.serve(sockets=[sock]))

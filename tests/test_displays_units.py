@@ -17,13 +17,13 @@ from displays.frames import (
     heartbeat_frame,
     snapshot_frame,
 )
-from displays.gateway import parse_request
+from displays.gateway import auth_message_token, parse_request
 from displays.hub import SLOW_SCREEN, Subscriber
 from queue_core.auth import Credentials
 from queue_core.config import HallConfig
 from queue_core.errors import Forbidden, Invalid, NotFound, Unauthorized
 from queue_core.event_log import parse_event
-from queue_core.models import EventType, ScreenPage, ScreenPresence, WindowStatus
+from queue_core.models import EventType, Role, ScreenPage, ScreenPresence, WindowStatus
 from queue_core.operations import Hall
 from queue_core.wire import event_body
 from tests.support import make_config
@@ -147,21 +147,59 @@ def test_handshake_with_a_display_token_and_options(config: HallConfig) -> None:
         {"token": "display-token", "format": "msgpack", "since": "12", "screen": "hall-1",
          "page": "strip", "window": "2"},
         None,
-        "replica-a",
     )  # fmt: skip
     assert req.fmt is Format.MSGPACK and req.since == 12
-    p = req.presence
-    assert (p.screen, p.page, p.window, p.replica) == ("hall-1", ScreenPage.STRIP, "2", "replica-a")
+    assert (req.screen, req.page, req.window) == ("hall-1", ScreenPage.STRIP, "2")
+    assert req.credential is not None and req.credential.role is Role.DISPLAY
 
 
 def test_a_clerk_console_may_follow_the_hall(config: HallConfig) -> None:
-    assert parse_request(halls(config), config.id, {}, "clerk-1-token", "r").since is None
+    assert parse_request(halls(config), config.id, {}, "clerk-1-token").since is None
 
 
 def test_handshake_defaults(config: HallConfig) -> None:
-    req = parse_request(halls(config), config.id, {}, "manager-token", "r")
+    req = parse_request(halls(config), config.id, {}, "manager-token")
     assert req.fmt is Format.JSON and req.since is None
-    assert req.presence.screen.startswith("anon-") and req.presence.page is ScreenPage.OTHER
+    # No screen name: an anonymous socket, which presence does not record.
+    assert req.screen is None and req.page is ScreenPage.OTHER and req.window is None
+
+
+def test_auth_by_message_takes_no_credential_from_the_handshake(config: HallConfig) -> None:
+    query = {"auth": "message", "token": "display-token", "page": "display", "screen": "s"}
+    req = parse_request(halls(config), config.id, query, "display-token")
+    assert req.credential is None  # the first message brings it, nothing else
+    assert (req.screen, req.page) == ("s", ScreenPage.DISPLAY)
+
+
+@pytest.mark.parametrize(
+    ("text", "data", "token"),
+    [
+        ('{"type": "auth", "token": "t1"}', None, "t1"),
+        (None, b'{"type": "auth", "token": "t2"}', "t2"),
+        ('{"type": "auth", "token": "令牌"}', None, "令牌"),
+    ],
+)
+def test_the_auth_message_gives_its_token(text: str | None, data: bytes | None, token: str) -> None:
+    assert auth_message_token(text, data) == token
+
+
+@pytest.mark.parametrize(
+    ("text", "data"),
+    [
+        (None, None),
+        ("", None),
+        ("display-token", None),
+        ('{"token": "t"}', None),
+        ('{"type": "hello", "token": "t"}', None),
+        ('{"type": "auth", "token": ""}', None),
+        ('{"type": "auth", "token": 7}', None),
+        ('["auth", "t"]', None),
+        (None, b"\xff\xfe"),
+    ],
+)
+def test_anything_else_first_is_unauthorized(text: str | None, data: bytes | None) -> None:
+    with pytest.raises(Unauthorized):
+        auth_message_token(text, data)
 
 
 @pytest.mark.parametrize(
@@ -178,6 +216,9 @@ def test_handshake_defaults(config: HallConfig) -> None:
         (None, {"token": "display-token", "screen": "x" * 65}, None, Invalid, "invalid_screen"),
         (None, {"token": "display-token", "page": "tv"}, None, Invalid, "invalid_page"),
         (None, {"token": "display-token", "window": "99"}, None, NotFound, "window_not_found"),
+        (None, {"token": "display-token", "auth": "header"}, None, Invalid, "invalid_auth"),
+        (None, {"auth": "message", "window": "99"}, None, NotFound, "window_not_found"),
+        (None, {"auth": "message", "screen": "a b"}, None, Invalid, "invalid_screen"),
     ],
 )
 def test_bad_handshakes(
@@ -189,7 +230,7 @@ def test_bad_handshakes(
     code: str,
 ) -> None:
     with pytest.raises(error) as raised:
-        parse_request(halls(config), hall or config.id, query, bearer, "r")
+        parse_request(halls(config), hall or config.id, query, bearer)
     assert getattr(raised.value, "code", None) == code
 
 

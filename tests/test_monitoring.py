@@ -118,8 +118,10 @@ async def mon(redis_url: str, redis: RedisClient, tmp_path: Path) -> AsyncIterat
 
 
 async def refresh(kit: MonKit) -> HallFigures:
-    """What the app's periodic task does once: read the hall, set the gauges."""
-    figures = (await kit.monitor.refresh()).figures
+    """What the app's periodic task does once: read the hall (its screens
+    too), set the gauges."""
+    await kit.monitor.refresh()
+    figures = await kit.monitor.figures()
     record_figures(kit.config.id, figures)
     return figures
 
@@ -859,18 +861,19 @@ async def test_a_window_open_in_redis_but_gone_from_the_config_forces_no_reads(
         await delete_hall(redis, HallKeys(config.id))
 
 
-class GatedPresence(PresenceStore):
-    """The hall's presence store, whose `online()` waits for the test's go:
-    holds a monitor read in flight after it has taken its snapshot of the
-    hall (the Redis reads themselves are real)."""
+def gate_hall_reads(kit: MonKit, gate: asyncio.Event, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the monitor's reads of the hall wait for the test's go once
+    their snapshot of Redis is taken (the Redis reads themselves are real):
+    a read stays in flight after it has seen the hall."""
+    store = kit.monitor.store
+    read = store.hall_state
 
-    def __init__(self, redis: RedisClient, hall: str, gate: asyncio.Event) -> None:
-        super().__init__(redis, Scripts.register(redis), hall, ttl_s=60)
-        self.gate = gate
+    async def gated(*args: Any, **kwargs: Any) -> Any:
+        state = await read(*args, **kwargs)
+        await gate.wait()
+        return state
 
-    async def online(self) -> list[ScreenPresence]:
-        await self.gate.wait()
-        return await super().online()
+    monkeypatch.setattr(store, "hall_state", gated)
 
 
 def command_count(command: str) -> float:
@@ -887,7 +890,9 @@ async def until(condition: Callable[[], bool]) -> None:
     raise AssertionError("condition never held")
 
 
-async def test_a_read_in_flight_is_not_shared_by_a_later_request(mon: MonKit) -> None:
+async def test_a_read_in_flight_is_not_shared_by_a_later_request(
+    mon: MonKit, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With estimate_max_age_s=0 ("read on every request"), a request must see
     what was written before it arrived. The monitor shares a read already in
     flight with every caller arriving during it, even when that read took its
@@ -898,7 +903,7 @@ async def test_a_read_in_flight_is_not_shared_by_a_later_request(mon: MonKit) ->
     answered from that read: no estimate, and none noted to measure later."""
     kit = mon
     gate = asyncio.Event()
-    kit.monitor.presence = GatedPresence(kit.redis, kit.config.id, gate)
+    gate_hall_reads(kit, gate, monkeypatch)
     reads = command_count("hall_state")
     periodic = asyncio.ensure_future(kit.monitor.refresh())  # as refresh_gauges does
     await until(lambda: command_count("hall_state") > reads)  # its snapshot is taken

@@ -275,7 +275,9 @@ async def test_light_goes_red_without_the_server_and_the_screen_resumes(
         number = await issue(second, hall)
         await post(second, hall, "/windows/1/call-next", CLERK1)
         await until(page, f"{NEWEST} === arg", number)
-    assert all("token=" in url and "page=display" in url for url in sockets)
+    # The token goes in each socket's first message, never in its URL.
+    assert all("token" not in url and "auth=message" in url for url in sockets)
+    assert all("page=display" in url for url in sockets)
 
 
 class Tap:
@@ -353,6 +355,7 @@ async def test_the_token_leaves_the_address_bar_and_is_kept(
     assert "token" not in page.url
     assert page.url.endswith("?screen=hall-a.1")
     assert "screen=hall-a.1" in sockets[-1] and "page=display" in sockets[-1]
+    assert DISPLAY not in sockets[-1]
     # A reload (the hall PC restarting) needs no token in the URL any more.
     await page.goto(display_url(live, hall, ""))
     await wait_live(page)

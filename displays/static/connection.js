@@ -11,6 +11,8 @@ const STABLE_MS = 5_000;
 const RECHECK_AFTER_FAILURES = 3;
 const CHECK_TIMEOUT_MS = 10_000;
 const SCREEN_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+// Close codes of a socket whose first message (the token) was refused.
+const REFUSED_CODES = new Set([4401, 4403]);
 
 export function readConfig() {
   return JSON.parse(document.getElementById("qms-config").textContent);
@@ -124,6 +126,7 @@ export class HallLink {
   #retryTimer = null;
   #watchdog = null;
   #openedAt = 0;
+  #shown = null; // the status last shown
   #generation = 0; // bumped by start/stop, so a check in flight can tell it is stale
 
   constructor(config, screen, handlers) {
@@ -175,9 +178,7 @@ export class HallLink {
       const verdict = await this.#checkToken();
       if (generation !== this.#generation) return;
       if (verdict === "refused") {
-        this.stop();
-        this.#status("token");
-        this.#handlers.onRefused();
+        this.#refused();
         return;
       }
       if (verdict !== "ok") {
@@ -204,9 +205,11 @@ export class HallLink {
     }
   }
 
+  // The token goes in the socket's first message, never in its URL: a URL
+  // ends up in server and proxy logs. Nothing comes before it is accepted.
   #open() {
     const q = new URLSearchParams({
-      token: this.#token,
+      auth: "message",
       format: "json",
       page: this.#config.page,
       screen: this.#screen,
@@ -215,21 +218,32 @@ export class HallLink {
     if (this.#lastSeq !== null) q.set("since", String(this.#lastSeq));
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const ws = new WebSocket(`${scheme}//${location.host}${this.#config.ws_path}?${q}`);
+    const token = this.#token;
     this.#ws = ws;
     this.#arm(); // a handshake into a black hole counts as silence too
     ws.onopen = () => {
       this.#openedAt = performance.now();
-      this.#status("live");
+      ws.send(JSON.stringify({ type: "auth", token }));
       this.#arm();
     };
     ws.onmessage = (m) => this.#frame(JSON.parse(m.data));
-    ws.onclose = () => {
-      if (this.#ws === ws) this.#lost();
+    ws.onclose = (e) => {
+      if (this.#ws !== ws) return;
+      if (REFUSED_CODES.has(e.code)) this.#refused();
+      else this.#lost();
     };
+  }
+
+  #refused() {
+    this.stop();
+    this.#status("token");
+    this.#handlers.onRefused();
   }
 
   #frame(f) {
     this.#arm();
+    // Live from the first frame: the token was accepted.
+    if (this.#shown !== "live") this.#status("live");
     if (f.type === "snapshot") {
       this.#lastSeq = f.seq;
       this.#handlers.onSnapshot(f);
@@ -313,6 +327,7 @@ export class HallLink {
   }
 
   #status(state) {
+    this.#shown = state;
     this.#handlers.onStatus(state);
   }
 }

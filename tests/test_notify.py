@@ -266,6 +266,10 @@ def make_sender(
     )
 
 
+def gauge(name: str, hall: str) -> float | None:
+    return REGISTRY.get_sample_value(name, {"hall": hall})
+
+
 def counted(hall: str, kind: str, result: str) -> float:
     value = REGISTRY.get_sample_value(
         "qms_notifications_total", {"hall": hall, "kind": kind, "result": result}
@@ -318,6 +322,11 @@ async def test_failing_slow_and_down_then_back(
     receiver.status = 503
     assert await sender.drain(hall) == 1
     assert await sender.drain(hall) == 0  # not due yet: 1-2 s on the store's clock
+    kit.clock.advance(seconds=90)  # undelivered for a minute and a half, as the gauges say
+    await sender.record_backlog(hall)
+    assert gauge("qms_notifications_pending", hall) == 1
+    assert gauge("qms_notification_oldest_seconds", hall) == pytest.approx(90, abs=1)
+    kit.clock.advance(seconds=-88)  # back to 2 s after the failure, where the retries count from
     kit.clock.advance(seconds=2)
     receiver.delay_s, receiver.status = 1.0, 200  # slower than the sender waits
     assert await sender.drain(hall) == 1
@@ -332,6 +341,9 @@ async def test_failing_slow_and_down_then_back(
     receiver.delay_s = 0.0
     kit.clock.advance(seconds=8)
     assert await sender.drain(hall) == 1
+    await sender.record_backlog(hall)
+    assert gauge("qms_notifications_pending", hall) == 0
+    assert gauge("qms_notification_oldest_seconds", hall) == 0
     # The slow gateway did take it, after qms stopped waiting: it came twice,
     # with one id, for the gateway to send once.
     bodies = receiver.delivered()

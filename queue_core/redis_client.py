@@ -47,7 +47,13 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
-from redis.exceptions import ClusterDownError, ClusterError, NoScriptError, SlotNotCoveredError
+from redis.exceptions import (
+    ClusterDownError,
+    ClusterError,
+    NoScriptError,
+    ResponseError,
+    SlotNotCoveredError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -511,11 +517,40 @@ _UNREACHABLE = (
 )
 
 
+# Redis refusing changes while it answers: out of memory under `noeviction`,
+# a replica (read-only: a failover under way, or an address that points at
+# one), or unable to persist (`MISCONF`: a full or failing disk). Redis 6.2
+# reports them inside a script's error ("ERR Error running script ...: -OOM
+# command not allowed ..."), Redis 7 with their own prefix: matched by text.
+_REFUSALS = (
+    ("OOM command not allowed", "redis_full",
+     "The queue store is out of memory and refuses changes; try again shortly."),
+    ("READONLY", "redis_read_only",
+     "The queue store refuses changes: it is a read-only replica right now; try again."),
+    ("MISCONF", "redis_disk",
+     "The queue store cannot write to its disk and refuses changes; try again shortly."),
+)  # fmt: skip
+
+
+def refusal_of(message: str) -> tuple[str, str] | None:
+    """The code and sentence for a Redis error that means "not now", or None."""
+    for marker, code, sentence in _REFUSALS:
+        if marker in message:
+            return code, sentence
+    return None
+
+
 async def guarded(awaitable: Awaitable[T]) -> T:
-    """Await a Redis call; a lost or timed-out connection becomes `Unavailable`."""
+    """Await a Redis call; a lost or timed-out connection, or a Redis that
+    refuses changes for now (`refusal_of`), becomes `Unavailable`."""
     try:
         return await awaitable
     except _UNREACHABLE as exc:
         raise Unavailable(
             "redis_unavailable", "The queue store cannot be reached right now; try again."
         ) from exc
+    except ResponseError as exc:
+        refusal = refusal_of(str(exc))
+        if refusal is None:
+            raise
+        raise Unavailable(*refusal) from exc

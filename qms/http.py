@@ -170,7 +170,7 @@ async def _handle(op: Operation, request: Request, budget_s: float) -> Reply:
     if key is not None:
         # Without a credential the client's address scopes the key, so two
         # phones choosing the same key never share an answer.
-        who = credential.id if credential is not None else f"anonymous:{client}"
+        who = credential.digest_id if credential is not None else f"anonymous:{client}"
         scope = idempotency_scope(hall_id, who, request.url.path, validation.idempotency_key(key))
     # Read even where no body is expected, so the limit holds for every request.
     raw = await read_body(request)

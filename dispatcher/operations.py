@@ -17,7 +17,7 @@ from queue_core.operations import (
     empty,
     hall_hours_body,
     ok,
-    ticket_reply,
+    staff_reply,
 )
 from queue_core.wire import (
     audit_body,
@@ -54,8 +54,9 @@ async def call_next(call: Call) -> Reply:
 
 
 async def _called_reply(call: Call, view: TicketView) -> dict[str, Any]:
-    """A call's answer: the ticket, and why it was called (`reason`)."""
-    body = await ticket_reply(call.hall, view)
+    """A call's answer: the ticket (without its id), and why it was called
+    (`reason`)."""
+    body = await staff_reply(call.hall, view)
     why = view.ticket.why
     if why is not None:
         body["reason"] = reason_body(why, view.ticket.service, call.hall.config)
@@ -79,21 +80,21 @@ async def recall(call: Call) -> Reply:
     result = await call.hall.store.recall(
         call.params["window"], call.idempotency, actor=actor_of(call)
     )
-    return ok(await ticket_reply(call.hall, result.value))
+    return ok(await staff_reply(call.hall, result.value))
 
 
 async def complete(call: Call) -> Reply:
     result = await call.hall.store.complete(
         call.params["window"], call.idempotency, actor=actor_of(call)
     )
-    return ok(await ticket_reply(call.hall, result.value))
+    return ok(await staff_reply(call.hall, result.value))
 
 
 async def no_show(call: Call) -> Reply:
     result = await call.hall.store.no_show(
         call.params["window"], call.idempotency, actor=actor_of(call)
     )
-    return ok(await ticket_reply(call.hall, result.value))
+    return ok(await staff_reply(call.hall, result.value))
 
 
 async def transfer(call: Call) -> Reply:
@@ -102,14 +103,14 @@ async def transfer(call: Call) -> Reply:
     result = await call.hall.store.transfer(
         call.params["window"], service, call.idempotency, actor=actor_of(call)
     )
-    return ok(await ticket_reply(call.hall, result.value))
+    return ok(await staff_reply(call.hall, result.value))
 
 
 async def park(call: Call) -> Reply:
     result = await call.hall.store.park(
         call.params["window"], call.idempotency, actor=actor_of(call)
     )
-    return ok(await ticket_reply(call.hall, result.value))
+    return ok(await staff_reply(call.hall, result.value))
 
 
 async def resume(call: Call) -> Reply:

@@ -385,21 +385,24 @@ async def audit(stream: Stream) -> Findings:
     for ticket in stream.issued.values():
         by_number[ticket["number"]].add(ticket["id"])
     f.numbers_issued_twice = sorted(n for n, ids in by_number.items() if len(ids) > 1)
-    calls: defaultdict[str, list[str]] = defaultdict(list)
-    for _, called in stream.called.values():
-        if called is not None:
-            calls[called["id"]].append(called["number"])
-    f.tickets_called_twice = sorted(nums[0] for nums in calls.values() if len(nums) > 1)
+    # A call's answer names its ticket by number (staff never get a ticket's
+    # id); the hall's numbers are one per ticket of its day, and the kiosk's
+    # answers give each number's id.
+    calls: Counter[str] = Counter(
+        called["number"] for _, called in stream.called.values() if called is not None
+    )
+    f.tickets_called_twice = sorted(n for n, times in calls.items() if times > 1)
 
     ids = {t["id"]: t["number"] for t in stream.issued.values()}
-    ids.update({tid: nums[0] for tid, nums in calls.items()})
     now = await _read_tickets(stream.target, list(ids))
-    issued_ids = {t["id"] for t in stream.issued.values()}
-    f.tickets_lost = sorted(ids[i] for i in issued_ids if now.get(i) is None)
-    for i in calls:
-        found = now.get(i)
-        if found is None or found["status"] == "waiting" or found["called_at"] is None:
-            f.calls_lost.append(ids[i])
+    f.tickets_lost = sorted(n for i, n in ids.items() if now.get(i) is None)
+    for number in calls:
+        # A number whose issue was never acknowledged (the issuer stopped
+        # while retrying it) cannot be read back: only acknowledged ones are.
+        for i in by_number.get(number, ()):
+            found = now.get(i)
+            if found is None or found["status"] == "waiting" or found["called_at"] is None:
+                f.calls_lost.append(number)
     f.calls_lost.sort()
     return f
 

@@ -132,7 +132,7 @@ class JobResult:
     transport_errors: int = 0
     elapsed_s: float = 0.0
     client_cpu_s: float = 0.0
-    called_ids: list[str] = field(default_factory=list)
+    called_numbers: list[str] = field(default_factory=list)
     issued_ids: list[str] = field(default_factory=list)
     """The first `ISSUED_KEPT` tickets an issue job made (for a poll job)."""
     timed_out: bool = False
@@ -189,9 +189,11 @@ def _get(port: int, path: str) -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n".encode()
 
 
-def _ticket_id(body: bytes) -> str:
-    # A ticket body starts with {"id":"<id>", (the server's json.dumps key order).
-    start = body.find(b'"id":"') + 6
+def _ticket_field(body: bytes, name: str) -> str:
+    # A ticket body's first string field of that name (the server's compact
+    # json.dumps: "name":"value").
+    key = f'"{name}":"'.encode()
+    start = body.find(key) + len(key)
     return body[start : body.find(b'"', start)].decode()
 
 
@@ -242,9 +244,11 @@ async def run_job(job: Job) -> JobResult:
                     continue
                 statuses[status] += 1
                 if job.kind in ("call_next", "paired") and status == 200:
-                    result.called_ids.append(_ticket_id(body))
+                    # Staff answers carry no ticket id: a ticket number names
+                    # one ticket of the hall's day.
+                    result.called_numbers.append(_ticket_field(body, "number"))
                 elif job.kind == "issue" and status == 201 and len(result.issued_ids) < ISSUED_KEPT:
-                    result.issued_ids.append(_ticket_id(body))
+                    result.issued_ids.append(_ticket_field(body, "id"))
         finally:
             await conn.close()
 
@@ -461,7 +465,7 @@ class Bench:
             redis_cpu_pct=_round(pct(redis0, redis1)),
             client_cpu_pct=round(100 * r.client_cpu_s / r.elapsed_s, 1),
             timed_out=r.timed_out,
-            duplicate_calls=len(r.called_ids) - len(set(r.called_ids)),
+            duplicate_calls=len(r.called_numbers) - len(set(r.called_numbers)),
         )
 
     def waiting(self) -> dict[str, int]:

@@ -41,7 +41,7 @@ from loadtests.serve_process import cpu_seconds, percentile
 from queue_core.auth import Credentials
 from queue_core.config import load_hall_config
 from queue_core.models import WindowStatus
-from queue_core.operations import Hall, ticket_reply
+from queue_core.operations import Hall, staff_reply, ticket_reply
 from queue_core.presence import PresenceStore
 from queue_core.redis_client import RedisClient, create_redis
 from queue_core.scripts import Scripts
@@ -147,7 +147,7 @@ async def _measure(
         result = await store.call_next(windows[i % len(windows)], idempotency=f"{tag}-{i}")
         if result.value is None:
             raise RuntimeError("call-next found nobody waiting: the bench issued too few")
-        await ticket_reply(hall, result.value)
+        await staff_reply(hall, result.value)
 
     async def refresh(i: int) -> None:
         await monitor.refresh()

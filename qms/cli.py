@@ -58,12 +58,14 @@ from qms.settings import (
     require_id_digest_key,
 )
 from queue_core.archive import ArchivedTicket, sqlite_path
+from queue_core.auth import Credentials
 from queue_core.config import ConfigError, HallConfig, load_halls
 from queue_core.errors import Invalid, QmsError
 from queue_core.operations import Hall
 from queue_core.presence import PresenceCaps
 from queue_core.redis_client import create_redis, describe_url
 from queue_core.report import render_audit_csv, render_csv
+from queue_core.store import load_audit_secret
 
 EXIT_FAILURE = 1
 EXIT_BAD_CONFIG = 2
@@ -426,10 +428,14 @@ async def _report_csv(
             settings.redis_url, max_connections=2, pool_timeout=10.0, socket_timeout=10.0
         )
     try:
+        # The deployment's key relabels credential ids of old archive rows;
+        # from the archive alone an unnamed credential's is its role.
+        secret = None if redis is None else await load_audit_secret(redis)
+        credentials = Credentials(config.credentials, secret)
         if audit:
-            entries = await audit_of_day(config, day, archive, redis)
+            entries = await audit_of_day(config, day, archive, redis, credentials)
             return render_audit_csv(entries, config.timezone)
-        report = await report_of_day(config, day, archive, redis)
+        report = await report_of_day(config, day, archive, redis, credentials)
     except ArchiveUnavailable as exc:
         raise CliError(f"cannot read the archive at {archive}: {exc.reason}") from None
     except QmsError as exc:  # Redis lost after the check above

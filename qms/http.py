@@ -107,7 +107,8 @@ async def read_body(request: Request) -> bytes:
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
-    """A body as a JSON object: 400 if it is not JSON, 422 if not an object."""
+    """A body as a JSON object: 400 if it is not JSON, 422 if not an object
+    or if any string in it is not well-formed Unicode (a lone surrogate)."""
     try:
         body = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -116,6 +117,7 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         raise Malformed("malformed_json", "The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise Invalid("invalid_body", "The request body must be a JSON object.")
+    validation.well_formed(body)
     return body
 
 
@@ -168,7 +170,7 @@ async def _handle(op: Operation, request: Request, budget_s: float) -> Reply:
     if key is not None:
         # Without a credential the client's address scopes the key, so two
         # phones choosing the same key never share an answer.
-        who = credential.id if credential is not None else f"anonymous:{client}"
+        who = credential.digest_id if credential is not None else f"anonymous:{client}"
         scope = idempotency_scope(hall_id, who, request.url.path, validation.idempotency_key(key))
     # Read even where no body is expected, so the limit holds for every request.
     raw = await read_body(request)

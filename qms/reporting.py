@@ -13,6 +13,7 @@ the entries of the day still in Redis (kept three days), once each by id.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import Callable
 from datetime import date
@@ -21,6 +22,7 @@ from typing import TypeVar
 from qms.archiving import one_line
 from queue_core.archive import Archive, ArchivedAudit, ArchivedTicket, audit_id_key
 from queue_core.archive.redis_sweep import audit_entries, finished_tickets
+from queue_core.auth import Credentials
 from queue_core.config import HallConfig
 from queue_core.errors import Invalid, Unavailable
 from queue_core.redis_client import RedisClient
@@ -51,10 +53,16 @@ def parse_day(raw: str) -> date:
 
 
 async def report_of_day(
-    config: HallConfig, day: date, archive: Archive | None, redis: RedisClient | None
+    config: HallConfig,
+    day: date,
+    archive: Archive | None,
+    redis: RedisClient | None,
+    credentials: Credentials,
 ) -> DailyReport:
     """The report of the hall's local `day`. `archive` or `redis` None: that
-    source is left out. Raises `Unavailable` when either cannot be read."""
+    source is left out. Raises `Unavailable` when either cannot be read.
+    Clerks recorded as credential ids (tickets archived before labels) are
+    reported by `credentials.relabel`, never as they were recorded."""
     tickets: dict[str, ArchivedTicket] = {}
     live = [] if redis is None else await finished_tickets(redis, config, day)
     # Redis first, the archive second: the sweep commits a ticket to the
@@ -63,15 +71,24 @@ async def report_of_day(
     if archive is not None:
         tickets.update((t.id, t) for t in await _read(archive.day, config.id, day))
     tickets.update((t.id, t) for t in live)
-    return hall_report(tickets.values(), config, day.isoformat())
+    rows = [
+        t if t.clerk is None else dataclasses.replace(t, clerk=credentials.relabel(t.clerk))
+        for t in tickets.values()
+    ]
+    return hall_report(rows, config, day.isoformat())
 
 
 async def audit_of_day(
-    config: HallConfig, day: date, archive: Archive | None, redis: RedisClient | None
+    config: HallConfig,
+    day: date,
+    archive: Archive | None,
+    redis: RedisClient | None,
+    credentials: Credentials,
 ) -> list[ArchivedAudit]:
     """The hall's audit entries of local `day`, by id: the archive's merged
     with those still in Redis, each once. `archive` or `redis` None: that
-    source is left out. Raises `Unavailable` when either cannot be read."""
+    source is left out. Raises `Unavailable` when either cannot be read.
+    Actors pass through `credentials.relabel`, as clerks do in reports."""
     entries: dict[str, ArchivedAudit] = {}
     # Redis first, as for tickets: an entry the trim removes meanwhile has
     # been read already.
@@ -79,7 +96,8 @@ async def audit_of_day(
     if archive is not None:
         entries.update((e.id, e) for e in await _read(archive.audit_day, config.id, day))
     entries.update((e.id, e) for e in live)
-    return sorted(entries.values(), key=lambda e: audit_id_key(e.id))
+    ordered = sorted(entries.values(), key=lambda e: audit_id_key(e.id))
+    return [dataclasses.replace(e, actor=credentials.relabel(e.actor)) for e in ordered]
 
 
 async def _read(read: Callable[[str, str], list[T]], hall: str, day: date) -> list[T]:

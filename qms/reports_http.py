@@ -34,7 +34,7 @@ CSV = "text/csv; charset=utf-8"
 
 async def download_report(request: Request) -> Response:
     async def render(hall: Hall, day: date, archive: Archive | None) -> tuple[bytes, str]:
-        report = await report_of_day(hall.config, day, archive, hall.store.redis)
+        report = await report_of_day(hall.config, day, archive, hall.store.redis, hall.credentials)
         return render_csv(report), f"{hall.config.id}-{report.day}.csv"
 
     return await _download(request, "report", render)
@@ -42,7 +42,7 @@ async def download_report(request: Request) -> Response:
 
 async def download_audit(request: Request) -> Response:
     async def render(hall: Hall, day: date, archive: Archive | None) -> tuple[bytes, str]:
-        entries = await audit_of_day(hall.config, day, archive, hall.store.redis)
+        entries = await audit_of_day(hall.config, day, archive, hall.store.redis, hall.credentials)
         data = render_audit_csv(entries, hall.config.timezone)
         return data, f"{hall.config.id}-{day.isoformat()}-audit.csv"
 

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable
+from typing import Final
 
 from queue_core.config import Credential
 from queue_core.errors import Forbidden, Unauthorized, Unavailable
 from queue_core.models import Role
+
+LEGACY_ID: Final = re.compile(r"(?:kiosk|clerk|manager|admin|display):[0-9a-f]{16}")
+"""A `Credential.digest_id`, as tickets recorded their clerk before labels."""
 
 
 class Credentials:
@@ -21,7 +26,9 @@ class Credentials:
     """
 
     def __init__(self, credentials: Iterable[Credential], secret: bytes | None = b"") -> None:
-        self._by_digest = {c.token_sha256: c for c in credentials}
+        found = tuple(credentials)
+        self._by_digest = {c.token_sha256: c for c in found}
+        self._by_digest_id = {c.digest_id: c for c in found}
         self._secret = secret
         self._labels: dict[str, str] = {}
 
@@ -39,17 +46,39 @@ class Credentials:
         if credential.name:
             return credential.name
         label = self._labels.get(credential.token_sha256)
-        if label is not None:
-            return label
+        if label is None:
+            label = self._labels[credential.token_sha256] = self._keyed(
+                credential.role.value, credential.token_sha256
+            )
+        return label
+
+    def relabel(self, recorded: str) -> str:
+        """A clerk or actor as a ticket or an audit entry recorded it, as it
+        may leave the process. A label passes as it is. A credential id of
+        the kind tickets recorded before labels (`Credential.digest_id`,
+        `role:<16 hex of the token's SHA-256>`) becomes the label of the
+        configured credential it names, else its role and a short id keyed
+        like a label. Without the deployment's secret (a report read from
+        the archive alone), an unnamed credential's becomes its role alone."""
+        if not LEGACY_ID.fullmatch(recorded):
+            return recorded
+        role = recorded.partition(":")[0]
+        credential = self._by_digest_id.get(recorded)
+        if credential is not None and credential.name:
+            return credential.name
+        if self._secret is None:
+            return role
+        return self.label(credential) if credential else self._keyed(role, recorded)
+
+    def _keyed(self, role: str, material: str) -> str:
+        """`role-<8 hex>`: the first 8 hex digits of an HMAC-SHA256 of
+        `material` under the deployment's secret."""
         if self._secret is None:
             raise Unavailable(
                 "redis_unavailable", "The queue store cannot be reached right now; try again."
             )
-        mac = hmac.new(self._secret, credential.token_sha256.encode(), hashlib.sha256)
-        label = self._labels[credential.token_sha256] = (
-            f"{credential.role.value}-{mac.hexdigest()[:8]}"
-        )
-        return label
+        mac = hmac.new(self._secret, material.encode(), hashlib.sha256)
+        return f"{role}-{mac.hexdigest()[:8]}"
 
     def find(self, token: str | None) -> Credential | None:
         if not token:

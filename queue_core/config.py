@@ -105,8 +105,13 @@ class Credential:
     """Who holds it (a clerk's name), for reports; never used to authenticate."""
 
     @property
-    def id(self) -> str:
-        """A stable, non-secret name for this credential (idempotency scope, logs)."""
+    def digest_id(self) -> str:
+        """`role:<first 16 hex of the token's SHA-256>`: what scopes an
+        idempotency key (hashed again there). Internal only: never shown,
+        logged or stored, since a weak token can be found from it by trying
+        tokens; what leaves the process is `auth.Credentials.label`. Tickets
+        archived before labels (issue 14) recorded it as their clerk, and
+        reports relabel those (`auth.Credentials.relabel`)."""
         return f"{self.role.value}:{self.token_sha256[:16]}"
 
 

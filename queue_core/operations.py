@@ -18,7 +18,7 @@ from queue_core.config import Credential, HallConfig
 from queue_core.estimates import Estimates
 from queue_core.models import Actor, Role, TicketStatus, TicketView
 from queue_core.store import HallStore, Result
-from queue_core.wire import hall_body, ticket_body
+from queue_core.wire import hall_body, staff_ticket_body, ticket_body
 
 
 class Monitor(Protocol):
@@ -110,11 +110,20 @@ def empty() -> Reply:
 
 
 async def ticket_reply(hall: Hall, view: TicketView) -> dict[str, Any]:
-    """A ticket's body. Only a waiting ticket has an estimate, so only then
-    is the monitor's table read (it may cost a read of the hall)."""
+    """A ticket's body for the one who holds its id (the visitor, or the
+    kiosk that issues it). Only a waiting ticket has an estimate, so only
+    then is the monitor's table read (it may cost a read of the hall)."""
+    return ticket_body(view, hall.config, await _table(hall, view))
+
+
+async def staff_reply(hall: Hall, view: TicketView) -> dict[str, Any]:
+    """A ticket's body for hall staff: `ticket_reply`'s without the id."""
+    return staff_ticket_body(view, hall.config, await _table(hall, view))
+
+
+async def _table(hall: Hall, view: TicketView) -> Estimates | None:
     waiting = view.ticket.status is TicketStatus.WAITING
-    table = await hall.monitor.table(view.open_windows) if waiting else None
-    return ticket_body(view, hall.config, table)
+    return await hall.monitor.table(view.open_windows) if waiting else None
 
 
 def hall_hours_body(hall: Hall, closed_until_ms: int | None) -> dict[str, Any]:

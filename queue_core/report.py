@@ -33,8 +33,10 @@ with an empty key, so every section adds up to the hall row.
 display names (hall, services, windows, clerks' `name`) from the hall config.
 A ticket's `clerk` is the credential's audit label: its `name` when it has
 one (the key and the label are then the same), else role and a keyed short
-id (no label). Rows archived before labels hold the credential id
-(`Credential.id`), still labelled with its `name` from the config.
+id (no label). Rows archived before labels held a credential id derived
+from the token's plain hash: the caller relabels those
+(`queue_core.auth.Credentials.relabel`, as `qms.reporting` does) before
+they come here, so no report shows one.
 """
 
 from __future__ import annotations
@@ -88,8 +90,8 @@ class ReportLine:
 
     dimension: Dimension
     key: str
-    """Service id, window id, the clerk's label (or, in old rows, credential id),
-    or the hall id; "" = not attributed."""
+    """Service id, window id, the clerk's label, or the hall id; "" = not
+    attributed."""
     label: str
     issued: int
     served: int
@@ -131,13 +133,12 @@ def p90(values: Sequence[float]) -> float | None:
 def config_labels(config: HallConfig) -> dict[Dimension, dict[str, str]]:
     """Display names for report keys, from the hall config: hall, services,
     windows, and clerks' credentials that have a `name` (keyed by the name,
-    the label tickets now carry, and by the credential id of older rows)."""
-    named = [c for c in config.credentials if c.name]
+    the label tickets carry)."""
     return {
         Dimension.HALL: {config.id: config.name},
         Dimension.SERVICE: {s.id: s.name for s in config.services},
         Dimension.WINDOW: {w.id: w.name for w in config.windows},
-        Dimension.CLERK: {c.id: c.name for c in named} | {c.name: c.name for c in named},
+        Dimension.CLERK: {c.name: c.name for c in config.credentials if c.name},
     }
 
 

@@ -10,6 +10,7 @@ tests pass their own clock to travel in time.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import secrets
 import time
@@ -170,6 +171,8 @@ class HallStore:
         self._min_replicas = min_replicas
         self._wait_ms = wait_ms
         self._id_key = id_digest_key
+        self._deployment_key: bytes | None = None
+        """`load_audit_secret`'s key, read at the first remote ticket."""
 
     # ------------------------------------------------------------ visitors
 
@@ -353,6 +356,8 @@ class HallStore:
             raise NotFound("remote_not_offered", "This hall does not offer remote tickets.")
         svc = self._service(service)
         self._check_notify(notify)
+        client_digest = await self._digest("client", client)
+        phone_digest = await self._digest("phone", phone) if phone else ""
         now = self._now()
         tid = new_ticket_id()
         e = policy.effective_ms(now.ms, 0.0)
@@ -360,13 +365,13 @@ class HallStore:
             self.keys.counter(now.day, svc.prefix),
             self.keys.numbers(now.day),
             self.keys.remote_count(now.day, svc.id),
-            self.keys.remote_client(now.day + now.hour, self._digest(client)),
+            self.keys.remote_client(now.day + now.hour, client_digest),
             self.keys.remote_phones(now.day),
         ]
         args: list[str | int | float] = [
             tid, svc.id, svc.group, svc.prefix, NORMAL, e,
             rules.daily_cap, rules.per_client_per_hour,
-            self._digest(phone) if phone else "", self._issuing(now), *_notify_args(notify),
+            phone_digest, self._issuing(now), *_notify_args(notify),
         ]  # fmt: skip
         reply = await self._mutate("remote_issue", now, idempotency, keys, args)
         return self._result(reply, self._ticket_view(reply))
@@ -844,9 +849,16 @@ class HallStore:
         finally:
             metrics.REDIS_LATENCY.labels(name).observe(time.perf_counter() - started)
 
-    def _digest(self, value: str) -> str:
-        # Keyed by the hall so one phone's digest differs from hall to hall.
-        return hashlib.sha256(f"{self.config.id}\x00{value}".encode()).hexdigest()[:32]
+    async def _digest(self, kind: str, value: str) -> str:
+        """A remote ticket's phone number or client address as it may reach
+        Redis: an HMAC-SHA256 under the deployment key, of the kind, the hall
+        (one phone's digest differs from hall to hall) and the value; 128
+        bits kept. Keyed, since ~10^10 mobile numbers (or 2^32 IPv4
+        addresses) are few enough to try every one against a plain hash."""
+        if self._deployment_key is None:
+            self._deployment_key = await load_audit_secret(self.redis)
+        text = f"{kind}\x00{self.config.id}\x00{value}".encode()
+        return hmac.new(self._deployment_key, text, hashlib.sha256).hexdigest()[:32]
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)

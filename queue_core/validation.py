@@ -25,7 +25,69 @@ def only_fields(body: Mapping[str, Any], allowed: set[str]) -> None:
         raise Invalid("unknown_field", f"Unknown field {unknown[0]!r}; allowed: {sorted(allowed)}.")
 
 
-def string_field(body: Mapping[str, Any], name: str, *, required: bool = True) -> str | None:
+MAX_FIELD_CHARS: Final = 64
+"""The longest a one-line field may be (service and class ids, numbers,
+times, phone numbers are all far shorter)."""
+
+# Lone surrogates (a JSON "\ud800" escape with no partner) cannot be encoded
+# as UTF-8: Redis, the logs and the answer itself would fail on them. C0 and
+# C1 control characters, NUL included, have no place in a hall's text.
+_NOT_TEXT: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
+
+
+def well_formed(body: Any) -> None:
+    """Refuse a parsed JSON body holding a string (a value or a key, at any
+    depth) that is not well-formed Unicode: a lone UTF-16 surrogate. Every
+    body passes here before any of its fields is read, so no field of any
+    endpoint, present or future, reaches Redis, a log or an answer with one.
+    (I-JSON, RFC 7493, forbids them; Python's parser lets them through.)"""
+    todo: list[tuple[str, Any]] = [("", body)]
+    while todo:
+        where, value = todo.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                raise _not_text(where or "body")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if _SURROGATE.search(key):
+                    raise _not_text(where or "body")
+                todo.append((f"{where}.{key}" if where else key, item))
+        elif isinstance(value, list):
+            todo.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
+
+
+def _not_text(where: str) -> Invalid:
+    # The field's name (its start), never its value.
+    return Invalid(
+        "invalid_field",
+        f"Field {where[:64]!r} is not well-formed Unicode text (a lone surrogate).",
+    )
+
+
+def text(value: str, name: str, max_chars: int) -> str:
+    """`value` if it is well-formed text of at most `max_chars` characters
+    without control characters, else a 422 naming the field. Never echoes
+    the value."""
+    if len(value) > max_chars:
+        raise Invalid("invalid_field", f"Field {name!r} is limited to {max_chars} characters.")
+    if _NOT_TEXT.search(value):
+        raise Invalid(
+            "invalid_field",
+            f"Field {name!r} holds a control character or is not well-formed Unicode text.",
+        )
+    return value
+
+
+def string_field(
+    body: Mapping[str, Any],
+    name: str,
+    *,
+    required: bool = True,
+    max_chars: int = MAX_FIELD_CHARS,
+) -> str | None:
+    """A one-line string field, stripped; refused when longer than
+    `max_chars` or holding a control character (see `text`)."""
     value = body.get(name)
     if value is None:
         if required:
@@ -33,7 +95,7 @@ def string_field(body: Mapping[str, Any], name: str, *, required: bool = True) -
         return None
     if not isinstance(value, str) or not value.strip():
         raise Invalid("invalid_field", f"Field {name!r} must be a non-empty string.")
-    return value.strip()
+    return text(value.strip(), name, max_chars)
 
 
 def required_string(body: Mapping[str, Any], name: str) -> str:
@@ -172,12 +234,9 @@ def reason_text(body: Mapping[str, Any]) -> str | None:
         return None
     if not isinstance(value, str):
         raise Invalid("invalid_field", "Field 'reason' must be a string.")
-    text = " ".join(value.split())
-    if len(text) > MAX_REASON_CHARS:
-        raise Invalid(
-            "invalid_field", f"Field 'reason' is limited to {MAX_REASON_CHARS} characters."
-        )
-    return text or None
+    # Runs of whitespace (line breaks and tabs included) become one space
+    # first; what control characters are left (NUL…) are refused.
+    return text(" ".join(value.split()), "reason", MAX_REASON_CHARS) or None
 
 
 def limit(raw: str | None, default: int, maximum: int) -> int:

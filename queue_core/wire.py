@@ -57,14 +57,24 @@ def _range(est: WaitRange | None) -> list[int] | None:
 
 
 def ticket_body(view: TicketView, config: HallConfig, table: Estimates | None) -> dict[str, Any]:
-    """The contract's ticket, with `eta_range_seconds`: the 80% range."""
+    """The contract's ticket, with `eta_range_seconds`: the 80% range. Only
+    for the visitor and for whoever issues the ticket to them (a kiosk): its
+    `id` is the visitor's only credential."""
+    return {"id": view.ticket.id} | staff_ticket_body(view, config, table)
+
+
+def staff_ticket_body(
+    view: TicketView, config: HallConfig, table: Estimates | None
+) -> dict[str, Any]:
+    """The ticket as hall staff get it in an answer: the contract's ticket
+    without `id`. Whoever holds the id can cancel the ticket and rate its
+    service, so clerks, managers, admins and screens never see it."""
     t = view.ticket
     waiting = t.status is TicketStatus.WAITING and view.position is not None
     position = view.position if waiting else None
     est = ticket_estimate(view, config, table)
     called = t.status is TicketStatus.CALLED or t.called_ms is not None
     return {
-        "id": t.id,
         "number": t.number,
         "service": t.service,
         "group": t.group,
@@ -210,8 +220,8 @@ def rating_body(t: Ticket, config: HallConfig) -> dict[str, Any]:
     }
 
 
-def staff_ticket_body(t: Ticket, config: HallConfig) -> dict[str, Any]:
-    """A ticket as hall staff see it: no id (the visitor's credential)."""
+def _queued_body(t: Ticket, config: HallConfig) -> dict[str, Any]:
+    """A ticket in the console's list: no id (the visitor's credential)."""
     return {
         "number": t.number,
         "service": t.service,
@@ -260,7 +270,7 @@ def audit_body(entries: list[AuditEntry], since: str | None, config: HallConfig)
 
 def _current_body(t: Ticket, config: HallConfig) -> dict[str, Any]:
     """The ticket at a window, with why it was called (the console shows it)."""
-    body = staff_ticket_body(t, config)
+    body = _queued_body(t, config)
     if t.why is not None:
         body["reason"] = reason_body(t.why, t.service, config)
     return body
@@ -273,9 +283,7 @@ def window_view_body(view: WindowView, config: HallConfig) -> dict[str, Any]:
     return {
         "window": window_body(state, config),
         "current": None if state.ticket is None else _current_body(state.ticket, config),
-        "waiting": [
-            staff_ticket_body(t, config) | {"position": i} for i, t in enumerate(view.waiting)
-        ],
+        "waiting": [_queued_body(t, config) | {"position": i} for i, t in enumerate(view.waiting)],
         "waiting_total": view.waiting_total,
         "recall_limit": config.calling.recall_limit,
     }

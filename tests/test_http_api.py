@@ -173,6 +173,17 @@ def assert_ticket_shape(ticket: dict[str, Any], *, called: bool = False) -> None
     assert TICKET_ID.fullmatch(ticket["id"])
 
 
+def assert_staff_ticket_shape(ticket: dict[str, Any], *, called: bool = False) -> None:
+    """A ticket in a window operation's answer: the ticket without its id
+    (the visitor's credential, which staff never get)."""
+    assert set(ticket) == TICKET_KEYS - {"id"} | ({"reason"} if called else set())
+
+
+def staff(ticket: dict[str, Any]) -> dict[str, Any]:
+    """A visitor's ticket body as staff get it: without the id."""
+    return {k: v for k, v in ticket.items() if k != "id"}
+
+
 def assert_error(response: httpx.Response, status: int, code: str) -> None:
     """The contract's error: this status and `{"error": {"code", "message"}}` with this code."""
     assert response.status_code == status, response.text
@@ -322,7 +333,7 @@ async def test_get_ticket_shows_the_live_position_and_eta(api: ApiKit) -> None:
     assert shared["eta_seconds"] < live["eta_seconds"]
 
     called = await call_next(api, "2")
-    assert called["id"] == first["id"]
+    assert called["number"] == first["number"]
     now = prior_estimates(
         api.config,
         {"natural": ["social-security"] * 2},
@@ -368,8 +379,8 @@ async def test_call_next_calls_in_order_then_answers_204(api: ApiKit) -> None:
     response = await window_op(api, "2", "call-next", role="clerk2")
     assert response.status_code == 200, response.text
     called = json_object(response)
-    assert_ticket_shape(called, called=True)
-    assert called == first | {
+    assert_staff_ticket_shape(called, called=True)
+    assert called == staff(first) | {
         "status": "called",
         "window": "2",
         "called_at": at("09:05:00"),
@@ -380,7 +391,7 @@ async def test_call_next_calls_in_order_then_answers_204(api: ApiKit) -> None:
 
     api.clock.advance(minutes=3)
     called = await call_next(api, "2")
-    assert called["id"] == second["id"]
+    assert called["number"] == second["number"]
     assert (called["status"], called["called_at"]) == ("called", at("09:08:00"))
     # calling the next one completed the one before
     assert (await get_ticket(api, first["id"]))["status"] == "completed"
@@ -397,14 +408,18 @@ async def test_call_a_number_out_of_turn(api: ApiKit) -> None:
     response = await window_op(api, "1", "call", json={"number": third["number"]}, role="clerk")
     assert response.status_code == 200, response.text
     called = json_object(response)
-    assert_ticket_shape(called, called=True)
-    assert (called["id"], called["status"], called["window"]) == (third["id"], "called", "1")
+    assert_staff_ticket_shape(called, called=True)
+    assert (called["number"], called["status"], called["window"]) == (
+        third["number"],
+        "called",
+        "1",
+    )
     assert called["reason"] == {
         "code": "out_of_turn", "text": "窗口指定叫号：先于 2 位更早取号的群众", "ahead_of": 2,
     }  # fmt: skip
     assert (called["position"], called["eta_seconds"]) == (None, None)
     # the line itself is untouched: the next in turn is still the first
-    assert (await call_next(api, "1"))["id"] == first["id"]
+    assert (await call_next(api, "1"))["number"] == first["number"]
 
 
 async def test_recall_announces_the_current_ticket_again(api: ApiKit) -> None:
@@ -423,21 +438,21 @@ async def test_recall_announces_the_current_ticket_again(api: ApiKit) -> None:
 
 
 async def test_complete_finishes_the_current_ticket(api: ApiKit) -> None:
-    await issue(api)
+    ticket = await issue(api)
     await open_window(api, "1")
     called = await call_next(api, "1")
     api.clock.advance(minutes=8)
     response = await window_op(api, "1", "complete", role="clerk")
     assert response.status_code == 200, response.text
     done = json_object(response)
-    assert_ticket_shape(done)
+    assert_staff_ticket_shape(done)
     assert done == called | {"status": "completed"}
-    assert await get_ticket(api, called["id"]) == done
+    assert await get_ticket(api, ticket["id"]) == {"id": ticket["id"]} | done
     assert (await snapshot(api))["windows"][0]["ticket"] is None
 
 
 async def test_no_show_finishes_the_current_ticket(api: ApiKit) -> None:
-    await issue(api)
+    ticket = await issue(api)
     await open_window(api, "1")
     called = await call_next(api, "1")
     response = await window_op(api, "1", "no-show", role="clerk")
@@ -445,7 +460,7 @@ async def test_no_show_finishes_the_current_ticket(api: ApiKit) -> None:
     # the test hall lets a no-show come back within 10 minutes
     rejoin_until = at("09:10:00")
     assert json_object(response) == called | {"status": "no_show", "rejoin_until": rejoin_until}
-    assert (await get_ticket(api, called["id"]))["status"] == "no_show"
+    assert (await get_ticket(api, ticket["id"]))["status"] == "no_show"
 
 
 async def test_transfer_sends_the_ticket_back_to_wait_keeping_number_and_place(
@@ -456,16 +471,15 @@ async def test_transfer_sends_the_ticket_back_to_wait_keeping_number_and_place(
     later = await issue(api, "business-licence")  # C001 at 09:05, group legal
     await open_window(api, "2")
     called = await call_next(api, "2")
-    assert called["id"] == first["id"]
+    assert called["number"] == first["number"]
 
     response = await window_op(
         api, "2", "transfer", json={"service": "business-licence"}, role="clerk2"
     )
     assert response.status_code == 200, response.text
     moved = json_object(response)
-    assert_ticket_shape(moved)
+    assert_staff_ticket_shape(moved)
     assert moved == {
-        "id": first["id"],
         "number": "A001",
         "service": "business-licence",
         "group": "legal",
@@ -1269,7 +1283,7 @@ async def test_the_same_key_on_call_next_calls_nobody_else(api: ApiKit) -> None:
     await open_window(api, "1")
     called = await call_next(api, "1", key="console-1:42")
     again = await call_next(api, "1", key="console-1:42")
-    assert called["id"] == again["id"] == first["id"]
+    assert called["number"] == again["number"] == first["number"]
     assert again["status"] == "called"
     still = await get_ticket(api, second["id"])
     assert (still["status"], still["position"]) == ("waiting", 0)
@@ -1318,7 +1332,7 @@ async def test_the_same_key_on_transfer_transfers_once(api: ApiKit) -> None:
     first = await window_op(api, "1", "transfer", key="t-1", json=body)
     again = await window_op(api, "1", "transfer", key="t-1", json=body)
     assert first.status_code == again.status_code == 200, again.text
-    assert json_object(again)["id"] == called["id"]
+    assert json_object(again)["number"] == called["number"]
     assert len(await events_of_type(api, "transferred")) == 1
 
 
@@ -1371,8 +1385,8 @@ async def test_a_key_is_scoped_per_path(api: ApiKit) -> None:
     await open_window(api, "2")
     at_1 = await call_next(api, "1", key="console")
     at_2 = await call_next(api, "2", key="console")
-    assert {at_1["id"], at_2["id"]} == {ticket["id"], first["id"]}
-    assert second["id"] not in {at_1["id"], at_2["id"]}
+    assert {at_1["number"], at_2["number"]} == {ticket["number"], first["number"]}
+    assert second["number"] not in {at_1["number"], at_2["number"]}
 
 
 async def test_a_refused_request_stores_nothing_so_its_key_can_be_retried(api: ApiKit) -> None:
@@ -1382,7 +1396,7 @@ async def test_a_refused_request_stores_nothing_so_its_key_can_be_retried(api: A
     )
     await open_window(api, "1")
     called = await call_next(api, "1", key="retry")
-    assert called["id"] == ticket["id"]
+    assert called["number"] == ticket["number"]
 
 
 async def test_a_refused_issue_stores_nothing_so_its_key_can_be_retried(api: ApiKit) -> None:

@@ -183,16 +183,17 @@ async def test_counters_and_histograms_after_a_scripted_day(mon: MonKit) -> None
     c1 = await issue(kit, "business-licence")
     a4 = await issue(kit, "social-security")
     clock.advance(minutes=5)  # 09:05
-    assert (await call_next(kit, "2"))["id"] == a2["id"]  # waited 300 s
-    assert (await call_next(kit, "1"))["id"] == a1["id"]  # waited 300 s (before C001: issued first)
+    assert (await call_next(kit, "2"))["number"] == a2["number"]  # waited 300 s
+    # A001 waited 300 s (called before C001: issued first)
+    assert (await call_next(kit, "1"))["number"] == a1["number"]
     clock.advance(minutes=3)  # 09:08
     await ok(window_op(kit, "2", "complete"))  # A002 served 180 s
-    assert (await call_next(kit, "2"))["id"] == a3["id"]  # waited 480 s
+    assert (await call_next(kit, "2"))["number"] == a3["number"]  # waited 480 s
     clock.advance(minutes=2)  # 09:10
     await ok(window_op(kit, "1", "transfer", json={"service": "household"}))  # A001 → police
-    assert (await call_next(kit, "1"))["id"] == c1["id"]  # waited 600 s
+    assert (await call_next(kit, "1"))["number"] == c1["number"]  # waited 600 s
     await open_window(kit, "9")
-    assert (await call_next(kit, "9"))["id"] == a1["id"]  # second call: no wait of its own
+    assert (await call_next(kit, "9"))["number"] == a1["number"]  # second call: no wait of its own
     clock.advance(minutes=4)  # 09:14
     await ok(window_op(kit, "2", "no-show"))  # A003
     await ok(window_op(kit, "9", "complete"))  # A001 served 240 s (from its second call)
@@ -286,7 +287,7 @@ async def test_gauges_follow_the_periodic_refresh(
             await issue(kit, "business-licence")
             await open_window(kit, "2")
             kit.clock.advance(minutes=5)
-            assert (await call_next(kit, "2"))["id"] == a1["id"]  # waited 300 s
+            assert (await call_next(kit, "2"))["number"] == a1["number"]  # waited 300 s
             kit.clock.advance(minutes=8)
             await ok(window_op(kit, "2", "complete"))
             # 09:13: A002 (issued 09:00) waited 780 s > 600: over target;
@@ -346,14 +347,14 @@ async def test_estimate_accuracy_gauges_last_hour_and_today(mon: MonKit) -> None
     x2 = await issue(kit, "housing-fund")  # behind one visit
     assert x1["eta_seconds"] == 0 and x1["eta_range_seconds"] == [0, 60]
     assert x2["eta_seconds"] > 0
-    assert (await call_next(kit, "2"))["id"] == x1["id"]  # waited 0: exact, in [0, 60]
+    assert (await call_next(kit, "2"))["number"] == x1["number"]  # waited 0: exact, in [0, 60]
     clock.advance(minutes=7)
-    assert (await call_next(kit, "2"))["id"] == x2["id"]  # waited 420 s
+    assert (await call_next(kit, "2"))["number"] == x2["number"]  # waited 420 s
     clock.advance(minutes=83)  # 10:30: the calls above are over an hour old by 10:40
     y = await issue(kit, "housing-fund")
     assert y["eta_seconds"] is not None
     clock.advance(minutes=10)
-    assert (await call_next(kit, "2"))["id"] == y["id"]  # waited 600 s
+    assert (await call_next(kit, "2"))["number"] == y["number"]  # waited 600 s
 
     def inside(wait: int, body: dict[str, Any]) -> int:
         lo, hi = body["eta_range_seconds"]
@@ -435,11 +436,11 @@ async def test_two_replicas_on_one_redis_agree(
             t5 = await issue(a, "social-security")
             t6 = await issue(b, "social-security")
             clock.advance(minutes=4)
-            assert (await call_next(b, "2"))["id"] == t2["id"]
-            assert (await call_next(a, "1"))["id"] == t1["id"]
+            assert (await call_next(b, "2"))["number"] == t2["number"]
+            assert (await call_next(a, "1"))["number"] == t1["number"]
             clock.advance(minutes=3)
             await ok(window_op(b, "1", "complete"))
-            assert (await call_next(a, "2"))["id"] == t4["id"]  # completes t2
+            assert (await call_next(a, "2"))["number"] == t4["number"]  # completes t2
             await ok(a.client.post(f"{a.base}/tickets/{t5['id']}/cancel"))
             clock.advance(minutes=13)  # 09:20: several tickets past their targets
             after = await scrape(b)
@@ -530,13 +531,13 @@ async def test_dashboard_after_a_small_day(mon: MonKit) -> None:
     c1 = await issue(kit, "business-licence")
     assert c1["eta_seconds"] is None
     clock.advance(minutes=6)
-    assert (await call_next(kit, "2"))["id"] == a1["id"]
+    assert (await call_next(kit, "2"))["number"] == a1["number"]
     clock.advance(minutes=6)
     await issue(kit, "social-security")
     clock.advance(minutes=8)
     await ok(window_op(kit, "2", "complete"))
     clock.advance(minutes=2)
-    assert (await call_next(kit, "2"))["id"] == a2["id"]
+    assert (await call_next(kit, "2"))["number"] == a2["number"]
     rated = kit.client.post(f"{kit.base}/tickets/{a1['id']}/rating", json={"score": "satisfied"})
     await ok(rated)
     clock.advance(minutes=8)
@@ -725,13 +726,13 @@ async def test_the_clerks_credential_lands_on_the_ticket(mon: MonKit) -> None:
     assert "clerk" not in await stored_ticket(kit, t1["id"])
 
     # call-next by clerk 1, completed by the admin: the last hand counts
-    assert (await ok(window_op(kit, "1", "call-next", role="clerk")))["id"] == t1["id"]
+    assert (await ok(window_op(kit, "1", "call-next", role="clerk")))["number"] == t1["number"]
     assert (await stored_ticket(kit, t1["id"]))["clerk"] == clerk1
     await ok(window_op(kit, "1", "complete", role="admin"))
     assert (await stored_ticket(kit, t1["id"]))["clerk"] == admin
 
     # call-next by the admin, completed by clerk 2
-    assert (await ok(window_op(kit, "2", "call-next", role="admin")))["id"] == t2["id"]
+    assert (await ok(window_op(kit, "2", "call-next", role="admin")))["number"] == t2["number"]
     assert (await stored_ticket(kit, t2["id"]))["clerk"] == admin
     await ok(window_op(kit, "2", "complete", role="clerk2"))
     done = await stored_ticket(kit, t2["id"])
@@ -760,7 +761,7 @@ async def test_estimates_are_noted_at_issue_and_dropped_at_call_and_cancel(mon: 
     await ok(kit.client.post(f"{kit.base}/tickets/{a3['id']}/cancel"))
     assert not await kit.redis.hexists(kit.keys.estimates, a3["id"])
     clock.advance(minutes=2)
-    assert (await call_next(kit, "2"))["id"] == a1["id"]
+    assert (await call_next(kit, "2"))["number"] == a1["number"]
     assert set(await kit.redis.hkeys(kit.keys.estimates)) == {a2["id"]}
     assert (await stats(kit))["est:n"] == 1
 
@@ -771,12 +772,12 @@ async def test_estimates_are_noted_at_issue_and_dropped_at_call_and_cancel(mon: 
     assert await kit.hall.store.note_estimate(a1["id"], 1000, 500, 2000) is False
     assert not await kit.redis.hexists(kit.keys.estimates, a1["id"])
     clock.advance(minutes=1)
-    assert (await call_next(kit, "2"))["id"] == a1["id"]  # its second call
+    assert (await call_next(kit, "2"))["number"] == a1["number"]  # its second call
     s = await stats(kit)
     assert (s["est:n"], s["called:09"]) == (1, 1)
     assert await kit.redis.llen(kit.keys.waits) == 1
     clock.advance(minutes=1)
-    assert (await call_next(kit, "2"))["id"] == a2["id"]  # a first call, with its estimate
+    assert (await call_next(kit, "2"))["number"] == a2["number"]  # a first call, with its estimate
     s = await stats(kit)
     assert (s["est:n"], s["called:09"]) == (2, 2)
     assert await kit.redis.hlen(kit.keys.estimates) == 0

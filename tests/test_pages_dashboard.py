@@ -339,9 +339,11 @@ async def busy_morning(live: LiveServer, hall: str, clock: Clock) -> None:
         await post(live, hall, f"/windows/{w}/open", token)
     services = ["social-security", "housing-fund", "business-licence", "household"]
     called: list[str] = []
+    ids: dict[str, str] = {}  # number → id: the visitors' (staff answers carry no id)
     for minute in range(0, 90, 6):
         for s in services[: 2 + minute % 3]:
-            await issue(live, hall, s)
+            ticket = await post(live, hall, "/tickets", KIOSK, service=s)
+            ids[ticket["number"]] = ticket["id"]
         clock.advance(minutes=3)
         for w, token in (("1", CLERK1), ("2", CLERK2), ("w1", ADMIN)):
             r = await live.api.post(
@@ -350,7 +352,7 @@ async def busy_morning(live: LiveServer, hall: str, clock: Clock) -> None:
             )
             assert r.status_code in (200, 204), r.text
             if r.status_code == 200:
-                called.append(r.json()["id"])
+                called.append(ids[r.json()["number"]])
         clock.advance(minutes=3)
     # Ratings from the people served (those still at a window cannot rate yet).
     scores = ["very_satisfied", "very_satisfied", "satisfied", "neutral", "dissatisfied"]

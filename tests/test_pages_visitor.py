@@ -175,7 +175,7 @@ async def test_a_ticket_from_the_queue_to_its_window_and_its_rating(
     await shoot(page, tmp_path, "waiting")
 
     first = await post(live, hall, "/windows/2/call-next", CLERK2)
-    assert first["id"] == ahead["id"]
+    assert first["number"] == ahead["number"]
     await until(page, "document.getElementById('ahead').textContent === arg", "0 人")
     assert "下一位就是您" in await text(page, "#status-line")
 
@@ -190,7 +190,7 @@ async def test_a_ticket_from_the_queue_to_its_window_and_its_rating(
         f"call-next to visitor page: {after_ms:.0f} ms after the POST returned"
         f" ({(shown - started) * 1000:.0f} ms from sending it)"
     )
-    assert called["id"] == mine["id"]
+    assert called["number"] == mine["number"]
     assert after_ms <= 1000
     assert await text(page, "#called") == "请到 1号窗口 办理"
     assert await page.is_hidden("#waiting") and await page.is_hidden("#cancel-area")

@@ -6,6 +6,8 @@ changed nothing in Redis."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -183,6 +185,38 @@ async def test_one_active_remote_ticket_per_phone(remote_api: ApiKit) -> None:
     # The number itself is nowhere in Redis: not in tickets, keys or events.
     dump = json.dumps(await hall_state(kit), ensure_ascii=False, default=str)
     assert "13800138000" not in dump and "13900139000" not in dump
+
+
+@pytest.mark.parametrize("remote_api", [PHONE_REMOTE], indirect=True)
+async def test_phone_and_address_digests_are_keyed_with_the_deployment_key(
+    remote_api: ApiKit,
+) -> None:
+    """Mobile numbers are ~10^10: an unkeyed hash of one is undone by trying
+    them all. The digests are HMACs under the deployment key, which the
+    first replica makes and keeps in Redis (`qms:secret:audit`)."""
+    kit, hall = remote_api, remote_api.config.id
+    phone, client = "13800138000", "127.0.0.1"  # httpx's ASGI transport's address
+    assert (await remote_issue(kit, {"service": "household", "phone": phone})).status_code == 201
+    [phones] = [k async for k in kit.redis.scan_iter(match=f"qms:{{{hall}}}:remote-phones:*")]
+    [stored] = list(await kit.redis.hgetall(phones))
+    [client_key] = [k async for k in kit.redis.scan_iter(match=f"qms:{{{hall}}}:remote-client:*")]
+
+    def bare(value: str) -> set[str]:
+        """Unkeyed SHA-256 digests of a value, as a brute force would try them
+        (the hall id in front is no key: it is public)."""
+        hexes = {hashlib.sha256(v.encode()).hexdigest() for v in (value, f"{hall}\x00{value}")}
+        return hexes | {h[:n] for h in hexes for n in (16, 32)}
+
+    assert stored not in bare(phone)
+    assert not any(client_key.endswith(":" + h) for h in bare(client))
+    secret = bytes.fromhex(str(await kit.redis.get("qms:secret:audit")))
+
+    def keyed(kind: str, value: str) -> str:
+        text = f"{kind}\x00{hall}\x00{value}".encode()
+        return hmac.new(secret, text, hashlib.sha256).hexdigest()[:32]
+
+    assert stored == keyed("phone", phone)
+    assert client_key.endswith(":" + keyed("client", client))
 
 
 @pytest.mark.parametrize("remote_api", [PHONE_REMOTE], indirect=True)

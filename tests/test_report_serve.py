@@ -349,7 +349,7 @@ async def test_download_merges_the_archive_and_redis(
         f"{day},clerk,,,1,0,0,1,0,,,,1,,0,,0,0,0,0,0",
     ]
     # No hash of a token in the report: not the credential ids tickets once carried.
-    ids = [c.id for c in report_hall.credentials] + [clerk_id(report_hall, "张三")]
+    ids = [c.digest_id for c in report_hall.credentials] + [clerk_id(report_hall, "张三")]
     assert not [i for i in ids if i in yesterday.text or i.split(":")[1] in yesterday.text]
 
     assert today.status_code == 200, today.text

@@ -61,7 +61,8 @@ class ArchivedTicket:
     ticket is archived under the service that finally handled it. `clerk` is
     who the scripts recorded on the ticket when it was called and finished:
     the credential's audit label (its `name`, or role and keyed short id;
-    rows archived before labels hold the credential id, `Credential.id`);
+    rows archived before labels hold `Credential.digest_id`, which
+    reports relabel);
     None for a ticket never called.
     """
 

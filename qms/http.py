@@ -20,12 +20,14 @@ from starlette.websockets import WebSocket
 
 from queue_core import validation
 from queue_core.auth import authorize, idempotency_scope
+from queue_core.config import LimitKind
 from queue_core.errors import (
     ErrorKind,
     Invalid,
     Malformed,
     NotFound,
     QmsError,
+    RateLimited,
     TooLarge,
     Unavailable,
 )
@@ -76,7 +78,10 @@ def error_response(
 
 
 def qms_error_response(exc: QmsError) -> Response:
-    return error_response(STATUS[exc.kind], exc.code, exc.message, details=exc.details)
+    headers = None
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.retry_after_s)}
+    return error_response(STATUS[exc.kind], exc.code, exc.message, headers, exc.details)
 
 
 def halls_of(request: Request) -> Mapping[str, Hall]:
@@ -182,6 +187,12 @@ async def _handle(op: Operation, request: Request, budget_s: float) -> Reply:
     # gets the first answer.
     try:
         async with asyncio.timeout(budget_s):
+            kind = op.limit
+            if kind is not None:
+                # Before the operation: past the limit a request does nothing
+                # but answer 429. (A body refused above never reached Redis.)
+                who = client if kind is LimitKind.PUBLIC else credential.id if credential else ""
+                await hall.store.check_limit(kind, who)
             return await op.handler(call)
     except TimeoutError:
         raise Unavailable(

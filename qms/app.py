@@ -19,6 +19,7 @@ import httpx
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -44,6 +45,7 @@ from qms.http import (
     unexpected,
 )
 from qms.reports_http import report_routes
+from qms.security import SecurityHeaders, StrictCors
 from qms.settings import SettingsError, require_id_digest_key
 from queue_core import metrics
 from queue_core.auth import Credentials
@@ -178,6 +180,7 @@ def create_app(
     id_digest_key: bytes | None = None,
     notify_secrets: Mapping[str, bytes] | None = None,
     notify_sweep_s: float = 2.0,
+    cors_origins: Sequence[str] = (),
 ) -> Starlette:
     """The whole qms app. `app.state.gateway` holds the screen gateway while
     the lifespan runs (the server closes its sockets with 1001 on shutdown).
@@ -188,7 +191,9 @@ def create_app(
     `id_digest_key` (`QMS_ID_DIGEST_KEY`) keys the digests of identity
     numbers; a hall with `[issuing] one_active_per_person` needs it.
     `notify_secrets` holds the webhook key of each hall with a gateway
-    (`[notify] url`, `qms.settings.notify_secrets`); such a hall needs one."""
+    (`[notify] url`, `qms.settings.notify_secrets`); such a hall needs one.
+    `cors_origins` (`QMS_CORS_ORIGINS`) may read answers from a browser;
+    every answer carries `qms.security`'s headers."""
     require_id_digest_key(configs, id_digest_key)
     keys = dict(notify_secrets or {})
     missing = [c.id for c in configs if c.notify.enabled and c.id not in keys]
@@ -312,8 +317,13 @@ def create_app(
         *gateway_routes(_gateway_of, deny_websocket, bearer_token),
         *page_routes(),
     ]
+    # The first is the outermost: a refused preflight gets the headers too.
+    middleware = [Middleware(SecurityHeaders)]
+    if cors_origins:
+        middleware.append(Middleware(StrictCors, origins=cors_origins))
     return Starlette(
         routes=routes,
+        middleware=middleware,
         lifespan=lifespan,
         exception_handlers={HTTPException: http_exception, Exception: unexpected},
     )

@@ -222,7 +222,11 @@ async def http_exception(request: Request, exc: Exception) -> Response:
 async def unexpected(request: Request, exc: Exception) -> Response:
     """The last resort: log the traceback here, show the user a sentence."""
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "internal_error", "Something went wrong on the server.")
+    response = error_response(500, "internal_error", "Something went wrong on the server.")
+    # Starlette sends this one outside every middleware: add what they would.
+    from qms.security import add_security_headers
+
+    return add_security_headers(response, str(request.scope.get("scheme", "http")))
 
 
 async def deny_websocket(ws: WebSocket, exc: QmsError) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from qms.security import CORS_ORIGINS_ENV, cors_origins
 from queue_core.archive import sqlite_path
 from queue_core.config import HallConfig
 from queue_core.identity import MIN_KEY_BYTES
@@ -95,6 +96,13 @@ def notify_secrets(configs: Iterable[HallConfig], env: Mapping[str, str]) -> dic
             )
         secrets[config.id] = key
     return secrets
+
+
+def _cors_origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    try:
+        return cors_origins(env.get(CORS_ORIGINS_ENV, ""))
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _number(name: str, default: str, kind: type[int] | type[float], minimum: float) -> Any:
@@ -189,6 +197,8 @@ class Settings:
     """`QMS_ARCHIVE_INTERVAL`: seconds between sweeps of past days' tickets out of Redis."""
     id_digest_key: bytes | None = None
     """`QMS_ID_DIGEST_KEY`: the key of identity numbers' digests (None: unset)."""
+    cors_origins: tuple[str, ...] = ()
+    """`QMS_CORS_ORIGINS`: origins whose browser pages may call the API (none)."""
 
     @classmethod
     def from_env(cls, **cli: object) -> Settings:
@@ -210,5 +220,6 @@ class Settings:
             archive_url=archive_url(env.get("QMS_ARCHIVE_URL") or default_archive_url(data_dir)),
             archive_interval_s=_number("QMS_ARCHIVE_INTERVAL", "3600", float, 1),
             id_digest_key=id_digest_key(env),
+            cors_origins=_cors_origins(env),
             **cli,  # type: ignore[arg-type]
         )

@@ -299,7 +299,7 @@ _CLASS_NAME_RULE: Final = "use a lowercase letter, then up to 31 lowercase lette
 _PREFIX: Final = re.compile(r"[A-Z]{1,2}")
 _PREFIX_RULE: Final = "use 1 or 2 uppercase letters A-Z"
 _SHA256_HEX: Final = re.compile(r"[0-9a-fA-F]{64}")
-_MIN_TOKEN_CHARS: Final = 8
+MIN_TOKEN_CHARS: Final = 8
 
 _SECTIONS: Final = (
     "hall", "priority", "appointments", "remote", "hours", "calling", "dispatch", "issuing",
@@ -1212,9 +1212,14 @@ def _digest(t: _Table) -> str | None:
     token = t.text("token", secret=True)
     if token is None:
         return None
-    if len(token) < _MIN_TOKEN_CHARS:
-        t.report.add(t.key("token"), f"must be at least {_MIN_TOKEN_CHARS} characters long")
+    if len(token) < MIN_TOKEN_CHARS:
+        t.report.add(t.key("token"), f"must be at least {MIN_TOKEN_CHARS} characters long")
         return None
+    return token_sha256(token)
+
+
+def token_sha256(token: str) -> str:
+    """A credential's `token_sha256`: the lowercase hex SHA-256 of its UTF-8 token."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import importlib.metadata
 import logging
 import os
@@ -110,8 +112,21 @@ def readyz_endpoint(budget_s: float) -> Callable[[Request], Coroutine[Any, Any, 
     return readyz
 
 
-async def metrics_endpoint(request: Request) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def metrics_endpoint(token: str | None) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    """`/metrics`, open, or with `token` only to `Authorization: Bearer <token>`."""
+    expected = None if token is None else hashlib.sha256(token.encode()).digest()
+
+    async def metrics_text(request: Request) -> Response:
+        if expected is not None:
+            given = hashlib.sha256((bearer_token(request) or "").encode()).digest()
+            # Digests of equal length: the comparison's time tells nothing.
+            if not hmac.compare_digest(given, expected):
+                return error_response(
+                    401, "unauthorized", "The metrics need the metrics token (QMS_METRICS_TOKEN)."
+                )
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return metrics_text
 
 
 async def refresh_gauges(monitors: Mapping[str, HallMonitor], interval_s: float) -> None:
@@ -181,6 +196,7 @@ def create_app(
     notify_secrets: Mapping[str, bytes] | None = None,
     notify_sweep_s: float = 2.0,
     cors_origins: Sequence[str] = (),
+    metrics_token: str | None = None,
 ) -> Starlette:
     """The whole qms app. `app.state.gateway` holds the screen gateway while
     the lifespan runs (the server closes its sockets with 1001 on shutdown).
@@ -193,7 +209,8 @@ def create_app(
     `notify_secrets` holds the webhook key of each hall with a gateway
     (`[notify] url`, `qms.settings.notify_secrets`); such a hall needs one.
     `cors_origins` (`QMS_CORS_ORIGINS`) may read answers from a browser;
-    every answer carries `qms.security`'s headers."""
+    every answer carries `qms.security`'s headers. With `metrics_token`
+    (`QMS_METRICS_TOKEN`) `/metrics` answers only to that bearer token."""
     require_id_digest_key(configs, id_digest_key)
     keys = dict(notify_secrets or {})
     missing = [c.id for c in configs if c.notify.enabled and c.id not in keys]
@@ -311,7 +328,7 @@ def create_app(
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/readyz", readyz_endpoint(budget_s)),
-        Route("/metrics", metrics_endpoint),
+        Route("/metrics", metrics_endpoint(metrics_token)),
         *api_routes(TICKET_OPERATIONS + WINDOW_OPERATIONS, budget_s),
         *report_routes(),
         *gateway_routes(_gateway_of, deny_websocket, bearer_token),

@@ -319,6 +319,7 @@ def serve(
             id_digest_key=settings.id_digest_key,
             notify_secrets=notify_keys,
             cors_origins=settings.cors_origins,
+            metrics_token=settings.metrics_token,
         )
         host, port = sock.getsockname()[:2]
         for c in configs:

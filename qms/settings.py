@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from qms.security import CORS_ORIGINS_ENV, cors_origins
 from queue_core.archive import sqlite_path
-from queue_core.config import HallConfig
+from queue_core.config import MIN_TOKEN_CHARS, HallConfig
 from queue_core.identity import MIN_KEY_BYTES
 from queue_core.redis_client import describe_url
 
@@ -96,6 +96,21 @@ def notify_secrets(configs: Iterable[HallConfig], env: Mapping[str, str]) -> dic
             )
         secrets[config.id] = key
     return secrets
+
+
+METRICS_TOKEN_ENV = "QMS_METRICS_TOKEN"
+
+
+def metrics_token(env: Mapping[str, str]) -> str | None:
+    """`QMS_METRICS_TOKEN`, None when unset or empty. Never shown in a message."""
+    token = env.get(METRICS_TOKEN_ENV, "").strip()
+    if not token:
+        return None
+    if len(token) < MIN_TOKEN_CHARS:
+        raise SettingsError(
+            f"{METRICS_TOKEN_ENV} is too short: use at least {MIN_TOKEN_CHARS} characters"
+        )
+    return token
 
 
 def _cors_origins(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -199,6 +214,8 @@ class Settings:
     """`QMS_ID_DIGEST_KEY`: the key of identity numbers' digests (None: unset)."""
     cors_origins: tuple[str, ...] = ()
     """`QMS_CORS_ORIGINS`: origins whose browser pages may call the API (none)."""
+    metrics_token: str | None = None
+    """`QMS_METRICS_TOKEN`: the bearer token `/metrics` asks for (None: open)."""
 
     @classmethod
     def from_env(cls, **cli: object) -> Settings:
@@ -221,5 +238,6 @@ class Settings:
             archive_interval_s=_number("QMS_ARCHIVE_INTERVAL", "3600", float, 1),
             id_digest_key=id_digest_key(env),
             cors_origins=_cors_origins(env),
+            metrics_token=metrics_token(env),
             **cli,  # type: ignore[arg-type]
         )

@@ -221,10 +221,12 @@ async def http_exception(request: Request, exc: Exception) -> Response:
 
 async def unexpected(request: Request, exc: Exception) -> Response:
     """The last resort: log the traceback here, show the user a sentence."""
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    from qms.security import add_security_headers, loggable_path  # it imports this module
+
+    path = loggable_path(request.url.path)
+    log.error("unhandled error on %s %s", request.method, path, exc_info=exc)
     response = error_response(500, "internal_error", "Something went wrong on the server.")
     # Starlette sends this one outside every middleware: add what they would.
-    from qms.security import add_security_headers
 
     return add_security_headers(response, str(request.scope.get("scheme", "http")))
 

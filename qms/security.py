@@ -8,6 +8,10 @@ from its own origin and need no CORS).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
+import secrets
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
@@ -24,6 +28,7 @@ __all__ = [
     "StrictCors",
     "add_security_headers",
     "cors_origins",
+    "loggable_path",
     "security_headers",
 ]
 
@@ -149,3 +154,26 @@ class StrictCors(CORSMiddleware):
                 400, "cors_request_not_allowed", bytes(response.body).decode(), headers
             )
         return response
+
+
+# A path segment that is a credential: a ticket id (the visitor's only key
+# to its ticket, on the API and on the visitor's page) or an appointment code.
+_SECRET_SEGMENT = re.compile(r"(/(?:tickets|appointments)/)([^/?#\s]+)")
+_LOG_KEY = secrets.token_bytes(32)
+"""Keys the digests of a process's log: one made at start, never written
+anywhere. An appointment code has only 40 bits; an unkeyed digest of it
+could be reversed by trying them all."""
+
+
+def loggable_path(path: str) -> str:
+    """`path` as a log may show it: without its query string, and each ticket
+    id or appointment code in it replaced by `~` and 8 hex digits of a keyed
+    digest. The same id gives the same digest in one process's log (its
+    requests can be followed), another after a restart or on another
+    replica."""
+    path = path.partition("?")[0]
+    return _SECRET_SEGMENT.sub(lambda m: m[1] + "~" + _digest(m[2]), path)
+
+
+def _digest(segment: str) -> str:
+    return hmac.new(_LOG_KEY, segment.encode(), hashlib.sha256).hexdigest()[:8]

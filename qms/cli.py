@@ -325,7 +325,7 @@ def serve(
         for c in configs:
             print(f"qms: serving hall {c.id} ({c.name}) at http://{_url_host(host)}:{port}"
                   f"/api/v1/halls/{c.id}", file=sys.stderr, flush=True)  # fmt: skip
-        _run_uvicorn(app, sock, settings.access_log)
+        _run_uvicorn(app, sock, settings.access_log, settings.trusted_proxies)
     finally:
         sock.close()
         if embedded is not None:
@@ -333,8 +333,11 @@ def serve(
     return 0
 
 
-def _run_uvicorn(app: Starlette, sock: socket.socket, access_log: bool) -> None:
-    server = QmsServer(server_config(app, access_log=access_log), app)
+def _run_uvicorn(
+    app: Starlette, sock: socket.socket, access_log: bool, trusted_proxies: Sequence[str] = ()
+) -> None:
+    config = server_config(app, access_log=access_log, trusted_proxies=trusted_proxies)
+    server = QmsServer(config, app)
     # uvicorn re-raises the signal it caught once it has shut down; make
     # SIGTERM unwind through our `finally` (stopping Redis) rather than
     # ending the process on the spot.

@@ -8,6 +8,7 @@ import contextlib
 import gc
 import logging
 import socket
+from collections.abc import Sequence
 from typing import Any, cast
 
 import uvicorn
@@ -191,10 +192,16 @@ def server_config(
     access_log: bool = False,
     log_level: str = "info",
     ws_send_buffer: int = WS_SEND_BUFFER_BYTES,
+    trusted_proxies: Sequence[str] = (),
 ) -> uvicorn.Config:
-    """uvicorn's config for qms; no log line it writes holds a query string."""
+    """uvicorn's config for qms; no log line it writes holds a query string.
+    `X-Forwarded-For` and `X-Forwarded-Proto` are believed only from the
+    addresses or networks of `trusted_proxies` (`QMS_TRUSTED_PROXIES`); by
+    default from nobody, not even loopback as uvicorn alone would."""
     config = uvicorn.Config(
         app,
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=list(trusted_proxies) or None,
         ws=screen_protocol(ws_send_buffer),
         http=HttpProtocol,
         log_level=log_level,

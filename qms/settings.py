@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -96,6 +97,30 @@ def notify_secrets(configs: Iterable[HallConfig], env: Mapping[str, str]) -> dic
             )
         secrets[config.id] = key
     return secrets
+
+
+TRUSTED_PROXIES_ENV = "QMS_TRUSTED_PROXIES"
+
+
+def trusted_proxies(raw: str) -> tuple[str, ...]:
+    """`QMS_TRUSTED_PROXIES`: comma-separated IP addresses or networks
+    (`10.0.0.0/8`), or `*` for every peer (only where nothing but the proxy
+    can reach qms)."""
+    out = []
+    for part in raw.split(","):
+        entry = part.strip()
+        if not entry:
+            continue
+        if entry != "*":
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise SettingsError(
+                    f"{TRUSTED_PROXIES_ENV}: {entry!r} is not an IP address or network "
+                    "(write 10.0.0.5, 10.0.0.0/8 or *)"
+                ) from None
+        out.append(entry)
+    return tuple(out)
 
 
 METRICS_TOKEN_ENV = "QMS_METRICS_TOKEN"
@@ -216,6 +241,9 @@ class Settings:
     """`QMS_CORS_ORIGINS`: origins whose browser pages may call the API (none)."""
     metrics_token: str | None = None
     """`QMS_METRICS_TOKEN`: the bearer token `/metrics` asks for (None: open)."""
+    trusted_proxies: tuple[str, ...] = ()
+    """`QMS_TRUSTED_PROXIES`: addresses or networks whose `X-Forwarded-For`
+    and `X-Forwarded-Proto` are believed (none)."""
 
     @classmethod
     def from_env(cls, **cli: object) -> Settings:
@@ -239,5 +267,6 @@ class Settings:
             id_digest_key=id_digest_key(env),
             cors_origins=_cors_origins(env),
             metrics_token=metrics_token(env),
+            trusted_proxies=trusted_proxies(env.get(TRUSTED_PROXIES_ENV, "")),
             **cli,  # type: ignore[arg-type]
         )

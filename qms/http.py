@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.websockets import WebSocket
 
+from qms.security import add_security_headers, loggable_path
 from queue_core import validation
 from queue_core.auth import authorize, idempotency_scope
 from queue_core.config import LimitKind
@@ -221,8 +222,6 @@ async def http_exception(request: Request, exc: Exception) -> Response:
 
 async def unexpected(request: Request, exc: Exception) -> Response:
     """The last resort: log the traceback here, show the user a sentence."""
-    from qms.security import add_security_headers, loggable_path  # it imports this module
-
     path = loggable_path(request.url.path)
     log.error("unhandled error on %s %s", request.method, path, exc_info=exc)
     response = error_response(500, "internal_error", "Something went wrong on the server.")

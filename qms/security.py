@@ -17,10 +17,8 @@ from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from qms.http import error_response
 
 __all__ = [
     "CORS_ORIGINS_ENV",
@@ -142,18 +140,20 @@ class StrictCors(CORSMiddleware):
 
     def preflight_response(self, request_headers: Headers) -> Response:
         if not self.is_allowed_origin(origin=request_headers["origin"]):
-            return error_response(
-                403, "cors_origin_not_allowed", "This origin may not call this API."
-            )
+            return _error(403, "cors_origin_not_allowed", "This origin may not call this API.")
         response = super().preflight_response(request_headers)
         if response.status_code != 200:
             headers = dict(response.headers)
             headers.pop("content-length", None)
             headers.pop("content-type", None)
-            return error_response(
-                400, "cors_request_not_allowed", bytes(response.body).decode(), headers
-            )
+            message = bytes(response.body).decode()
+            return _error(400, "cors_request_not_allowed", message, headers)
         return response
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    # The contract's error shape (qms.http.error_response, which imports this module).
+    return JSONResponse({"error": {"code": code, "message": message}}, status, headers)
 
 
 # A path segment that is a credential: a ticket id (the visitor's only key

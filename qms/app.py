@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import importlib.metadata
 import logging
 import os
@@ -19,6 +21,7 @@ import httpx
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -44,6 +47,7 @@ from qms.http import (
     unexpected,
 )
 from qms.reports_http import report_routes
+from qms.security import SecurityHeaders, StrictCors
 from qms.settings import SettingsError, require_id_digest_key
 from queue_core import metrics
 from queue_core.auth import Credentials
@@ -108,8 +112,21 @@ def readyz_endpoint(budget_s: float) -> Callable[[Request], Coroutine[Any, Any, 
     return readyz
 
 
-async def metrics_endpoint(request: Request) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def metrics_endpoint(token: str | None) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    """`/metrics`, open, or with `token` only to `Authorization: Bearer <token>`."""
+    expected = None if token is None else hashlib.sha256(token.encode()).digest()
+
+    async def metrics_text(request: Request) -> Response:
+        if expected is not None:
+            given = hashlib.sha256((bearer_token(request) or "").encode()).digest()
+            # Digests of equal length: the comparison's time tells nothing.
+            if not hmac.compare_digest(given, expected):
+                return error_response(
+                    401, "unauthorized", "The metrics need the metrics token (QMS_METRICS_TOKEN)."
+                )
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return metrics_text
 
 
 async def refresh_gauges(monitors: Mapping[str, HallMonitor], interval_s: float) -> None:
@@ -178,6 +195,8 @@ def create_app(
     id_digest_key: bytes | None = None,
     notify_secrets: Mapping[str, bytes] | None = None,
     notify_sweep_s: float = 2.0,
+    cors_origins: Sequence[str] = (),
+    metrics_token: str | None = None,
 ) -> Starlette:
     """The whole qms app. `app.state.gateway` holds the screen gateway while
     the lifespan runs (the server closes its sockets with 1001 on shutdown).
@@ -188,7 +207,10 @@ def create_app(
     `id_digest_key` (`QMS_ID_DIGEST_KEY`) keys the digests of identity
     numbers; a hall with `[issuing] one_active_per_person` needs it.
     `notify_secrets` holds the webhook key of each hall with a gateway
-    (`[notify] url`, `qms.settings.notify_secrets`); such a hall needs one."""
+    (`[notify] url`, `qms.settings.notify_secrets`); such a hall needs one.
+    `cors_origins` (`QMS_CORS_ORIGINS`) may read answers from a browser;
+    every answer carries `qms.security`'s headers. With `metrics_token`
+    (`QMS_METRICS_TOKEN`) `/metrics` answers only to that bearer token."""
     require_id_digest_key(configs, id_digest_key)
     keys = dict(notify_secrets or {})
     missing = [c.id for c in configs if c.notify.enabled and c.id not in keys]
@@ -306,14 +328,19 @@ def create_app(
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/readyz", readyz_endpoint(budget_s)),
-        Route("/metrics", metrics_endpoint),
+        Route("/metrics", metrics_endpoint(metrics_token)),
         *api_routes(TICKET_OPERATIONS + WINDOW_OPERATIONS, budget_s),
         *report_routes(),
         *gateway_routes(_gateway_of, deny_websocket, bearer_token),
         *page_routes(),
     ]
+    # The first is the outermost: a refused preflight gets the headers too.
+    middleware = [Middleware(SecurityHeaders)]
+    if cors_origins:
+        middleware.append(Middleware(StrictCors, origins=cors_origins))
     return Starlette(
         routes=routes,
+        middleware=middleware,
         lifespan=lifespan,
         exception_handlers={HTTPException: http_exception, Exception: unexpected},
     )

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import getpass
 import json
 import logging
 import os
@@ -59,7 +60,7 @@ from qms.settings import (
 )
 from queue_core.archive import ArchivedTicket, sqlite_path
 from queue_core.auth import Credentials
-from queue_core.config import ConfigError, HallConfig, load_halls
+from queue_core.config import MIN_TOKEN_CHARS, ConfigError, HallConfig, load_halls, token_sha256
 from queue_core.errors import Invalid, QmsError
 from queue_core.operations import Hall
 from queue_core.presence import PresenceCaps
@@ -128,6 +129,13 @@ def _parser() -> argparse.ArgumentParser:
         "configs", nargs="+", type=Path, metavar="HALL.toml", help="hall files or directories"
     )
 
+    sub.add_parser(
+        "hash-token",
+        help="print the token_sha256 of a token read on standard input",
+        description="Read one token on standard input (not echoed at a terminal) and print "
+        "the token_sha256 value a [[credential]] may give instead of its token.",
+    )
+
     report = sub.add_parser("report", help="write a hall's daily report (CSV)")
     report.add_argument("--config", action="append", type=Path, required=True, metavar="HALL.toml")
     report.add_argument("--hall", help="hall id (may be left out when one config is given)")
@@ -170,6 +178,27 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def hash_token() -> int:
+    """`qms hash-token`: the token is read, hashed and dropped; only its
+    digest is printed, and no message quotes it."""
+    if sys.stdin.isatty():
+        raw = getpass.getpass("token (not shown): ", stream=sys.stderr)
+    else:
+        raw = sys.stdin.read()
+    token = raw.strip()
+    if not token:
+        raise CliError("no token on standard input")
+    if "\n" in token or "\r" in token:
+        raise CliError("one token on one line, please: standard input held several lines")
+    if len(token) < MIN_TOKEN_CHARS:
+        raise CliError(
+            f"that token is too short: use at least {MIN_TOKEN_CHARS} characters "
+            "(openssl rand -hex 24 makes a good one)"
+        )
+    print(token_sha256(token))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -183,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(settings, load_halls(settings.configs))
         if args.command == "demo":
             return demo(args)
+        if args.command == "hash-token":
+            return hash_token()
         if args.command == "report":
             return report(args)
         if args.command == "simulate":
@@ -289,12 +320,14 @@ def serve(
             archive_interval_s=settings.archive_interval_s,
             id_digest_key=settings.id_digest_key,
             notify_secrets=notify_keys,
+            cors_origins=settings.cors_origins,
+            metrics_token=settings.metrics_token,
         )
         host, port = sock.getsockname()[:2]
         for c in configs:
             print(f"qms: serving hall {c.id} ({c.name}) at http://{_url_host(host)}:{port}"
                   f"/api/v1/halls/{c.id}", file=sys.stderr, flush=True)  # fmt: skip
-        _run_uvicorn(app, sock, settings.access_log)
+        _run_uvicorn(app, sock, settings.access_log, settings.trusted_proxies)
     finally:
         sock.close()
         if embedded is not None:
@@ -302,8 +335,11 @@ def serve(
     return 0
 
 
-def _run_uvicorn(app: Starlette, sock: socket.socket, access_log: bool) -> None:
-    server = QmsServer(server_config(app, access_log=access_log), app)
+def _run_uvicorn(
+    app: Starlette, sock: socket.socket, access_log: bool, trusted_proxies: Sequence[str] = ()
+) -> None:
+    config = server_config(app, access_log=access_log, trusted_proxies=trusted_proxies)
+    server = QmsServer(config, app)
     # uvicorn re-raises the signal it caught once it has shut down; make
     # SIGTERM unwind through our `finally` (stopping Redis) rather than
     # ending the process on the spot.

@@ -18,14 +18,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.websockets import WebSocket
 
+from qms.security import add_security_headers, loggable_path
 from queue_core import validation
 from queue_core.auth import authorize, idempotency_scope
+from queue_core.config import LimitKind
 from queue_core.errors import (
     ErrorKind,
     Invalid,
     Malformed,
     NotFound,
     QmsError,
+    RateLimited,
     TooLarge,
     Unavailable,
 )
@@ -76,7 +79,10 @@ def error_response(
 
 
 def qms_error_response(exc: QmsError) -> Response:
-    return error_response(STATUS[exc.kind], exc.code, exc.message, details=exc.details)
+    headers = None
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.retry_after_s)}
+    return error_response(STATUS[exc.kind], exc.code, exc.message, headers, exc.details)
 
 
 def halls_of(request: Request) -> Mapping[str, Hall]:
@@ -184,6 +190,18 @@ async def _handle(op: Operation, request: Request, budget_s: float) -> Reply:
     # gets the first answer.
     try:
         async with asyncio.timeout(budget_s):
+            kind = op.limit
+            if kind is not None:
+                # Before the operation: past the limit a request does nothing
+                # but answer 429. (A body refused above never reached Redis.)
+                who = (
+                    client
+                    if kind is LimitKind.PUBLIC
+                    else credential.digest_id
+                    if credential
+                    else ""
+                )
+                await hall.store.check_limit(kind, who)
             return await op.handler(call)
     except TimeoutError:
         raise Unavailable(
@@ -212,8 +230,12 @@ async def http_exception(request: Request, exc: Exception) -> Response:
 
 async def unexpected(request: Request, exc: Exception) -> Response:
     """The last resort: log the traceback here, show the user a sentence."""
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "internal_error", "Something went wrong on the server.")
+    path = loggable_path(request.url.path)
+    log.error("unhandled error on %s %s", request.method, path, exc_info=exc)
+    response = error_response(500, "internal_error", "Something went wrong on the server.")
+    # Starlette sends this one outside every middleware: add what they would.
+
+    return add_security_headers(response, str(request.scope.get("scheme", "http")))
 
 
 async def deny_websocket(ws: WebSocket, exc: QmsError) -> None:

@@ -8,6 +8,7 @@ import contextlib
 import gc
 import logging
 import socket
+from collections.abc import Sequence
 from typing import Any, cast
 
 import uvicorn
@@ -17,6 +18,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.protocol import State
 
 from displays.gateway import DIRECT_WRITE_EXTENSION, GOING_AWAY, Gateway
+from qms.security import loggable_path
 
 # Screens send nothing but control frames; a large frame from one is abuse.
 WS_MAX_BYTES = 16 * 1024
@@ -152,13 +154,16 @@ UVICORN_LOGGERS = ("uvicorn.error", "uvicorn.access")
 
 
 class NoQueryStrings(logging.Filter):
-    """Cuts the query string off every path in a uvicorn log record.
+    """Cuts the query string off every path in a uvicorn log record, and
+    puts a digest in place of each ticket id and appointment code in it
+    (`qms.security.loggable_path`).
 
     A query string may carry a credential: `?token=` on a screen's socket
     (an older screen, or another program) or on a page's address (a hall PC
-    booting into its page). uvicorn logs it with the path; this filter,
-    on the loggers uvicorn writes to, rewrites the record before any
-    handler (or formatter) sees it, so no log line holds one.
+    booting into its page); a path may too: `/tickets/{id}` is the visitor's
+    credential. uvicorn logs it with the path; this filter, on the loggers
+    uvicorn writes to, rewrites the record before any handler (or formatter)
+    sees it, so no log line holds one.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -168,8 +173,8 @@ class NoQueryStrings(logging.Filter):
 
 
 def _without_query(arg: object) -> object:
-    if isinstance(arg, str) and "?" in arg and (arg.startswith("/") or "://" in arg):
-        return arg.partition("?")[0]
+    if isinstance(arg, str) and (arg.startswith("/") or "://" in arg):
+        return loggable_path(arg)
     return arg
 
 
@@ -187,10 +192,16 @@ def server_config(
     access_log: bool = False,
     log_level: str = "info",
     ws_send_buffer: int = WS_SEND_BUFFER_BYTES,
+    trusted_proxies: Sequence[str] = (),
 ) -> uvicorn.Config:
-    """uvicorn's config for qms; no log line it writes holds a query string."""
+    """uvicorn's config for qms; no log line it writes holds a query string.
+    `X-Forwarded-For` and `X-Forwarded-Proto` are believed only from the
+    addresses or networks of `trusted_proxies` (`QMS_TRUSTED_PROXIES`); by
+    default from nobody, not even loopback as uvicorn alone would."""
     config = uvicorn.Config(
         app,
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=list(trusted_proxies) or None,
         ws=screen_protocol(ws_send_buffer),
         http=HttpProtocol,
         log_level=log_level,

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from qms.security import CORS_ORIGINS_ENV, cors_origins
 from queue_core.archive import sqlite_path
-from queue_core.config import HallConfig
+from queue_core.config import MIN_TOKEN_CHARS, HallConfig
 from queue_core.identity import MIN_KEY_BYTES
 from queue_core.redis_client import describe_url
 
@@ -95,6 +97,52 @@ def notify_secrets(configs: Iterable[HallConfig], env: Mapping[str, str]) -> dic
             )
         secrets[config.id] = key
     return secrets
+
+
+TRUSTED_PROXIES_ENV = "QMS_TRUSTED_PROXIES"
+
+
+def trusted_proxies(raw: str) -> tuple[str, ...]:
+    """`QMS_TRUSTED_PROXIES`: comma-separated IP addresses or networks
+    (`10.0.0.0/8`), or `*` for every peer (only where nothing but the proxy
+    can reach qms)."""
+    out = []
+    for part in raw.split(","):
+        entry = part.strip()
+        if not entry:
+            continue
+        if entry != "*":
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise SettingsError(
+                    f"{TRUSTED_PROXIES_ENV}: {entry!r} is not an IP address or network "
+                    "(write 10.0.0.5, 10.0.0.0/8 or *)"
+                ) from None
+        out.append(entry)
+    return tuple(out)
+
+
+METRICS_TOKEN_ENV = "QMS_METRICS_TOKEN"
+
+
+def metrics_token(env: Mapping[str, str]) -> str | None:
+    """`QMS_METRICS_TOKEN`, None when unset or empty. Never shown in a message."""
+    token = env.get(METRICS_TOKEN_ENV, "").strip()
+    if not token:
+        return None
+    if len(token) < MIN_TOKEN_CHARS:
+        raise SettingsError(
+            f"{METRICS_TOKEN_ENV} is too short: use at least {MIN_TOKEN_CHARS} characters"
+        )
+    return token
+
+
+def _cors_origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    try:
+        return cors_origins(env.get(CORS_ORIGINS_ENV, ""))
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _number(name: str, default: str, kind: type[int] | type[float], minimum: float) -> Any:
@@ -189,6 +237,13 @@ class Settings:
     """`QMS_ARCHIVE_INTERVAL`: seconds between sweeps of past days' tickets out of Redis."""
     id_digest_key: bytes | None = None
     """`QMS_ID_DIGEST_KEY`: the key of identity numbers' digests (None: unset)."""
+    cors_origins: tuple[str, ...] = ()
+    """`QMS_CORS_ORIGINS`: origins whose browser pages may call the API (none)."""
+    metrics_token: str | None = None
+    """`QMS_METRICS_TOKEN`: the bearer token `/metrics` asks for (None: open)."""
+    trusted_proxies: tuple[str, ...] = ()
+    """`QMS_TRUSTED_PROXIES`: addresses or networks whose `X-Forwarded-For`
+    and `X-Forwarded-Proto` are believed (none)."""
 
     @classmethod
     def from_env(cls, **cli: object) -> Settings:
@@ -210,5 +265,8 @@ class Settings:
             archive_url=archive_url(env.get("QMS_ARCHIVE_URL") or default_archive_url(data_dir)),
             archive_interval_s=_number("QMS_ARCHIVE_INTERVAL", "3600", float, 1),
             id_digest_key=id_digest_key(env),
+            cors_origins=_cors_origins(env),
+            metrics_token=metrics_token(env),
+            trusted_proxies=trusted_proxies(env.get(TRUSTED_PROXIES_ENV, "")),
             **cli,  # type: ignore[arg-type]
         )

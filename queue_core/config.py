@@ -22,6 +22,7 @@ import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Final, Generic, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -134,6 +135,29 @@ class RemoteRules:
     """Remote tickets one client address may take in a clock hour."""
 
 
+class LimitKind(StrEnum):
+    """What a `[limits]` entry counts."""
+
+    ISSUE = "issue"
+    """Tickets a credential issues (and appointments it checks in)."""
+    PUBLIC = "public"
+    """Requests a client address makes to the endpoints that take no token."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """`[limits]`: requests a minute past which qms answers 429 `rate_limited`."""
+
+    issue_per_minute: int = 120
+    """Tickets issued (and appointments checked in) per credential: a real
+    kiosk issues a few a minute, even at a hall's peak."""
+    public_per_minute: int = 300
+    """Requests per client address to the endpoints that take no token."""
+
+    def per_minute(self, kind: LimitKind) -> int:
+        return self.issue_per_minute if kind is LimitKind.ISSUE else self.public_per_minute
+
+
 @dataclass(frozen=True, slots=True)
 class IssuingRules:
     """`[issuing]`: rules on who may hold a ticket."""
@@ -203,6 +227,7 @@ class HallConfig:
     identity number makes a ticket `elderly`, where the hall has that class."""
     issuing: IssuingRules = IssuingRules()
     notify: NotifyRules = NotifyRules()
+    limits: Limits = Limits()
     group_by_id: dict[str, Group] = field(init=False, repr=False, compare=False)
     service_by_id: dict[str, Service] = field(init=False, repr=False, compare=False)
     window_by_id: dict[str, Window] = field(init=False, repr=False, compare=False)
@@ -279,11 +304,11 @@ _CLASS_NAME_RULE: Final = "use a lowercase letter, then up to 31 lowercase lette
 _PREFIX: Final = re.compile(r"[A-Z]{1,2}")
 _PREFIX_RULE: Final = "use 1 or 2 uppercase letters A-Z"
 _SHA256_HEX: Final = re.compile(r"[0-9a-fA-F]{64}")
-_MIN_TOKEN_CHARS: Final = 8
+MIN_TOKEN_CHARS: Final = 8
 
 _SECTIONS: Final = (
     "hall", "priority", "appointments", "remote", "hours", "calling", "dispatch", "issuing",
-    "notify", "group", "service", "window", "credential",
+    "notify", "limits", "group", "service", "window", "credential",
 )  # fmt: skip
 _LANGUAGES: Final = ("zh", "en")  # the first is the default
 _LANGUAGE: Final = re.compile("|".join(_LANGUAGES))
@@ -336,6 +361,7 @@ def _check_file(path: str | Path) -> _Checked:
     calling = _calling(report, doc)
     dispatch = _dispatch(report, doc)
     notify = _notify(report, doc)
+    limits = _limits(report, doc)
     groups = _groups(report, doc)
     # Without a usable [[group]] section no group exists: every reference to
     # one is a problem of its own, listed along with the section's.
@@ -369,6 +395,7 @@ def _check_file(path: str | Path) -> _Checked:
         elderly_age=elderly_age,
         issuing=issuing,
         notify=notify,
+        limits=limits,
     )
     return _Checked(config, [], hall_id)
 
@@ -753,6 +780,18 @@ def _remote(report: _Report, doc: dict[str, object]) -> RemoteRules:
         require_phone=t.flag("require_phone", defaults.require_phone),
         daily_cap=t.count("daily_cap", defaults.daily_cap, minimum=0),
         per_client_per_hour=t.count("per_client_per_hour", defaults.per_client_per_hour, minimum=1),
+    )
+
+
+def _limits(report: _Report, doc: dict[str, object]) -> Limits:
+    defaults = Limits()
+    data = _table(report, doc, "limits")
+    if data is None:
+        return defaults
+    t = _Table(report, "limits", data, ("issue_per_minute", "public_per_minute"))
+    return Limits(
+        issue_per_minute=t.count("issue_per_minute", defaults.issue_per_minute, minimum=1),
+        public_per_minute=t.count("public_per_minute", defaults.public_per_minute, minimum=1),
     )
 
 
@@ -1178,9 +1217,14 @@ def _digest(t: _Table) -> str | None:
     token = t.text("token", secret=True)
     if token is None:
         return None
-    if len(token) < _MIN_TOKEN_CHARS:
-        t.report.add(t.key("token"), f"must be at least {_MIN_TOKEN_CHARS} characters long")
+    if len(token) < MIN_TOKEN_CHARS:
+        t.report.add(t.key("token"), f"must be at least {MIN_TOKEN_CHARS} characters long")
         return None
+    return token_sha256(token)
+
+
+def token_sha256(token: str) -> str:
+    """A credential's `token_sha256`: the lowercase hex SHA-256 of its UTF-8 token."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 

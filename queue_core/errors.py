@@ -66,3 +66,15 @@ class Unavailable(QmsError):
 
 class RateLimited(QmsError):
     kind = ErrorKind.RATE_LIMITED
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        details: Mapping[str, str] | None = None,
+        *,
+        retry_after_s: int = 60,
+    ) -> None:
+        super().__init__(code, message, details)
+        self.retry_after_s = max(1, retry_after_s)
+        """Whole seconds until the limit lets the caller through again."""

@@ -195,6 +195,11 @@ class HallKeys:
         """Hash phone digest -> the remote ticket it holds, for one local day."""
         return self._k(f"remote-phones:{day}")
 
+    def rate_limit(self, kind: str, window: int, who_digest: str) -> str:
+        """INCR counter of one caller's requests of one kind (`issue`,
+        `public`) in one fixed window (its start in epoch minutes)."""
+        return self._k(f"limit:{kind}:{window}:{who_digest}")
+
     def idempotency(self, scope_digest: str) -> str:
         """String holding a reference to the first answer of a retried request."""
         return self._k(f"idem:{scope_digest}")

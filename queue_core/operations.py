@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any, Literal, Protocol
 
 from queue_core.auth import Credentials
-from queue_core.config import Credential, HallConfig
+from queue_core.config import Credential, HallConfig, LimitKind
 from queue_core.estimates import Estimates
 from queue_core.models import Actor, Role, TicketStatus, TicketView
 from queue_core.store import HallStore, Result
@@ -88,13 +88,24 @@ Handler = Callable[[Call], Awaitable[Reply]]
 class Operation:
     """One endpoint. `path` is relative to the hall; `roles` None means anyone
     holding the path's secret (a ticket id). A `{window}` in the path limits
-    clerks to the windows on their credential."""
+    clerks to the windows on their credential. `limit` says which rate limit
+    is checked before the handler runs."""
 
     method: Literal["GET", "POST"]
     path: str
     handler: Handler
     roles: frozenset[Role] | None
     takes_body: bool = False
+    issues: bool = False
+    """It issues a ticket: counted against `[limits] issue_per_minute`."""
+
+    @property
+    def limit(self) -> LimitKind | None:
+        """The `[limits]` entry a request to it counts against: every
+        endpoint that takes no token counts per client address."""
+        if self.roles is None:
+            return LimitKind.PUBLIC
+        return LimitKind.ISSUE if self.issues else None
 
 
 def ok(body: dict[str, Any] | list[Any]) -> Reply:

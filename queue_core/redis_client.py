@@ -532,6 +532,10 @@ _REFUSALS = (
 )  # fmt: skip
 
 
+REFUSING_WRITES = frozenset(code for _, code, _ in _REFUSALS)
+"""The codes of a Redis that answers but refuses changes."""
+
+
 def refusal_of(message: str) -> tuple[str, str] | None:
     """The code and sentence for a Redis error that means "not now", or None."""
     for marker, code, sentence in _REFUSALS:

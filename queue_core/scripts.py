@@ -48,7 +48,7 @@ PLACING = ("ticket", "window_view", "hall_state")
 # Scripts that stand alone: they read, or write what is not hall state (presence).
 STANDALONE = (
     "snapshot", "ticket", "presence", "window_view", "hall_state", "note_estimate", "parked",
-    "outbox_take", "outbox_settle",
+    "outbox_take", "outbox_settle", "rate_limit",
 )  # fmt: skip
 
 

@@ -12,15 +12,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any, Generic, TypeVar, cast
 
 from queue_core import calendar, identity, metrics, policy
-from queue_core.config import MIN_SNOOZE_MINUTES, HallConfig, Service, Window
+from queue_core.config import MIN_SNOOZE_MINUTES, HallConfig, LimitKind, Service, Window
 from queue_core.errors import Conflict, Invalid, NotFound, QmsError, RateLimited, Unavailable
 from queue_core.keys import AUDIT_SECRET, HallKeys
 from queue_core.models import (
@@ -49,7 +50,7 @@ from queue_core.models import (
     WindowView,
 )
 from queue_core.reasons import CallReason
-from queue_core.redis_client import RedisClient, guarded, run_and_wait
+from queue_core.redis_client import REFUSING_WRITES, RedisClient, guarded, run_and_wait
 from queue_core.scripts import Scripts
 
 T = TypeVar("T")
@@ -706,6 +707,39 @@ class HallStore:
     async def ping(self) -> None:
         await self._call(self.redis.ping(), "ping")
 
+    async def check_limit(self, kind: LimitKind, who: str) -> None:
+        """Count one request of `who` (a credential id or a client address)
+        against the hall's `[limits]` entry for `kind`, in fixed windows of a
+        minute of the store's clock; past the limit raise `RateLimited` with
+        the seconds left in the window. Only a digest of `who` reaches Redis.
+        A refused request is not counted, and this changes no hall state."""
+        limit = self.config.limits.per_minute(kind)
+        now_ms = self._now_ms()
+        window = now_ms // LIMIT_WINDOW_MS
+        key = self.keys.rate_limit(
+            kind.value, window, await self._digest(f"limit-{kind.value}", who)
+        )
+        # Kept a window past its own so a replica whose clock runs a little
+        # behind still finds it; Redis forgets it after that.
+        try:
+            allowed = await self._call(
+                self._scripts["rate_limit"](keys=[key], args=[limit, 2 * LIMIT_WINDOW_MS]),
+                "rate_limit",
+            )
+        except Unavailable as exc:
+            # A Redis that answers but refuses writes cannot count: let the
+            # request through rather than turn it into a refusal of reads too.
+            if exc.code in REFUSING_WRITES:
+                return
+            raise
+        if int(allowed) != 1:
+            left_ms = (window + 1) * LIMIT_WINDOW_MS - now_ms
+            raise RateLimited(
+                "rate_limited",
+                f"More than {limit} requests a minute from here; try again shortly.",
+                retry_after_s=-(-left_ms // 1000),
+            )
+
     # ------------------------------------------------------------ plumbing
 
     async def _finish(
@@ -780,6 +814,13 @@ class HallStore:
                     "recall_limit",
                     f"This ticket has been announced again {limit} times, the hall's limit; "
                     "mark it a no-show instead.",
+                )
+            if reply["err"] == "rate_limited":
+                # The remote guard counts per local clock hour: free at its end.
+                raise RateLimited(
+                    "rate_limited",
+                    "Too many remote tickets from here; try again later.",
+                    retry_after_s=_seconds_to_next_hour(self._now_ms(), self.config),
                 )
             raise _refusal(reply["err"])
         return reply
@@ -927,7 +968,6 @@ _REFUSALS: dict[str, tuple[type[QmsError], str]] = {
         Conflict,
         "Today's remote tickets for this service are all taken; please take one at the hall.",
     ),
-    "rate_limited": (RateLimited, "Too many remote tickets from here; try again later."),
     "phone_has_ticket": (Conflict, "This phone number already holds a ticket that is waiting."),
     "number_not_parked": (NotFound, "No ticket with that number is parked."),
     "late_return_closed": (
@@ -952,6 +992,10 @@ def _durations(raw: str) -> tuple[int, ...]:
     if raw.startswith("["):
         return tuple(int(x) for x in json.loads(raw))
     return tuple(int(x) for x in raw.split(",") if x)
+
+
+LIMIT_WINDOW_MS = 60_000
+"""`[limits]` counts requests in fixed windows of one minute."""
 
 
 def _refusal(code: str) -> QmsError:
@@ -983,6 +1027,12 @@ def parse_audit(raw: object) -> list[AuditEntry]:
 
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _seconds_to_next_hour(now_ms: int, config: HallConfig) -> int:
+    local = datetime.fromtimestamp(now_ms / 1000, config.timezone)
+    top = local.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return max(1, math.ceil((top.timestamp() * 1000 - now_ms) / 1000))
 
 
 def _local_date(now: _Now) -> date:

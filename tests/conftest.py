@@ -145,6 +145,36 @@ async def api_client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The whole app in-process: lifespan run, state handed to each request
     the way uvicorn does it, requests over httpx's ASGI transport."""
+    async with (
+        served_app(
+            configs, redis_url, clock, metrics_interval_s, id_digest_key, notify_sweep_s
+        ) as app,
+        asgi_client(app) as client,
+    ):
+        yield client
+
+
+def asgi_client(
+    app: Any, address: str = "127.0.0.1", base_url: str = "http://qms.test"
+) -> httpx.AsyncClient:
+    """A client of `app` (from `served_app`) whose requests come from `address`."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(address, 123))
+    return httpx.AsyncClient(transport=transport, base_url=base_url)
+
+
+@contextlib.asynccontextmanager
+async def served_app(
+    configs: list[HallConfig],
+    redis_url: str,
+    clock: Clock | None = None,
+    metrics_interval_s: float = 3600,
+    id_digest_key: bytes | None = None,
+    notify_sweep_s: float = 2.0,
+    **options: Any,
+) -> AsyncIterator[Any]:
+    """The whole app with its lifespan running, as an ASGI callable that
+    hands each request the lifespan's state the way uvicorn does; `options`
+    go to `create_app`."""
     # Estimates read afresh on every request: what a test did is what it sees.
     app = create_app(
         configs,
@@ -155,6 +185,7 @@ async def api_client(
         id_digest_key=id_digest_key,
         notify_secrets={c.id: NOTIFY_SECRET for c in configs if c.notify.enabled},
         notify_sweep_s=notify_sweep_s,
+        **options,
     )
     async with app.router.lifespan_context(app) as state:
 
@@ -162,9 +193,7 @@ async def api_client(
             scope["state"] = dict(state or {})
             await app(scope, receive, send)
 
-        transport = httpx.ASGITransport(app=with_state, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://qms.test") as client:
-            yield client
+        yield with_state
 
 
 @pytest.fixture(scope="session")

@@ -76,6 +76,7 @@ async def live_server(
     id_digest_key: bytes | None = None,
     log_level: str = "warning",
     access_log: bool = False,
+    trusted_proxies: Sequence[str] = (),
 ) -> AsyncIterator[LiveServer]:
     """Serve `configs` until the block ends, then shut down as SIGTERM would
     (screens are closed with 1001). uvicorn logs at `log_level`, with its
@@ -92,7 +93,11 @@ async def live_server(
     )
     sock = listening_socket(port)
     config = server_config(
-        app, log_level=log_level, access_log=access_log, ws_send_buffer=ws_send_buffer
+        app,
+        log_level=log_level,
+        access_log=access_log,
+        ws_send_buffer=ws_send_buffer,
+        trusted_proxies=trusted_proxies,
     )
     server = QmsServer(config, app)
     # uvicorn installs signal handlers only in the main thread; it is

@@ -140,6 +140,15 @@ recall_limit = 3
 late_return_minutes = 10
 """
 
+TEST_LIMITS = """
+[limits]
+issue_per_minute = 1000000
+public_per_minute = 1000000
+"""
+"""The test hall's limits, unless `extra` sets its own: tests issue hundreds
+of tickets in one minute of their frozen clock (tests/test_rate_limits.py
+tests the limits)."""
+
 TOKENS = {
     "kiosk": "kiosk-token",
     "clerk": "clerk-1-token",
@@ -170,6 +179,8 @@ def write_hall(
     # The test hall lets a no-show rejoin within 10 minutes, unless `extra` says otherwise.
     calling = "" if "[calling]" in extra else DEFAULT_CALLING
     text = HALL_TOML.format(hall=hall, extra_priority=extra_priority, calling=calling)
+    if "[limits]" not in extra:
+        text += TEST_LIMITS
     if remote:
         text += f"\n[remote]\n{remote}\n"
     for i in range(1, extra_windows + 1):

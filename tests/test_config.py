@@ -17,6 +17,7 @@ from queue_core.config import (
     Credential,
     Group,
     HallConfig,
+    Limits,
     Problem,
     RemoteRules,
     Service,
@@ -747,5 +748,36 @@ def test_remote_mistakes_are_reported_under_their_key(
     tmp_path: Path, body: str, key: str, fragment: str
 ) -> None:
     problems = problems_of(tmp_path, edited(APPOINTMENTS, f"{APPOINTMENTS}[remote]\n{body}\n"))
+    assert keys_of(problems) == [key]
+    assert fragment in problems[0].message
+
+
+# --- rate limits ------------------------------------------------------------
+
+
+def test_limits_default_to_the_contracts_figures(tmp_path: Path) -> None:
+    hall = load_hall_config(write(tmp_path, VALID))
+    assert hall.limits == Limits(issue_per_minute=120, public_per_minute=300)
+
+
+def test_limits_load(tmp_path: Path) -> None:
+    limits = "[limits]\nissue_per_minute = 30\n"
+    hall = load_hall_config(write(tmp_path, edited(APPOINTMENTS, APPOINTMENTS + limits)))
+    assert hall.limits == Limits(issue_per_minute=30, public_per_minute=300)
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "fragment"),
+    [
+        ("issue_per_minute = 0", "limits.issue_per_minute", "must be 1 or more"),
+        ("public_per_minute = 2.5", "limits.public_per_minute", "must be a whole number"),
+        ('public_per_minute = "300"', "limits.public_per_minute", "must be a whole number"),
+        ("per_minute = 10", "limits.per_minute", ""),
+    ],
+)
+def test_limit_mistakes_are_reported_under_their_key(
+    tmp_path: Path, body: str, key: str, fragment: str
+) -> None:
+    problems = problems_of(tmp_path, edited(APPOINTMENTS, f"{APPOINTMENTS}[limits]\n{body}\n"))
     assert keys_of(problems) == [key]
     assert fragment in problems[0].message

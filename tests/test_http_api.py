@@ -200,11 +200,14 @@ def assert_error(response: httpx.Response, status: int, code: str) -> None:
 HallState = dict[str, tuple[str, Any]]
 
 
-async def hall_state(kit: ApiKit) -> HallState:
-    """Every key of the hall in Redis with its type and whole value."""
+async def hall_state(kit: ApiKit, *, with_limiter: bool = False) -> HallState:
+    """Every key of the hall in Redis with its type and whole value; the rate
+    limiter's counters (not hall state: every request counts) only when asked."""
     redis = kit.redis
     state: HallState = {}
     async for key in redis.scan_iter(match=kit.keys.match_all(), count=1000):
+        if ":limit:" in key and not with_limiter:
+            continue
         kind = await redis.type(key)
         value: Any
         if kind == "string":

@@ -218,3 +218,44 @@ async def test_no_log_line_holds_a_query_string_or_a_token(
     # ... without a query string or a token.
     leaks = [line for line in lines if "?" in line or any(s in line for s in secrets)]
     assert leaks == []
+
+
+async def test_no_log_line_holds_a_ticket_id_or_an_appointment_code(
+    hall_config: HallConfig, redis_url: str
+) -> None:
+    hall = hall_config.id
+    base = f"/api/v1/halls/{hall}"
+    logs = contextlib.ExitStack()
+    with logs:
+        async with live_server([hall_config], redis_url, log_level="info", access_log=True) as live:
+            records = logs.enter_context(capturing())
+            ticket = await post(live, hall, "/tickets", KIOSK, service="social-security")
+            tid = ticket["id"]
+            booked = await post(
+                live,
+                hall,
+                "/appointments",
+                KIOSK,
+                service="social-security",
+                start="2026-11-21T11:00",
+            )
+            code = booked["code"]
+            for path in (
+                f"{base}/tickets/{tid}",
+                f"{base}/tickets/{tid}/rating",
+                f"/halls/{hall}/tickets/{tid}",
+                f"/halls/{hall}/tickets/{tid}/qr.svg",
+                f"/halls/{hall}/tickets/{tid}?lang=en",
+            ):
+                assert (await live.api.get(path)).status_code == 200, path
+            await post(live, hall, f"/tickets/{tid}/cancel", None)
+            await post(live, hall, f"/appointments/{code}/check-in", KIOSK)
+
+    lines = records.lines()
+    assert any(f"GET {base}/tickets/~" in line for line in lines)
+    assert any(f"POST {base}/appointments/~" in line for line in lines)
+    leaks = [line for line in lines if tid in line or code in line]
+    assert leaks == []
+    # One id, one digest, wherever it was logged: a ticket's requests can be followed.
+    digests = {line.split("/tickets/~")[1][:8] for line in lines if "/tickets/~" in line}
+    assert len(digests) == 1

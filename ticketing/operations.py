@@ -146,13 +146,13 @@ async def whoami(call: Call) -> Reply:
 
 
 OPERATIONS = (
-    Operation("POST", "/tickets", issue_ticket, KIOSK, takes_body=True),
+    Operation("POST", "/tickets", issue_ticket, KIOSK, takes_body=True, issues=True),
     Operation("GET", "/tickets/{ticket}", get_ticket, None),
     Operation("POST", "/tickets/{ticket}/cancel", cancel_ticket, None),
     Operation("POST", "/tickets/{ticket}/rejoin", rejoin_ticket, None),
     Operation("POST", "/tickets/{ticket}/snooze", snooze_ticket, None, takes_body=True),
     Operation("POST", "/appointments", book_appointment, KIOSK, takes_body=True),
-    Operation("POST", "/appointments/{code}/check-in", check_in, KIOSK),
+    Operation("POST", "/appointments/{code}/check-in", check_in, KIOSK, issues=True),
     Operation("POST", "/tickets/{ticket}/rating", rate_ticket, None, takes_body=True),
     Operation("GET", "/tickets/{ticket}/rating", get_rating, None),
     Operation("GET", "/services", list_services, None),

@@ -19,6 +19,7 @@ import httpx
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -43,6 +44,7 @@ from qms.http import (
     redis_budget_s,
     unexpected,
 )
+from qms.overload import DEFAULT_MAX_IN_FLIGHT, InFlightLimit
 from qms.reports_http import report_routes
 from qms.settings import SettingsError, require_id_digest_key
 from queue_core import metrics
@@ -178,6 +180,7 @@ def create_app(
     id_digest_key: bytes | None = None,
     notify_secrets: Mapping[str, bytes] | None = None,
     notify_sweep_s: float = 2.0,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
 ) -> Starlette:
     """The whole qms app. `app.state.gateway` holds the screen gateway while
     the lifespan runs (the server closes its sockets with 1001 on shutdown).
@@ -188,7 +191,9 @@ def create_app(
     `id_digest_key` (`QMS_ID_DIGEST_KEY`) keys the digests of identity
     numbers; a hall with `[issuing] one_active_per_person` needs it.
     `notify_secrets` holds the webhook key of each hall with a gateway
-    (`[notify] url`, `qms.settings.notify_secrets`); such a hall needs one."""
+    (`[notify] url`, `qms.settings.notify_secrets`); such a hall needs one.
+    `max_in_flight` (`QMS_MAX_IN_FLIGHT`) bounds the HTTP requests served at
+    once; the excess is answered 503 `overloaded` at once (`qms.overload`)."""
     require_id_digest_key(configs, id_digest_key)
     keys = dict(notify_secrets or {})
     missing = [c.id for c in configs if c.notify.enabled and c.id not in keys]
@@ -316,4 +321,5 @@ def create_app(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: http_exception, Exception: unexpected},
+        middleware=[Middleware(InFlightLimit, limit=max_in_flight)],
     )

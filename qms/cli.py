@@ -287,6 +287,7 @@ def serve(
             archive_interval_s=settings.archive_interval_s,
             id_digest_key=settings.id_digest_key,
             notify_secrets=notify_keys,
+            max_in_flight=settings.max_in_flight,
         )
         host, port = sock.getsockname()[:2]
         for c in configs:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from qms.overload import DEFAULT_MAX_IN_FLIGHT
 from queue_core.archive import sqlite_path
 from queue_core.config import HallConfig
 from queue_core.identity import MIN_KEY_BYTES
@@ -189,6 +190,9 @@ class Settings:
     """`QMS_ARCHIVE_INTERVAL`: seconds between sweeps of past days' tickets out of Redis."""
     id_digest_key: bytes | None = None
     """`QMS_ID_DIGEST_KEY`: the key of identity numbers' digests (None: unset)."""
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    """`QMS_MAX_IN_FLIGHT`: HTTP requests served at once; the excess gets 503
+    `overloaded` at once (`DEFAULT_MAX_IN_FLIGHT` says why 128)."""
 
     @classmethod
     def from_env(cls, **cli: object) -> Settings:
@@ -210,5 +214,6 @@ class Settings:
             archive_url=archive_url(env.get("QMS_ARCHIVE_URL") or default_archive_url(data_dir)),
             archive_interval_s=_number("QMS_ARCHIVE_INTERVAL", "3600", float, 1),
             id_digest_key=id_digest_key(env),
+            max_in_flight=_number("QMS_MAX_IN_FLIGHT", str(DEFAULT_MAX_IN_FLIGHT), int, 1),
             **cli,  # type: ignore[arg-type]
         )

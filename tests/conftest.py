@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from loadtests.redis_cluster import LocalCluster
 from qms.app import create_app
@@ -156,6 +157,14 @@ async def api_client(
         notify_secrets={c.id: NOTIFY_SECRET for c in configs if c.notify.enabled},
         notify_sweep_s=notify_sweep_s,
     )
+    async with app_client(app) as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def app_client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of `app` in-process: its lifespan run, its state handed to
+    each request the way uvicorn does it, requests over httpx's ASGI transport."""
     async with app.router.lifespan_context(app) as state:
 
         async def with_state(scope: Any, receive: Any, send: Any) -> None:

@@ -44,6 +44,7 @@ from qms.http import (
     redis_budget_s,
     unexpected,
 )
+from qms.openapi import openapi_document
 from qms.overload import DEFAULT_MAX_IN_FLIGHT, InFlightLimit
 from qms.reports_http import report_routes
 from qms.settings import SettingsError, require_id_digest_key
@@ -308,11 +309,18 @@ def create_app(
                 await asyncio.to_thread(archive.close)  # waits for a write in flight
             await redis.aclose()
 
+    operations = TICKET_OPERATIONS + WINDOW_OPERATIONS
+    description = openapi_document(operations, _version("qms"))
+
+    async def openapi(request: Request) -> Response:
+        return JSON(description)
+
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
+        Route("/openapi.json", openapi),
         Route("/readyz", readyz_endpoint(budget_s)),
         Route("/metrics", metrics_endpoint),
-        *api_routes(TICKET_OPERATIONS + WINDOW_OPERATIONS, budget_s),
+        *api_routes(operations, budget_s),
         *report_routes(),
         *gateway_routes(_gateway_of, deny_websocket, bearer_token),
         *page_routes(),

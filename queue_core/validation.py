@@ -19,12 +19,6 @@ TICKET_NUMBER = re.compile(r"[A-Z]{1,2}[0-9]{3,9}")
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 
 
-def only_fields(body: Mapping[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise Invalid("unknown_field", f"Unknown field {unknown[0]!r}; allowed: {sorted(allowed)}.")
-
-
 def string_field(body: Mapping[str, Any], name: str, *, required: bool = True) -> str | None:
     value = body.get(name)
     if value is None:

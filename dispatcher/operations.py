@@ -9,7 +9,9 @@ from dispatcher.figures import HallFigures
 from queue_core import validation as v
 from queue_core.models import Role, TicketView, WindowStatus
 from queue_core.operations import (
+    Body,
     Call,
+    Field,
     Handler,
     Operation,
     Reply,
@@ -65,7 +67,6 @@ async def _called_reply(call: Call, view: TicketView) -> dict[str, Any]:
 
 def _number(call: Call) -> str:
     """The ticket number a `{"number"}` body names."""
-    v.only_fields(call.body, {"number"})
     return v.ticket_number(v.required_string(call.body, "number"))
 
 
@@ -98,7 +99,6 @@ async def no_show(call: Call) -> Reply:
 
 
 async def transfer(call: Call) -> Reply:
-    v.only_fields(call.body, {"service"})
     service = v.required_string(call.body, "service")
     result = await call.hall.store.transfer(
         call.params["window"], service, call.idempotency, actor=actor_of(call)
@@ -160,23 +160,86 @@ async def dashboard(call: Call) -> Reply:
     return ok(dashboard_body(figures, call.hall.config))
 
 
+NUMBER = Body((Field("number", "string", "A ticket number such as A023.", required=True),))
+
+
+def _window(
+    path: str, handler: Handler, roles: frozenset[Role], summary: str, **more: Any
+) -> Operation:
+    """A window's operation (`POST /windows/{window}/…`): 404 for a window
+    the hall lacks, 409 for one whose state forbids it."""
+    return Operation(
+        "POST", "/windows/{window}" + path, handler, roles, summary=summary, errors=(409,), **more
+    )
+
+
 OPERATIONS = (
-    Operation("POST", "/windows/{window}/open", _set_status(WindowStatus.OPEN), SUPERVISOR),
-    Operation("POST", "/windows/{window}/pause", _set_status(WindowStatus.PAUSED), SUPERVISOR),
-    Operation("POST", "/windows/{window}/close", _set_status(WindowStatus.CLOSED), SUPERVISOR),
-    Operation("POST", "/windows/{window}/call-next", call_next, CLERK),
-    Operation("POST", "/windows/{window}/call", call_number, CLERK, takes_body=True),
-    Operation("POST", "/windows/{window}/recall", recall, CLERK),
-    Operation("POST", "/windows/{window}/complete", complete, CLERK),
-    Operation("POST", "/windows/{window}/no-show", no_show, CLERK),
-    Operation("POST", "/windows/{window}/transfer", transfer, CLERK, takes_body=True),
-    Operation("POST", "/windows/{window}/park", park, CLERK),
-    Operation("POST", "/windows/{window}/resume", resume, CLERK, takes_body=True),
-    Operation("GET", "/parked", parked, SUPERVISOR),
-    Operation("POST", "/close", close_hall, MANAGER),
-    Operation("POST", "/open", open_hall, MANAGER),
-    Operation("GET", "/audit", audit, MANAGER),
-    Operation("GET", "/windows/{window}", window_view, SUPERVISOR),
-    Operation("GET", "/snapshot", snapshot, READER),
-    Operation("GET", "/dashboard", dashboard, MANAGER),
+    _window(
+        "/open", _set_status(WindowStatus.OPEN), SUPERVISOR, "Open a window.", returns="object"
+    ),
+    _window(
+        "/pause", _set_status(WindowStatus.PAUSED), SUPERVISOR, "Pause a window.", returns="object"
+    ),
+    _window(
+        "/close", _set_status(WindowStatus.CLOSED), SUPERVISOR, "Close a window.", returns="object"
+    ),
+    _window(
+        "/call-next",
+        call_next,
+        CLERK,
+        "Call the next ticket under the hall's rule (204: nobody waiting).",
+        answers=(200, 204),
+    ),
+    _window("/call", call_number, CLERK, "Call a waiting number out of turn.", body=NUMBER),
+    _window("/recall", recall, CLERK, "Announce the called ticket again."),
+    _window("/complete", complete, CLERK, "Complete the called ticket."),
+    _window("/no-show", no_show, CLERK, "The called visitor did not come."),
+    _window(
+        "/transfer",
+        transfer,
+        CLERK,
+        "Send the called ticket to another service, its place kept.",
+        body=Body((Field("service", "string", "A service id.", required=True),)),
+    ),
+    _window("/park", park, CLERK, "Park the called ticket (the visitor fetches a paper)."),
+    _window("/resume", resume, CLERK, "Call a parked ticket at this window.", body=NUMBER),
+    Operation("GET", "/parked", parked, SUPERVISOR, summary="The parked tickets.", returns="array"),
+    Operation(
+        "POST", "/close", close_hall, MANAGER, summary="Close the hall now.", returns="object"
+    ),
+    Operation(
+        "POST", "/open", open_hall, MANAGER, summary="Open the hall again.", returns="object"
+    ),
+    Operation(
+        "GET",
+        "/audit",
+        audit,
+        MANAGER,
+        summary="The audit trail of staff changes, a page at a time.",
+        query=(
+            Field("since", "string", "The cursor of an earlier answer's next."),
+            Field("limit", "integer", "Entries in a page, 1 to 1000 (100)."),
+        ),
+        returns="object",
+    ),
+    Operation(
+        "GET",
+        "/windows/{window}",
+        window_view,
+        SUPERVISOR,
+        summary="A window, its ticket and its recent calls (the clerk's console).",
+        query=(Field("limit", "integer", "Recent entries, 1 to 500 (50)."),),
+        returns="object",
+    ),
+    Operation(
+        "GET",
+        "/snapshot",
+        snapshot,
+        READER,
+        summary="The hall's windows, queues and recent calls.",
+        returns="object",
+    ),
+    Operation(
+        "GET", "/dashboard", dashboard, MANAGER, summary="The manager's figures.", returns="object"
+    ),
 )

@@ -46,6 +46,8 @@ from qms.http import (
     redis_budget_s,
     unexpected,
 )
+from qms.openapi import openapi_document
+from qms.overload import DEFAULT_MAX_IN_FLIGHT, InFlightLimit
 from qms.reports_http import report_routes
 from qms.security import SecurityHeaders, StrictCors
 from qms.settings import SettingsError, require_id_digest_key
@@ -197,6 +199,7 @@ def create_app(
     notify_sweep_s: float = 2.0,
     cors_origins: Sequence[str] = (),
     metrics_token: str | None = None,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
 ) -> Starlette:
     """The whole qms app. `app.state.gateway` holds the screen gateway while
     the lifespan runs (the server closes its sockets with 1001 on shutdown).
@@ -210,7 +213,9 @@ def create_app(
     (`[notify] url`, `qms.settings.notify_secrets`); such a hall needs one.
     `cors_origins` (`QMS_CORS_ORIGINS`) may read answers from a browser;
     every answer carries `qms.security`'s headers. With `metrics_token`
-    (`QMS_METRICS_TOKEN`) `/metrics` answers only to that bearer token."""
+    (`QMS_METRICS_TOKEN`) `/metrics` answers only to that bearer token.
+    `max_in_flight` (`QMS_MAX_IN_FLIGHT`) bounds the HTTP requests served at
+    once; the excess is answered 503 `overloaded` at once (`qms.overload`)."""
     require_id_digest_key(configs, id_digest_key)
     keys = dict(notify_secrets or {})
     missing = [c.id for c in configs if c.notify.enabled and c.id not in keys]
@@ -325,19 +330,28 @@ def create_app(
                 await asyncio.to_thread(archive.close)  # waits for a write in flight
             await redis.aclose()
 
+    operations = TICKET_OPERATIONS + WINDOW_OPERATIONS
+    description = openapi_document(operations, _version("qms"))
+
+    async def openapi(request: Request) -> Response:
+        return JSON(description)
+
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
+        Route("/openapi.json", openapi),
         Route("/readyz", readyz_endpoint(budget_s)),
         Route("/metrics", metrics_endpoint(metrics_token)),
-        *api_routes(TICKET_OPERATIONS + WINDOW_OPERATIONS, budget_s),
+        *api_routes(operations, budget_s),
         *report_routes(),
         *gateway_routes(_gateway_of, deny_websocket, bearer_token),
         *page_routes(),
     ]
-    # The first is the outermost: a refused preflight gets the headers too.
+    # The first is the outermost: a refused preflight, or a request refused
+    # as overload, gets the headers too (and an allowed origin can read why).
     middleware = [Middleware(SecurityHeaders)]
     if cors_origins:
         middleware.append(Middleware(StrictCors, origins=cors_origins))
+    middleware.append(Middleware(InFlightLimit, limit=max_in_flight))
     return Starlette(
         routes=routes,
         middleware=middleware,

@@ -322,6 +322,7 @@ def serve(
             notify_secrets=notify_keys,
             cors_origins=settings.cors_origins,
             metrics_token=settings.metrics_token,
+            max_in_flight=settings.max_in_flight,
         )
         host, port = sock.getsockname()[:2]
         for c in configs:

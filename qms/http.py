@@ -181,6 +181,8 @@ async def _handle(op: Operation, request: Request, budget_s: float) -> Reply:
     # Read even where no body is expected, so the limit holds for every request.
     raw = await read_body(request)
     body = parse_json_object(raw) if op.takes_body else {}
+    if op.body is not None:
+        op.body.check(body)
     query = dict(request.query_params)
     call = Call(hall, credential, params, body, scope, query, client)
     # The budget starts once the body is in: a slow upload is the client's

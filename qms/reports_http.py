@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import date
 from typing import cast
 
@@ -96,10 +97,23 @@ def _archive(request: Request) -> Archive | None:
     return cast(Archive | None, getattr(request.state, "archive", None))
 
 
+@dataclass(frozen=True, slots=True)
+class Download:
+    """One CSV download under the hall, as routed and as `qms/openapi.py`
+    describes it."""
+
+    path: str
+    endpoint: Callable[[Request], Awaitable[Response]]
+    summary: str
+
+
+# The audit route first: `{day}.csv` would take `2026-11-21-audit.csv` as
+# the day `2026-11-21-audit` (and refuse it).
+DOWNLOADS = (
+    Download("/reports/{day}-audit.csv", download_audit, "The day's audit trail as CSV."),
+    Download("/reports/{day}.csv", download_report, "The day's report as CSV."),
+)
+
+
 def report_routes() -> list[Route]:
-    # The audit route first: `{day}.csv` would take `2026-11-21-audit.csv` as
-    # the day `2026-11-21-audit` (and refuse it).
-    return [
-        Route(API_PREFIX + "/reports/{day}-audit.csv", download_audit, methods=["GET"]),
-        Route(API_PREFIX + "/reports/{day}.csv", download_report, methods=["GET"]),
-    ]
+    return [Route(API_PREFIX + d.path, d.endpoint, methods=["GET"]) for d in DOWNLOADS]

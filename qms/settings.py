@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from qms.overload import DEFAULT_MAX_IN_FLIGHT
 from qms.security import CORS_ORIGINS_ENV, cors_origins
 from queue_core.archive import sqlite_path
 from queue_core.config import MIN_TOKEN_CHARS, HallConfig
@@ -244,6 +245,9 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     """`QMS_TRUSTED_PROXIES`: addresses or networks whose `X-Forwarded-For`
     and `X-Forwarded-Proto` are believed (none)."""
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    """`QMS_MAX_IN_FLIGHT`: HTTP requests served at once; the excess gets 503
+    `overloaded` at once (`DEFAULT_MAX_IN_FLIGHT` says why 128)."""
 
     @classmethod
     def from_env(cls, **cli: object) -> Settings:
@@ -268,5 +272,6 @@ class Settings:
             cors_origins=_cors_origins(env),
             metrics_token=metrics_token(env),
             trusted_proxies=trusted_proxies(env.get(TRUSTED_PROXIES_ENV, "")),
+            max_in_flight=_number("QMS_MAX_IN_FLIGHT", str(DEFAULT_MAX_IN_FLIGHT), int, 1),
             **cli,  # type: ignore[arg-type]
         )

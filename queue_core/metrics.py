@@ -133,6 +133,16 @@ REMOTE_REFUSED = Counter(
     "Remote tickets refused by a guard: rate_limited, remote_quota_exhausted, phone_has_ticket.",
     ["hall", "reason"],
 )
+REQUESTS_REFUSED = Counter(
+    "qms_requests_refused_total",
+    "HTTP requests this process refused before any work: overloaded (more than "
+    "QMS_MAX_IN_FLIGHT in flight).",
+    ["reason"],
+)
+REQUESTS_IN_FLIGHT = Gauge(
+    "qms_requests_in_flight",
+    "HTTP requests this process is serving now (health checks and scrapes not counted).",
+)
 SCREENS = Gauge(
     "qms_screens_connected", "Screens connected to this replica's gateway.", ["hall", "page"]
 )

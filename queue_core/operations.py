@@ -9,12 +9,13 @@ limits and error mapping once for all of them. A handler receives a `Call`
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, Protocol
 
 from queue_core.auth import Credentials
 from queue_core.config import Credential, HallConfig, LimitKind
+from queue_core.errors import Invalid
 from queue_core.estimates import Estimates
 from queue_core.models import Actor, Role, TicketStatus, TicketView
 from queue_core.store import HallStore, Result
@@ -84,20 +85,87 @@ class Reply:
 Handler = Callable[[Call], Awaitable[Reply]]
 
 
+FieldType = Literal["string", "number", "integer", "boolean", "object"]
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One field of a request body or one query parameter, as plain data:
+    the handlers' validation and the OpenAPI description both read it."""
+
+    name: str
+    type: FieldType
+    description: str
+    required: bool = False
+    enum: tuple[str, ...] = ()
+    max_length: int | None = None
+    properties: tuple[Field, ...] = ()
+    """An object's own fields (`type` "object")."""
+    one_of_properties: bool = False
+    """An object that holds exactly one of its `properties`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """A JSON object body: its fields, and nothing else."""
+
+    fields: tuple[Field, ...]
+
+    @property
+    def allowed(self) -> frozenset[str]:
+        return frozenset(f.name for f in self.fields)
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields if f.required)
+
+    def check(self, body: Mapping[str, Any]) -> None:
+        """Refuse a field not declared (422 `unknown_field`: a misspelt
+        `priorty` must not silently issue a normal ticket) and a required
+        field absent or null (422 `missing_field`). Types and values are the
+        handler's to check, with codes of their own."""
+        unknown = sorted(set(body) - self.allowed)
+        if unknown:
+            raise Invalid(
+                "unknown_field",
+                f"Unknown field {unknown[0]!r}; allowed: {sorted(self.allowed)}.",
+            )
+        for name in self.required:
+            if body.get(name) is None:
+                raise Invalid("missing_field", f"Field {name!r} is required.")
+
+
 @dataclass(frozen=True, slots=True)
 class Operation:
     """One endpoint. `path` is relative to the hall; `roles` None means anyone
     holding the path's secret (a ticket id). A `{window}` in the path limits
     clerks to the windows on their credential. `limit` says which rate limit
-    is checked before the handler runs."""
+    is checked before the handler runs.
+
+    The rest describes it (`qms/openapi.py` makes the OpenAPI document of
+    it) and is enforced where it can be: `body` by `Body.check` before the
+    handler runs. `answers` are its success statuses; `errors` the 4xx
+    statuses it may give beyond those every endpoint of its shape gives
+    (a token: 401/403; a body: 400/422; a path id: 404); `returns` names the
+    schema of its 2xx body."""
 
     method: Literal["GET", "POST"]
     path: str
     handler: Handler
     roles: frozenset[Role] | None
-    takes_body: bool = False
+    _: KW_ONLY
+    summary: str
+    body: Body | None = None
+    query: tuple[Field, ...] = ()
+    answers: tuple[int, ...] = (200,)
+    errors: tuple[int, ...] = ()
+    returns: Literal["ticket", "object", "array"] = "ticket"
     issues: bool = False
     """It issues a ticket: counted against `[limits] issue_per_minute`."""
+
+    @property
+    def takes_body(self) -> bool:
+        return self.body is not None
 
     @property
     def limit(self) -> LimitKind | None:

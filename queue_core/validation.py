@@ -19,12 +19,6 @@ TICKET_NUMBER = re.compile(r"[A-Z]{1,2}[0-9]{3,9}")
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 
 
-def only_fields(body: Mapping[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise Invalid("unknown_field", f"Unknown field {unknown[0]!r}; allowed: {sorted(allowed)}.")
-
-
 MAX_FIELD_CHARS: Final = 64
 """The longest a one-line field may be (service and class ids, numbers,
 times, phone numbers are all far shorter)."""

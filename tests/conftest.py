@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from loadtests.redis_cluster import LocalCluster
 from qms.app import create_app
@@ -187,6 +188,14 @@ async def served_app(
         notify_sweep_s=notify_sweep_s,
         **options,
     )
+    async with lifespan_of(app) as served:
+        yield served
+
+
+@contextlib.asynccontextmanager
+async def lifespan_of(app: Starlette) -> AsyncIterator[Any]:
+    """`app` with its lifespan run, as an ASGI callable that hands each
+    request the lifespan's state the way uvicorn does it."""
     async with app.router.lifespan_context(app) as state:
 
         async def with_state(scope: Any, receive: Any, send: Any) -> None:
@@ -194,6 +203,14 @@ async def served_app(
             await app(scope, receive, send)
 
         yield with_state
+
+
+@contextlib.asynccontextmanager
+async def app_client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of `app` in-process: its lifespan run, requests over httpx's
+    ASGI transport."""
+    async with lifespan_of(app) as served, asgi_client(served) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

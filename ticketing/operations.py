@@ -8,7 +8,9 @@ from queue_core import validation as v
 from queue_core.errors import QmsError
 from queue_core.models import NORMAL, Rating, Role, TicketView
 from queue_core.operations import (
+    Body,
     Call,
+    Field,
     Operation,
     Reply,
     actor_of,
@@ -35,7 +37,6 @@ async def _issued(call: Call, result: Result[TicketView]) -> Reply:
 
 
 async def issue_ticket(call: Call) -> Reply:
-    v.only_fields(call.body, {"service", "priority", "id_number", "notify"})
     service = v.required_string(call.body, "service")
     priority = v.string_field(call.body, "priority", required=False) or NORMAL
     id_number = v.id_number_field(call.body, call.hall.config.language)
@@ -70,14 +71,12 @@ async def rejoin_ticket(call: Call) -> Reply:
 
 async def snooze_ticket(call: Call) -> Reply:
     tid = v.ticket_id(call.params["ticket"])
-    v.only_fields(call.body, {"minutes"})
     minutes = v.minutes_field(call.body, "minutes")
     result = await call.hall.store.snooze(tid, minutes, call.idempotency)
     return ok(await ticket_reply(call.hall, result.value))
 
 
 async def book_appointment(call: Call) -> Reply:
-    v.only_fields(call.body, {"service", "start"})
     service = v.required_string(call.body, "service")
     start = v.local_time_ms(
         v.required_string(call.body, "start"), call.hall.config.timezone, "start"
@@ -106,7 +105,6 @@ async def list_services(call: Call) -> Reply:
 
 
 async def issue_remote(call: Call) -> Reply:
-    v.only_fields(call.body, {"service", "phone", "notify"})
     service = v.required_string(call.body, "service")
     rules = call.hall.config.remote
     phone = None
@@ -126,7 +124,6 @@ async def issue_remote(call: Call) -> Reply:
 
 async def rate_ticket(call: Call) -> Reply:
     tid = v.ticket_id(call.params["ticket"])
-    v.only_fields(call.body, {"score", "reason"})
     score = Rating(v.rating(v.required_string(call.body, "score"), (r.value for r in Rating)))
     view = await call.hall.store.rate(tid, score, v.reason_text(call.body))
     t = view.ticket
@@ -145,17 +142,169 @@ async def whoami(call: Call) -> Reply:
     return ok({"role": c.role.value, "windows": sorted(c.windows)})
 
 
+SERVICE = Field("service", "string", "A service id of the hall's config.", required=True)
+NOTIFY = Field(
+    "notify",
+    "object",
+    "Where the hall's gateway tells the visitor: a mainland mobile number or a "
+    "channel id the gateway knows (docs/notifications.md).",
+    properties=(
+        Field("phone", "string", "A mainland mobile number such as 13800138000."),
+        Field("channel", "string", "1 to 64 letters, digits or _ . : @ -.", max_length=64),
+    ),
+    one_of_properties=True,
+)
+
 OPERATIONS = (
-    Operation("POST", "/tickets", issue_ticket, KIOSK, takes_body=True, issues=True),
-    Operation("GET", "/tickets/{ticket}", get_ticket, None),
-    Operation("POST", "/tickets/{ticket}/cancel", cancel_ticket, None),
-    Operation("POST", "/tickets/{ticket}/rejoin", rejoin_ticket, None),
-    Operation("POST", "/tickets/{ticket}/snooze", snooze_ticket, None, takes_body=True),
-    Operation("POST", "/appointments", book_appointment, KIOSK, takes_body=True),
-    Operation("POST", "/appointments/{code}/check-in", check_in, KIOSK, issues=True),
-    Operation("POST", "/tickets/{ticket}/rating", rate_ticket, None, takes_body=True),
-    Operation("GET", "/tickets/{ticket}/rating", get_rating, None),
-    Operation("GET", "/services", list_services, None),
-    Operation("GET", "/credential", whoami, frozenset(Role)),
-    Operation("POST", "/remote/tickets", issue_remote, None, takes_body=True),
+    Operation(
+        "POST",
+        "/tickets",
+        issue_ticket,
+        KIOSK,
+        summary="Issue a ticket (header Idempotency-Key: the same key, the same ticket).",
+        issues=True,
+        body=Body(
+            (
+                SERVICE,
+                Field(
+                    "priority",
+                    "string",
+                    "A priority class of the hall's [priority], or normal (the default).",
+                ),
+                Field(
+                    "id_number",
+                    "string",
+                    "An 18-character resident identity number (GB 11643); never stored.",
+                    max_length=64,
+                ),
+                NOTIFY,
+            )
+        ),
+        answers=(201,),
+        errors=(404, 409),
+    ),
+    Operation(
+        "GET",
+        "/tickets/{ticket}",
+        get_ticket,
+        None,
+        summary="A ticket with its live position and estimate.",
+    ),
+    Operation(
+        "POST",
+        "/tickets/{ticket}/cancel",
+        cancel_ticket,
+        None,
+        summary="Cancel a waiting ticket.",
+        errors=(409,),
+    ),
+    Operation(
+        "POST",
+        "/tickets/{ticket}/rejoin",
+        rejoin_ticket,
+        None,
+        summary="A no-show ticket waits again, within late_return_minutes.",
+        errors=(409,),
+    ),
+    Operation(
+        "POST",
+        "/tickets/{ticket}/snooze",
+        snooze_ticket,
+        None,
+        summary="Let others pass for 5 to 30 minutes, once.",
+        body=Body((Field("minutes", "number", "5 to 30.", required=True),)),
+        errors=(409,),
+    ),
+    Operation(
+        "POST",
+        "/appointments",
+        book_appointment,
+        KIOSK,
+        summary="Book an appointment.",
+        body=Body(
+            (
+                SERVICE,
+                Field(
+                    "start",
+                    "string",
+                    "ISO 8601; without an offset, the hall's local time.",
+                    required=True,
+                ),
+            )
+        ),
+        answers=(201,),
+        errors=(404, 409),
+        returns="object",
+    ),
+    Operation(
+        "POST",
+        "/appointments/{code}/check-in",
+        check_in,
+        KIOSK,
+        summary="Check in an appointment: its ticket.",
+        issues=True,
+        answers=(201,),
+        errors=(409,),
+    ),
+    Operation(
+        "POST",
+        "/tickets/{ticket}/rating",
+        rate_ticket,
+        None,
+        summary="Rate the service of a finished ticket (好差评), once.",
+        body=Body(
+            (
+                Field("score", "string", "The rating.", required=True, enum=tuple(Rating)),
+                Field(
+                    "reason",
+                    "string",
+                    "A comment.",
+                    max_length=v.MAX_REASON_CHARS,
+                ),
+            )
+        ),
+        answers=(201,),
+        errors=(409,),
+        returns="object",
+    ),
+    Operation(
+        "GET",
+        "/tickets/{ticket}/rating",
+        get_rating,
+        None,
+        summary="A ticket's rating.",
+        returns="object",
+    ),
+    Operation(
+        "GET",
+        "/services",
+        list_services,
+        None,
+        summary="The hall's services, their queues and whether it issues now.",
+        returns="object",
+    ),
+    Operation(
+        "GET",
+        "/credential",
+        whoami,
+        frozenset(Role),
+        summary="The role and windows of the token sent.",
+        returns="object",
+    ),
+    Operation(
+        "POST",
+        "/remote/tickets",
+        issue_remote,
+        None,
+        summary="A ticket taken from a phone, outside the hall ([remote]).",
+        body=Body(
+            (
+                SERVICE,
+                Field("phone", "string", "A mainland mobile number, when the hall asks for one."),
+                NOTIFY,
+            )
+        ),
+        answers=(201,),
+        errors=(404, 409, 429),
+    ),
 )

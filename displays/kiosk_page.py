@@ -14,6 +14,7 @@ visitor's credential, so nothing is looked up to draw it.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 from typing import Any
@@ -25,6 +26,7 @@ from starlette.routing import BaseRoute, Route
 
 from displays.page_kit import hall_of, not_found, render
 from queue_core.config import HallConfig
+from queue_core.errors import QmsError
 from queue_core.validation import TICKET_ID
 
 __all__ = ["kiosk_config", "routes", "visitor_url"]
@@ -54,6 +56,7 @@ def visitor_url(request: Request, hall: str, ticket_id: str) -> str:
     return f"{base.rstrip('/')}/halls/{hall}/tickets/{ticket_id}"
 
 
+@functools.lru_cache(maxsize=1024)
 def qr_svg(url: str) -> bytes:
     """`url` as a QR code in SVG: black on white with the standard four-module
     quiet zone, so it scans on the kiosk's screen as well as on paper; sized
@@ -121,6 +124,15 @@ async def ticket_qr(request: Request) -> Response:
     ticket_id = request.path_params["ticket"]
     if hall is None or not TICKET_ID.fullmatch(ticket_id):
         return not_found(_NO_HALL if hall is None else "没有这张票 / no such ticket")
+    # Drawing a code costs ~10 ms of CPU: only for a ticket the hall holds
+    # (ids are unguessable, so made-up ones cost one O(1) read), and a kiosk
+    # or phone asking again for the same one gets the drawing already made.
+    try:
+        exists = await hall.store.ticket_exists(ticket_id)
+    except QmsError:
+        return Response(status_code=503, headers={"Retry-After": "1"})
+    if not exists:
+        return not_found("没有这张票 / no such ticket")
     url = visitor_url(request, hall.config.id, ticket_id)
     return Response(qr_svg(url), media_type="image/svg+xml", headers=_QR_HEADERS)
 

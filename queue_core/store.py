@@ -383,6 +383,10 @@ class HallStore:
         reply = await self._mutate("rate", self._now(), None, [], args)
         return self._ticket_view(reply)
 
+    async def ticket_exists(self, ticket_id: str) -> bool:
+        """Whether the hall holds a ticket with this id (one O(1) read)."""
+        return bool(await self._call(self.redis.hexists(self.keys.tickets, ticket_id), "hexists"))
+
     async def ticket(self, ticket_id: str) -> TicketView:
         """A ticket with its live position; `NotFound` for an unknown id."""
         keys = [self.keys.tickets, self.keys.open_windows, self.keys.dispatch, *self._queue_keys]

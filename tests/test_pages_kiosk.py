@@ -28,7 +28,7 @@ from playwright.async_api import (
     ViewportSize,
 )
 
-from displays.kiosk_page import PUBLIC_URL_ENV
+from displays.kiosk_page import PUBLIC_URL_ENV, qr_svg
 from queue_core.config import HallConfig, load_hall_config
 from queue_core.keys import HallKeys
 from tests.browser import BROWSER_MARKS, fresh_page, keep_for_review, until
@@ -445,9 +445,15 @@ async def test_the_qr_code_encodes_the_visitor_page(
     assert f"<title>{public}</title>" in r.text
     assert svg_matrix(r.text) == qr_matrix(public)
 
-    # The id is only checked for its shape; the hall must exist.
+    # Drawn only for a ticket the hall holds (drawing costs ~10 ms of CPU),
+    # once for each address asked for again.
     made_up = "A" * 22
-    assert (await live.api.get(f"/halls/{hall}/tickets/{made_up}/qr.svg")).status_code == 200
+    drawn = qr_svg.cache_info().misses
+    assert (await live.api.get(f"/halls/{hall}/tickets/{made_up}/qr.svg")).status_code == 404
+    assert qr_svg.cache_info().misses == drawn
+    hits = qr_svg.cache_info().hits
+    assert (await live.api.get(path)).status_code == 200
+    assert qr_svg.cache_info().hits == hits + 1
     for bad in ["A" * 21, "A" * 23, "A" * 21 + ".", "A" * 21 + "%20"]:
         r = await live.api.get(f"/halls/{hall}/tickets/{bad}/qr.svg")
         assert r.status_code == 404, bad

@@ -21,7 +21,7 @@ from starlette.websockets import WebSocket
 from qms.security import add_security_headers, loggable_path
 from queue_core import validation
 from queue_core.auth import authorize, idempotency_scope
-from queue_core.config import LimitKind
+from queue_core.config import Credential, LimitKind
 from queue_core.errors import (
     ErrorKind,
     Invalid,
@@ -196,19 +196,26 @@ async def _handle(op: Operation, request: Request, budget_s: float) -> Reply:
             if kind is not None:
                 # Before the operation: past the limit a request does nothing
                 # but answer 429. (A body refused above never reached Redis.)
-                who = (
-                    client
-                    if kind is LimitKind.PUBLIC
-                    else credential.digest_id
-                    if credential
-                    else ""
-                )
-                await hall.store.check_limit(kind, who)
+                await hall.store.check_limit(kind, _limited_as(kind, params, credential, client))
             return await op.handler(call)
     except TimeoutError:
         raise Unavailable(
             "redis_unavailable", "The queue store did not answer in time; try again."
         ) from None
+
+
+def _limited_as(
+    kind: LimitKind, params: dict[str, str], credential: Credential | None, client: str
+) -> str:
+    """Whose allowance a request uses. Issuing: its credential's. Public
+    endpoints: a ticket's own endpoints count per ticket (its unguessable id
+    is the holder's credential; per address, a hall's phones behind one
+    Wi-Fi address, each following its ticket every 2 s, would share 300 a
+    minute and be refused together), the rest per client address."""
+    if kind is LimitKind.PUBLIC:
+        ticket = params.get("ticket")
+        return f"ticket:{ticket}" if ticket else f"address:{client}"
+    return credential.digest_id if credential is not None else ""
 
 
 def api_routes(operations: Iterable[Operation], budget_s: float = REDIS_BUDGET_S) -> list[Route]:

@@ -196,7 +196,9 @@ async def _handle(op: Operation, request: Request, budget_s: float) -> Reply:
             if kind is not None:
                 # Before the operation: past the limit a request does nothing
                 # but answer 429. (A body refused above never reached Redis.)
-                await hall.store.check_limit(kind, _limited_as(kind, params, credential, client))
+                allowance = _limited_as(kind, params, credential, client)
+                if allowance is not None:
+                    await hall.store.check_limit(kind, allowance)
             return await op.handler(call)
     except TimeoutError:
         raise Unavailable(
@@ -206,13 +208,17 @@ async def _handle(op: Operation, request: Request, budget_s: float) -> Reply:
 
 def _limited_as(
     kind: LimitKind, params: dict[str, str], credential: Credential | None, client: str
-) -> str:
-    """Whose allowance a request uses. Issuing: its credential's. Public
-    endpoints: a ticket's own endpoints count per ticket (its unguessable id
-    is the holder's credential; per address, a hall's phones behind one
-    Wi-Fi address, each following its ticket every 2 s, would share 300 a
-    minute and be refused together), the rest per client address."""
+) -> str | None:
+    """Whose allowance a request uses (None: none). Issuing: its
+    credential's. Public endpoints: none when a valid credential comes with
+    the request (a hall's kiosks poll `/services` with theirs, and their pace
+    is never limited); a ticket's own endpoints count per ticket (its
+    unguessable id is the holder's credential; per address, a hall's phones
+    behind one Wi-Fi address, each following its ticket every 2 s, would
+    share 300 a minute and be refused together); the rest per address."""
     if kind is LimitKind.PUBLIC:
+        if credential is not None:
+            return None
         ticket = params.get("ticket")
         return f"ticket:{ticket}" if ticket else f"address:{client}"
     return credential.digest_id if credential is not None else ""

@@ -224,10 +224,14 @@ async def test_while_redis_hangs_every_answer_is_a_fast_503_and_all_recovers(
                 assert display.open
             finally:
                 node.resume()
+            # Past QMS_MAX_IN_FLIGHT (128) the rest are refused at once as
+            # overload: a fast 503 too.
+            codes = set()
             for r in answers:
                 assert r.status_code == 503, r.text
-                assert r.json()["error"]["code"] == "redis_unavailable"
+                codes.add(r.json()["error"]["code"])
                 assert r.json()["error"]["message"]
+            assert "redis_unavailable" in codes and codes <= {"redis_unavailable", "overloaded"}
             assert ready.status_code == 503
             assert ready.json()["error"]["code"] == "redis_unavailable"
 

@@ -177,7 +177,7 @@ async def test_calls_are_announced_in_order_never_overlapping(
 
 
 async def test_spoken_numbers_are_read_digit_by_digit(live: LiveServer, page: Page) -> None:
-    await page.goto(f"{live.http}/healthz")
+    await page.goto(f"{live.http}/halls/no-such-hall/display")  # a page: its CSP loads our scripts
     read = await page.evaluate(
         """async (path) => {
           const m = await import(path);
@@ -196,7 +196,7 @@ async def test_spoken_numbers_are_read_digit_by_digit(live: LiveServer, page: Pa
 
 async def test_hall_state_follows_events(live: LiveServer, page: Page) -> None:
     """The pages' model of the hall (state.js), event by event."""
-    await page.goto(f"{live.http}/healthz")
+    await page.goto(f"{live.http}/halls/no-such-hall/display")  # a page: its CSP loads our scripts
     seen = await page.evaluate(
         """async (path) => {
           const { HallState } = await import(path);
@@ -642,7 +642,7 @@ async def test_outside_the_hours_the_screen_says_when_the_hall_opens(
 async def test_when_the_screen_calls_the_hall_closed(live: LiveServer, page: Page) -> None:
     """state.js: past the kiosk's last issue the screen still calls; outside
     the spans, or closed by a manager, it is closed; events say it first."""
-    await page.goto(f"{live.http}/healthz")
+    await page.goto(f"{live.http}/halls/no-such-hall/display")  # a page: its CSP loads our scripts
     seen = await page.evaluate(
         """async (path) => {
           const { HallState } = await import(path);

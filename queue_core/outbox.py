@@ -12,14 +12,13 @@ a sender that died mid-send leaves a lease that runs out.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
-from queue_core import metrics
 from queue_core.keys import HallKeys
-from queue_core.redis_client import RedisClient, guarded
+from queue_core.redis_client import RedisClient
 from queue_core.scripts import Scripts
+from queue_core.store import timed
 
 OUTBOX_GROUP = "senders"
 """The consumer group every replica's sender reads the outbox through."""
@@ -127,11 +126,7 @@ class Outbox:
         return bool(settled)
 
     async def _call(self, awaitable: Any, name: str = "other") -> Any:
-        started = time.perf_counter()
-        try:
-            return await guarded(awaitable)
-        finally:
-            metrics.REDIS_LATENCY.labels(name).observe(time.perf_counter() - started)
+        return await timed(awaitable, name)
 
 
 def _delivery(d: dict[str, Any]) -> Delivery:

@@ -888,11 +888,7 @@ class HallStore:
         )
 
     async def _call(self, awaitable: Any, name: str = "other") -> Any:
-        started = time.perf_counter()
-        try:
-            return await guarded(awaitable)
-        finally:
-            metrics.REDIS_LATENCY.labels(name).observe(time.perf_counter() - started)
+        return await timed(awaitable, name)
 
     async def _digest(self, kind: str, value: str) -> str:
         """A remote ticket's phone number or client address as it may reach
@@ -1000,6 +996,16 @@ def _durations(raw: str) -> tuple[int, ...]:
 
 LIMIT_WINDOW_MS = 60_000
 """`[limits]` counts requests in fixed windows of one minute."""
+
+
+async def timed(awaitable: Any, name: str = "other") -> Any:
+    """A Redis call, `guarded`, its round trip counted by name
+    (`qms_redis_command_seconds`): how every Redis call of the store goes."""
+    started = time.perf_counter()
+    try:
+        return await guarded(awaitable)
+    finally:
+        metrics.REDIS_LATENCY.labels(name).observe(time.perf_counter() - started)
 
 
 def _refusal(code: str) -> QmsError:

@@ -386,8 +386,10 @@ local function notifier()
   return N
 end
 
-local function notify_opt_in(t, to, via, pos)
-  notifier().opt_in(t, to, via, pos)
+-- A ticket just placed in its queue asks to be told.
+local function notify_opt_in(t, to, via)
+  local turn = dispatch_turn(DISPATCH, K_DISPATCH, t.group)
+  notifier().opt_in(t, to, via, dispatch_position(DISPATCH, QUEUE[t.group], t.m, t.e, turn))
 end
 
 local function notify_near(gid)

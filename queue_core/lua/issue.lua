@@ -23,8 +23,7 @@ local t = create_ticket(KEYS[KO + 1], KEYS[KO + 2], ARGV[AO + 1], ARGV[AO + 2], 
   ARGV[AO + 4], ARGV[AO + 5], ARGV[AO + 6], '')
 if person ~= '' then hold_person(person, t) end
 if ARGV[AO + 9] ~= '' then
-  notify_opt_in(t, ARGV[AO + 9], ARGV[AO + 10], dispatch_position(DISPATCH, QUEUE[t.group], t.m, t.e,
-    dispatch_turn(DISPATCH, K_DISPATCH, t.group)))
+  notify_opt_in(t, ARGV[AO + 9], ARGV[AO + 10])
 end
 audit('issue', '', t.number)
 remember('T:' .. t.id)

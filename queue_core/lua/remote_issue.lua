@@ -40,8 +40,7 @@ local t = create_ticket(KEYS[KO + 1], KEYS[KO + 2], ARGV[AO + 1], ARGV[AO + 2], 
 t.remote = true
 save_ticket(t)
 if ARGV[AO + 11] ~= '' then
-  notify_opt_in(t, ARGV[AO + 11], ARGV[AO + 12], dispatch_position(DISPATCH, QUEUE[t.group], t.m, t.e,
-    dispatch_turn(DISPATCH, K_DISPATCH, t.group)))
+  notify_opt_in(t, ARGV[AO + 11], ARGV[AO + 12])
 end
 redis.call('INCR', KEYS[KO + 3])
 redis.call('EXPIRE', KEYS[KO + 3], 172800)

@@ -64,6 +64,10 @@ class Service:
     expected_minutes: float
     target_minutes: float | None = None
     """The service level: a wait longer than this is a breach (None: no target)."""
+    daily_cap: int | None = None
+    """Tickets of the service a hall day may hold (kiosk, phone and check-in
+    together); past it the kiosk and the phone get 409 `service_full`, while a
+    booked appointment still checks in. None: no cap."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1091,7 +1095,7 @@ def _services(
             report,
             key,
             data,
-            ("id", "name", "group", "prefix", "expected_minutes", "target_minutes"),
+            ("id", "name", "group", "prefix", "expected_minutes", "target_minutes", "daily_cap"),
         )
         services.declare(report, key, data, "service")
         service_id = t.text("id", _ID, _ID_RULE)
@@ -1103,6 +1107,7 @@ def _services(
         prefix = t.text("prefix", _PREFIX, _PREFIX_RULE)
         minutes = t.minutes("expected_minutes", positive=True)
         target = t.minutes("target_minutes", positive=True) if "target_minutes" in data else None
+        cap = t.count("daily_cap", 0, minimum=1) if "daily_cap" in data else None
         if (
             service_id is not None
             and name is not None
@@ -1110,7 +1115,9 @@ def _services(
             and prefix is not None
             and minutes is not None
         ):
-            services.built.append(Service(service_id, name, group, prefix, minutes, target))
+            services.built.append(
+                Service(service_id, name, group, prefix, minutes, target, cap or None)
+            )
     _check_prefixes(report, entries)
     return services
 

@@ -62,6 +62,11 @@ class HallKeys:
         """Hash appointment code -> appointment JSON."""
         return self._k("appointments")
 
+    def issued(self, day: str) -> str:
+        """Hash service -> tickets issued on one local day (kiosk, phone and
+        check-in), for `[[service]] daily_cap`; kept 2 days."""
+        return self._k(f"issued:{day}")
+
     def stats(self, day: str) -> str:
         """Hash of one local day's figures (`_lib.lua` lists the fields), kept 3 days."""
         return self._k(f"stats:{day}")

@@ -133,6 +133,11 @@ REMOTE_REFUSED = Counter(
     "Remote tickets refused by a guard: rate_limited, remote_quota_exhausted, phone_has_ticket.",
     ["hall", "reason"],
 )
+SERVICE_FULL = Counter(
+    "qms_service_full_total",
+    "Tickets refused because the service reached its daily_cap for the day (kiosk and phone).",
+    ["hall", "service"],
+)
 REQUESTS_REFUSED = Counter(
     "qms_requests_refused_total",
     "HTTP requests this process refused before any work: overloaded (more than "

@@ -178,6 +178,8 @@ class Snapshot:
     closed_until_ms: int | None = None
     """A manager's close in force until then (the calendar says the rest)."""
     parked: int = 0
+    issued_by_service: dict[str, int] = field(default_factory=dict)
+    """Tickets of each service issued on the hall's local day (daily caps)."""
 
     @property
     def open_windows(self) -> frozenset[str]:

@@ -218,7 +218,7 @@ class HallStore:
         keys = [self.keys.counter(now.day, svc.prefix), self.keys.numbers(now.day)]
         args: list[str | int | float] = [
             tid, svc.id, svc.group, svc.prefix, priority, e, self._issuing(now), person,
-            *_notify_args(notify),
+            *_notify_args(notify), svc.daily_cap or "",
         ]  # fmt: skip
         reply = await self._mutate("issue", now, idempotency, keys, args, actor)
         return self._result(reply, self._ticket_view(reply))
@@ -372,7 +372,7 @@ class HallStore:
         args: list[str | int | float] = [
             tid, svc.id, svc.group, svc.prefix, NORMAL, e,
             rules.daily_cap, rules.per_client_per_hour,
-            phone_digest, self._issuing(now), *_notify_args(notify),
+            phone_digest, self._issuing(now), *_notify_args(notify), svc.daily_cap or "",
         ]  # fmt: skip
         reply = await self._mutate("remote_issue", now, idempotency, keys, args)
         return self._result(reply, self._ticket_view(reply))
@@ -583,6 +583,7 @@ class HallStore:
             k.recent_calls,
             k.day,
             k.parked,
+            k.issued(self._now().day),
             *self._queue_keys,
         ]
         raw = await self._call(
@@ -611,6 +612,7 @@ class HallStore:
             recent_calls=tuple(recent),
             closed_until_ms=_opt_int(data.get("closed_until")),
             parked=int(data.get("parked") or 0),
+            issued_by_service={s: int(n) for s, n in (data["issued"] or {}).items()},
         )
 
     async def hall_state(self, *, head: int, calls_since_ms: int) -> HallState:
@@ -770,7 +772,7 @@ class HallStore:
             k.waiting_by_service, k.recent_calls,
             k.stats(now.day), k.service_times, k.estimates, k.waits,
             k.day, k.audit, k.parked, k.dispatch, k.persons, k.arrivals, k.notify, k.outbox,
-            *own_keys, *self._queue_keys,
+            k.issued(now.day), *own_keys, *self._queue_keys,
         ]  # fmt: skip
         ttl = self._idem_ttl if idempotency else 0
         args = [
@@ -826,6 +828,10 @@ class HallStore:
                     "Too many remote tickets from here; try again later.",
                     retry_after_s=_seconds_to_next_hour(self._now_ms(), self.config),
                 )
+            if reply["err"] == "service_full":
+                svc = self.config.service_by_id[str(reply.get("service"))]
+                raise Conflict("service_full", _full_message(svc, self.config.language),
+                               {"service": svc.id})  # fmt: skip
             raise _refusal(reply["err"])
         return reply
 
@@ -976,6 +982,12 @@ _REFUSALS: dict[str, tuple[type[QmsError], str]] = {
         "within the hall's late-return time.",
     ),
 }
+
+
+def _full_message(service: Service, language: str) -> str:
+    if language == "zh":
+        return f"“{service.name}”今天的号已经取完，请改日再来。"
+    return f"Today's tickets for {service.name} are all taken; please come back another day."
 
 
 _OUTBOX = "outbox"

@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from queue_core.calendar import MINUTE_MS, HallHours, closed_message
-from queue_core.config import HallConfig
+from queue_core.config import HallConfig, Service
 from queue_core.estimates import Estimates, WaitRange
 from queue_core.models import (
     Appointment,
@@ -289,6 +289,15 @@ def window_view_body(view: WindowView, config: HallConfig) -> dict[str, Any]:
     }
 
 
+def _service_left(snap: Snapshot, service: Service) -> dict[str, int | None]:
+    """`daily_cap` and the tickets `left` of it today (None: no cap), for a
+    kiosk to show a service as taken before anyone presses it."""
+    cap = service.daily_cap
+    if cap is None:
+        return {"daily_cap": None, "left": None}
+    return {"daily_cap": cap, "left": max(0, cap - snap.issued_by_service.get(service.id, 0))}
+
+
 def services_body(
     snap: Snapshot, config: HallConfig, table: Estimates, hall: dict[str, Any]
 ) -> dict[str, Any]:
@@ -306,7 +315,9 @@ def services_body(
             for g in config.groups
         ],
         "services": [
-            {"id": s.id, "name": s.name, "group": s.group, "prefix": s.prefix} | queue
+            {"id": s.id, "name": s.name, "group": s.group, "prefix": s.prefix}
+            | queue
+            | _service_left(snap, s)
             for s, queue in zip(config.services, _service_queues(snap, config, table), strict=True)
         ],
         "priorities": sorted(config.kiosk_classes()),

@@ -210,6 +210,16 @@ def make_config(
     )
 
 
+def capped_config(directory: Path, cap: object, remote: str = "") -> HallConfig:
+    """The test hall with `daily_cap = cap` on 公积金 (housing-fund)."""
+    path = write_hall(directory, remote=remote)
+    text = path.read_text(encoding="utf-8")
+    marker = 'id = "housing-fund"\n'
+    assert marker in text
+    path.write_text(text.replace(marker, f"{marker}daily_cap = {cap}\n"), encoding="utf-8")
+    return load_hall_config(path)
+
+
 @dataclass
 class Clock:
     """Seconds since the epoch, moved by the test."""

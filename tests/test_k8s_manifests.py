@@ -255,3 +255,26 @@ def test_hadolint_accepts_the_dockerfile() -> None:
         [hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("overlay", ["single-hall", "province"])
+def test_metrics_need_the_token_the_scrape_sends_and_the_gateway_is_trusted(
+    overlay: str,
+) -> None:
+    """Issue 18: behind the Gateway every visitor would share its address
+    (one `public_per_minute` allowance for the whole province) unless its
+    X-Forwarded-For is believed, and the route publishes /metrics too."""
+    from qms.settings import trusted_proxies
+
+    objs = rendered(overlay)
+    secret = one(objs, "Secret", "qms-secrets")
+    monitor = one(objs, "ServiceMonitor")
+    [endpoint] = monitor["spec"]["endpoints"]
+    credentials = endpoint["authorization"]["credentials"]
+    assert endpoint["authorization"]["type"] == "Bearer"
+    assert credentials["name"] == "qms-secrets" and credentials["key"] in secret["stringData"]
+    for d in (o for o in objs if o["kind"] == "Deployment"):
+        env = {e["name"]: e for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["QMS_METRICS_TOKEN"]["valueFrom"]["secretKeyRef"] == credentials
+        networks = trusted_proxies(env["QMS_TRUSTED_PROXIES"]["value"])
+        assert "*" not in networks and "10.0.0.0/8" in networks

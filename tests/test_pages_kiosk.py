@@ -34,7 +34,7 @@ from queue_core.keys import HallKeys
 from tests.browser import BROWSER_MARKS, fresh_page, keep_for_review, until
 from tests.conftest import delete_hall
 from tests.live import LiveServer, live_server
-from tests.support import Clock, prior_estimates, write_hall
+from tests.support import Clock, capped_config, prior_estimates, write_hall
 
 pytestmark = BROWSER_MARKS
 
@@ -773,3 +773,31 @@ async def test_a_missed_ticket_scanned_at_the_kiosk_queues_again(
     await error.wait_for(state="visible")
     assert await error.inner_text() == "A001 号正在排队，不用重新排队，请留意叫号"
     assert await page.evaluate(SCREEN) == "rejoin"
+
+
+async def test_a_service_whose_numbers_are_all_taken_cannot_be_pressed(
+    redis_url: str, redis: RedisClient, tmp_path: Path, page: Page
+) -> None:
+    """`daily_cap`: a kiosk that has not polled since the last number went
+    says so on the press, and shows the service as taken on both screens."""
+    config = capped_config(tmp_path, 2)
+    hall = config.id
+    try:
+        async with live_server([config], redis_url) as live:
+            await open_kiosk(page, live, hall)
+            button = service_button(page, "housing-fund")
+            assert await button.is_enabled()
+            for _ in range(2):
+                await api(live, "POST", hall, "/tickets", KIOSK, service="housing-fund")
+            await button.click()
+            await page.locator("#failure").wait_for(state="visible")
+            assert "今天的号已经取完" in await page.inner_text("#failure")
+            assert await waiting(live, hall, "housing-fund") == 2
+            await page.locator("#screen-start").wait_for(state="visible", timeout=30_000)
+            assert await button.is_disabled()
+            assert text_of(await button.inner_text()).endswith("今日已取完")
+            assert await service_button(page, "housing-fund", "elderly").is_disabled()
+            assert await service_button(page, "social-security").is_enabled()
+            await shoot(page, tmp_path, "kiosk-service-full.png")
+    finally:
+        await delete_hall(redis, HallKeys(hall))

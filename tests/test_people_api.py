@@ -89,6 +89,9 @@ async def test_services_are_public_with_waiting_and_eta(api: ApiKit) -> None:
             "natural",
             2,
         )["eta_seconds"],
+        # No [[service]] daily_cap (tests/test_daily_cap.py).
+        "daily_cap": None,
+        "left": None,
     }
     assert body["priorities"] == ["disabled", "elderly", "normal"]
     assert body["remote"] == {"enabled": False, "require_phone": False}

@@ -3,6 +3,9 @@ appointments, status, cancel, rating, and the public list of services."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from queue_core import metrics
 from queue_core import validation as v
 from queue_core.errors import QmsError
@@ -41,15 +44,27 @@ async def issue_ticket(call: Call) -> Reply:
     priority = v.string_field(call.body, "priority", required=False) or NORMAL
     id_number = v.id_number_field(call.body, call.hall.config.language)
     notify = v.notify_field(call.body)
-    result = await call.hall.store.issue(
-        service,
-        priority,
-        call.idempotency,
-        actor=actor_of(call),
-        id_number=id_number,
-        notify=notify,
-    )
+    with _counting_full(call, service):
+        result = await call.hall.store.issue(
+            service,
+            priority,
+            call.idempotency,
+            actor=actor_of(call),
+            id_number=id_number,
+            notify=notify,
+        )
     return await _issued(call, result)
+
+
+@contextlib.contextmanager
+def _counting_full(call: Call, service: str) -> Iterator[None]:
+    """Counts a refusal past the service's `daily_cap`: demand the hall turned away."""
+    try:
+        yield
+    except QmsError as exc:
+        if exc.code == "service_full":
+            metrics.SERVICE_FULL.labels(call.hall.config.id, service).inc()
+        raise
 
 
 async def get_ticket(call: Call) -> Reply:
@@ -112,9 +127,10 @@ async def issue_remote(call: Call) -> Reply:
         phone = v.mobile_number(v.required_string(call.body, "phone"))
     notify = v.notify_field(call.body)
     try:
-        result = await call.hall.store.issue_remote(
-            service, call.client, phone, call.idempotency, notify=notify
-        )
+        with _counting_full(call, service):
+            result = await call.hall.store.issue_remote(
+                service, call.client, phone, call.idempotency, notify=notify
+            )
     except QmsError as exc:
         if exc.code in ("rate_limited", "remote_quota_exhausted", "phone_has_ticket"):
             metrics.REMOTE_REFUSED.labels(call.hall.config.id, exc.code).inc()

@@ -84,6 +84,8 @@ const CATALOGUE = {
     "error.hall_not_found": "没有这个大厅，请联系工作人员",
     "error.redis_unavailable": "系统暂时繁忙，请稍后重试",
     "error.rate_limited": "操作太频繁，请稍后再试",
+    "error.service_full": "这个事项今天的号已经取完，请改日再来",
+    service_full: "今日已取完",
     closed_title: "暂停取号",
     closed_sub: "取号时间以外不能取号，请在开始取号后再来。",
     closed_unknown: "现在不是取号时间。",
@@ -188,6 +190,8 @@ const CATALOGUE = {
     "error.hall_not_found": "No such hall; please ask the staff",
     "error.redis_unavailable": "The system is busy; please try again shortly",
     "error.rate_limited": "Too many tries; please wait a moment",
+    "error.service_full": "Today's tickets for this service are all taken; please come back another day",
+    service_full: "All taken today",
     closed_title: "Not issuing tickets",
     closed_sub: "Tickets are issued during opening hours only; please come back then.",
     closed_unknown: "The hall is not issuing tickets now.",
@@ -418,7 +422,20 @@ function renderServices() {
     if (!s) continue;
     button.querySelector(".waiting").textContent = i18n.t("waiting", { n: s.waiting });
     button.querySelector(".eta").textContent =
-      s.eta_seconds === null ? i18n.t("eta_unknown") : i18n.t("eta", { m: minutes(s.eta_seconds) });
+      s.left === 0
+        ? i18n.t("service_full")
+        : s.eta_seconds === null
+          ? i18n.t("eta_unknown")
+          : i18n.t("eta", { m: minutes(s.eta_seconds) });
+  }
+  // A service whose numbers for the day are all taken (its daily_cap) cannot
+  // be pressed, on either screen; while a request runs, setBusy holds every
+  // button and restores this state afterwards.
+  for (const button of document.querySelectorAll("button.service")) {
+    const full = byId.get(button.dataset.service)?.left === 0;
+    button.classList.toggle("full", full);
+    if (busy) button.dataset.wasDisabled = full ? "1" : "";
+    else button.disabled = full;
   }
   // The elderly mode is offered only where the hall gives elderly a priority.
   const elderly = data.priorities.includes("elderly");
@@ -605,6 +622,14 @@ async function send(intent) {
   if (code === "hall_closed") {
     closeNow(data?.error?.message);
     return;
+  }
+  if (code === "service_full") {
+    // Shown as taken at once, not only after the next poll.
+    const s = kiosk.services?.services.find((x) => x.id === data.error.service);
+    if (s) {
+      s.left = 0;
+      renderServices();
+    }
   }
   if (code === "already_waiting") {
     showFailure(i18n.t("error.already_waiting", { number: data.error.number ?? "" }), null);

@@ -21,6 +21,7 @@
 --   KEYS[18] arrivals    sorted set of <group>|<queue member>, all scored 0: arrival order (keys.py)
 --   KEYS[19] notify      hash ticket id -> JSON {to, via, lo, called}: who asked to be told (keys.py)
 --   KEYS[20] outbox      stream of deliveries for the hall's gateway (keys.py)
+--   KEYS[21] issued      hash issued:<local day>, service -> tickets issued that day (daily caps)
 --   KEYS[#KEYS-NG+1 ..]  queue:<group>, one per group of the hall, same order as the group ids
 -- Common ARGV, then the script's own ARGV (from ARGV[AO + 1]), then the group ids:
 --   ARGV[1] now in epoch ms
@@ -67,13 +68,13 @@ local K_BYSVC, K_RECENT = KEYS[7], KEYS[8]
 local K_STATS, K_SVCTIMES, K_EST, K_WAITS = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 local K_DAY, K_AUDIT, K_PARKED = KEYS[13], KEYS[14], KEYS[15]
 local K_DISPATCH, K_PERSONS, K_ARRIVALS = KEYS[16], KEYS[17], KEYS[18]
-local K_NOTIFY, K_OUTBOX = KEYS[19], KEYS[20]
+local K_NOTIFY, K_OUTBOX, K_ISSUED = KEYS[19], KEYS[20], KEYS[21]
 local CLERK, HOUR = ARGV[5], ARGV[6]
 local ROLE, CLIENT = ARGV[7], ARGV[8]
 local STALE = tonumber(ARGV[9])
 local AUDIT_KEEP = tonumber(ARGV[10])
 local DISPATCH = dispatch_policy(ARGV[11], ARGV[12], ARGV[13])
-local KO, AO = 20, 14  -- the script's own KEYS start at KEYS[KO + 1], its ARGV at ARGV[AO + 1]
+local KO, AO = 21, 14  -- the script's own KEYS start at KEYS[KO + 1], its ARGV at ARGV[AO + 1]
 local AHEAD = {}  -- `[notify] ahead`, largest first; empty: no gateway
 for n in string.gmatch(ARGV[14], '[^,]+') do AHEAD[#AHEAD + 1] = tonumber(n) end
 local RECENT_KEEP = 20
@@ -617,9 +618,20 @@ local function create_ticket(k_counter, k_numbers, id, service, group, prefix, p
   redis.call('EXPIRE', k_numbers, 172800)
   queue_add(group, t.e, member)
   redis.call('HINCRBY', K_BYSVC, service, 1)
+  redis.call('HINCRBY', K_ISSUED, service, 1)
+  redis.call('EXPIRE', K_ISSUED, 172800)
   stat('issued:' .. HOUR, 1)
   emit('issued', t, '')
   return t
+end
+
+-- The refusal when `service` already holds `cap` tickets today ('' or nil: no cap).
+local function service_full(service, cap)
+  if cap == '' then return nil end
+  if tonumber(redis.call('HGET', K_ISSUED, service) or '0') >= tonumber(cap) then
+    return err('service_full', {service = service})
+  end
+  return nil
 end
 
 -- Splits a comma-separated list of group ids into a set.

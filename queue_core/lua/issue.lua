@@ -8,12 +8,15 @@
 --   ARGV[AO+7] '1' when the calendar lets the kiosk issue now
 --   ARGV[AO+8] the person's digest when the hall allows one active ticket per person, else ''
 --   ARGV[AO+9] where to notify the visitor ('' when not asked), ARGV[AO+10] how: 'phone' or 'channel'
+--   ARGV[AO+11] the service's daily cap ('' for none)
 --   then the group ids
 -- A person who holds an active ticket gets {"err": "already_waiting", "number": its number}.
 local r = replay()
 if r then return r end
 local closed = hall_refusal(ARGV[AO + 7])
 if closed then return closed end
+local full = service_full(ARGV[AO + 2], ARGV[AO + 11])
+if full then return full end
 local person = ARGV[AO + 8]
 if person ~= '' then
   local held = person_ticket(person)

@@ -15,11 +15,14 @@
 --   ARGV[AO + 7] daily cap  ARGV[AO + 8] per-client limit  ARGV[AO + 9] phone digest ('' for none)
 --   ARGV[AO + 10] '1' when the calendar lets the kiosk issue now
 --   ARGV[AO + 11] where to notify the visitor ('' when not asked), ARGV[AO + 12] how: 'phone' or 'channel'
+--   ARGV[AO + 13] the service's daily cap over every way in ('' for none)
 --   then the group ids
 local r = replay()
 if r then return r end
 local closed = hall_refusal(ARGV[AO + 10])
 if closed then return closed end
+local full = service_full(ARGV[AO + 2], ARGV[AO + 13])
+if full then return full end
 if tonumber(redis.call('GET', KEYS[KO + 3]) or '0') >= tonumber(ARGV[AO + 7]) then
   return err('remote_quota_exhausted')
 end

@@ -36,6 +36,7 @@ from loadtests.failover import (
     failover_topology,
     open_windows,
     serving,
+    timeline,
     write_hall,
 )
 from loadtests.http_bench import ADMIN_TOKEN
@@ -83,6 +84,11 @@ async def answer_until(
             return r
         assert time.monotonic() < deadline, f"{url} still 503 after {timeout_s:g} s: {r.text}"
         await asyncio.sleep(0.05)
+
+
+def stream_first_success(stream: Stream, t: float) -> float:
+    """Seconds from `t` to the first successful answer to a request sent after it."""
+    return min(a.end for a in stream.attempts if a.ok and a.start >= t) - t
 
 
 def assert_clean(f: Findings) -> None:
@@ -406,6 +412,18 @@ async def test_redis_killed_and_restarted_under_load_loses_nothing_acknowledged(
             assert down and all(a.status == 503 for a in down), {a.code for a in down}
             assert {a.code for a in down} == {"redis_unavailable"}
             assert_clean(findings)
+            # The figures docs/reliability.md quotes (`pytest -s -k killed_and_restarted`).
+            t = timeline(stream, killed)
+            print(
+                f"\nredis killed and restarted: down {back - killed:.2f} s, "
+                f"{t.failed_requests} refused "
+                f"(slowest {findings.slowest_failure_s * 1000:.0f} ms), "
+                f"first success {stream_first_success(stream, back):.2f} s after the restart, "
+                f"{findings.acknowledged} acknowledged of {findings.attempts} requests, "
+                f"lost {len(findings.tickets_lost)}, numbers twice "
+                f"{len(findings.numbers_issued_twice)}, called twice "
+                f"{len(findings.tickets_called_twice)}"
+            )
 
 
 # ------------------------------------------- two qms replicas, one Redis

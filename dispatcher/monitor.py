@@ -77,10 +77,16 @@ class HallMonitor:
 
     async def issued(self, result: Result[TicketView]) -> EtaTable:
         """The table to answer a new ticket with, after keeping the estimate
-        it is given in Redis: its call will measure it against the wait."""
+        it is given in Redis: its call will measure it against the wait.
+
+        A replayed issue keeps one too: the estimate is a second Redis call
+        after the issuing script, and a qms killed between the two (or a
+        lost connection) leaves the ticket without one until the client's
+        retry. Redis keeps only the first (HSETNX), and only while the
+        ticket waits, so a retry of an answered issue changes nothing."""
         table = await self.table(result.value.open_windows)
         est = ticket_estimate(result.value, self.store.config, table)
-        if est is not None and not result.replayed:
+        if est is not None:
             ms = (round(1000 * est.central), round(1000 * est.p10), round(1000 * est.p90))
             await self.store.note_estimate(result.value.ticket.id, *ms)
         return table

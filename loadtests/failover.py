@@ -86,13 +86,15 @@ def serving(
     min_replicas: int = 0,
     name: str = "qms",
     env: Mapping[str, str] | None = None,
+    args: Sequence[str] = (),
 ) -> Iterator[ServeProcess]:
-    """`qms serve --config CONFIG` on `redis_url` as its own process, ready
-    (its /readyz answers 200); stopped with SIGTERM at the end."""
+    """`qms serve --config CONFIG [ARGS]` on `redis_url` (the embedded Redis
+    when empty) as its own process, ready (its /readyz answers 200);
+    stopped with SIGTERM at the end."""
     port = free_port()
     cmd = [
         *qms_command(), "serve", "--config", str(config), "--host", HOST,
-        "--port", str(port), "--data-dir", str(workdir / f"{name}-data"),
+        "--port", str(port), "--data-dir", str(workdir / f"{name}-data"), *args,
     ]  # fmt: skip
     log = workdir / f"{name}.log"
     child_env = {"QMS_REDIS_MIN_REPLICAS": str(min_replicas), **(env or {})}

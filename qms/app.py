@@ -107,7 +107,11 @@ def readyz_endpoint(budget_s: float) -> Callable[[Request], Coroutine[Any, Any, 
         try:
             async with asyncio.timeout(budget_s):
                 await hall.store.ping()
-        except (QmsError, TimeoutError):
+        except QmsError as exc:
+            # Say why: a Redis that refuses changes (redis_disk: it cannot
+            # write its files, and refuses PING too) is not an unreachable one.
+            return error_response(503, exc.code, exc.message)
+        except TimeoutError:
             return error_response(503, "redis_unavailable", "Redis cannot be reached.")
         return JSON({"status": "ready"})
 

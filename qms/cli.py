@@ -47,6 +47,7 @@ from displays.gateway import GatewaySettings
 from displays.hub import HubSettings
 from qms.app import BackgroundTask, create_app
 from qms.archiving import ArchiveHandle, one_line
+from qms.embedded_keeper import keep_embedded_redis
 from qms.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from qms.reporting import ArchiveUnavailable, audit_of_day, parse_day, report_of_day
 from qms.server import QmsServer, server_config, tune_gc
@@ -292,6 +293,7 @@ def serve(
             except EmbeddedRedisError as exc:
                 raise CliError(str(exc)) from None
             redis_url = embedded.url
+            background = (*background, _keeper(embedded, settings.metrics_interval_s))
         else:
             redis_url = settings.redis_url
         _check_redis(redis_url)
@@ -334,6 +336,15 @@ def serve(
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def _keeper(server: EmbeddedRedis, interval_s: float) -> BackgroundTask:
+    """The app's task that starts the embedded redis-server again when it ends."""
+
+    async def keep(halls: Mapping[str, Hall]) -> None:
+        await keep_embedded_redis(server, interval_s=interval_s)
+
+    return keep
 
 
 def _run_uvicorn(

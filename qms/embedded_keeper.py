@@ -37,8 +37,6 @@ MAX_DELAY_S = 10.0
 STABLE_S = 60.0
 """A redis-server that ran this long before it ended is restarted after
 `FIRST_DELAY_S` again: the earlier ends were another incident."""
-START_TIMEOUT_S = 60.0
-"""How long a restarted redis-server may take to load its AOF."""
 
 
 def free_bytes(path: Path) -> int | None:
@@ -63,7 +61,9 @@ async def keep_embedded_redis(
     max_delay_s: float = MAX_DELAY_S,
 ) -> None:
     """Until cancelled: start `server` again whenever it ends, and record
-    its state and the data directory's free bytes every `interval_s`."""
+    its state and the data directory's free bytes every `interval_s`.
+    `server` has been started and answers."""
+    up = True
     metrics.EMBEDDED_REDIS_UP.set(1)
     delay = first_delay_s
     up_since = time.monotonic()
@@ -77,8 +77,15 @@ async def keep_embedded_redis(
             next_disk = now + interval_s
         status = server.returncode
         if status is None:
+            # Started again: up once it answers (it may take a while to load its AOF).
+            if not up and await asyncio.to_thread(server.answers_ping):
+                up, up_since = True, time.monotonic()
+                metrics.EMBEDDED_REDIS_UP.set(1)
+                log.warning("qms: the embedded redis-server of data directory %s runs again",
+                            server.data_dir)  # fmt: skip
             await asyncio.sleep(poll_s)
             continue
+        up = False
         metrics.EMBEDDED_REDIS_UP.set(0)
         metrics.EMBEDDED_REDIS_EXITS.inc()
         if now - up_since >= STABLE_S:
@@ -89,26 +96,12 @@ async def keep_embedded_redis(
             "requests are answered 503 until it runs again; starting it again in %g s",
             server.data_dir, _how_it_ended(status), server.exit_cause(), delay,
         )  # fmt: skip
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, max_delay_s)
-        if await _restart(server):
-            up_since = time.monotonic()
-            metrics.EMBEDDED_REDIS_UP.set(1)
-            log.warning("qms: the embedded redis-server of data directory %s runs again",
-                        server.data_dir)  # fmt: skip
-
-
-async def _restart(server: EmbeddedRedis) -> bool:
-    """Start it and wait until it answers; False when it ended (or hung) on
-    the way, which the keeper's next look reports."""
-    try:
-        server.respawn()
-    except OSError as exc:
-        log.error("qms: cannot start the embedded redis-server in %s: %s", server.data_dir, exc)
-        return False
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while server.returncode is None and time.monotonic() < deadline:
-        if await asyncio.to_thread(server.answers_ping):
-            return True
-        await asyncio.sleep(0.05)
-    return False
+        while True:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay_s)
+            try:
+                server.respawn()
+                break
+            except OSError as exc:
+                log.error("qms: cannot start the embedded redis-server in %s: %s; "
+                          "trying again in %g s", server.data_dir, exc, delay)  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from prometheus_client import REGISTRY
 
 from qms.embedded_redis import EmbeddedRedis, EmbeddedRedisError, find_redis_server
 from tests.support import process_gone as is_gone
@@ -199,3 +202,46 @@ def test_redis_failing_at_start_reports_its_log(tmp_path: Path) -> None:
     (tmp_path / "appendonly.aof").unlink()
     with EmbeddedRedis.start(tmp_path) as server, connect(server.url) as client:
         assert client.ping()
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+async def test_the_keeper_starts_a_killed_redis_again_and_says_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A redis-server that ends while qms runs is started again on the same
+    data (its AOF), and qms says in one line where and why; the gauges
+    follow it."""
+    from qms.embedded_keeper import keep_embedded_redis
+
+    def sample(name: str) -> float:
+        return REGISTRY.get_sample_value(name) or 0.0
+
+    exits = sample("qms_embedded_redis_exits_total")
+    with EmbeddedRedis.start(tmp_path / "data") as server:
+        with connect(server.url) as c:
+            c.set("kept", "1")
+        keeper = asyncio.create_task(
+            keep_embedded_redis(server, interval_s=0.1, poll_s=0.02, first_delay_s=0.05)
+        )
+        try:
+            first = server.pid
+            os.kill(first, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while sample("qms_embedded_redis_exits_total") == exits:
+                assert time.monotonic() < deadline, "the keeper never saw the end"
+                await asyncio.sleep(0.02)
+            while sample("qms_embedded_redis_up") != 1:
+                assert time.monotonic() < deadline, "never up again"
+                await asyncio.sleep(0.02)
+            assert server.pid != first
+            with connect(server.url) as c:
+                assert c.get("kept") == "1"
+            assert sample("qms_data_dir_free_bytes") > 0
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+    said = [r.getMessage() for r in caplog.records if "embedded redis-server" in r.getMessage()]
+    assert said and "was killed by signal 9" in said[0] and str(tmp_path / "data") in said[0]
+    assert any("runs again" in line for line in said)

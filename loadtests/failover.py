@@ -46,7 +46,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,6 +231,18 @@ class Stream:
 
     def stop(self) -> None:
         self._stop.set()
+
+    @contextlib.asynccontextmanager
+    async def running(self, finish_timeout_s: float) -> AsyncIterator[Stream]:
+        """The stream running in a task; on the way out it is stopped and
+        awaited (each client finishing its request) for `finish_timeout_s`."""
+        runner = asyncio.create_task(self.run())
+        try:
+            yield self
+        finally:
+            self.stop()
+            async with asyncio.timeout(finish_timeout_s):
+                await runner
 
     async def run(self) -> None:
         """Until `stop()`; every client finishes the request it is waiting on."""
@@ -773,7 +785,7 @@ def run(opts: Options, repeat: int) -> dict[str, Any]:
     return {
         "command": "python -m loadtests.failover " + " ".join(sys.argv[1:]),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": _machine(),
+        "machine": machine_description(),
         "redis_version": redis_version(),
         "clients": opts.clients,
         "runs": runs,
@@ -781,7 +793,7 @@ def run(opts: Options, repeat: int) -> dict[str, Any]:
     }
 
 
-def _machine() -> str:
+def machine_description() -> str:
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():

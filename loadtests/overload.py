@@ -67,8 +67,8 @@ from loadtests.failover import (
     Findings,
     Stream,
     Target,
-    _machine,
     audit,
+    machine_description,
     open_windows,
     serving,
     write_hall,
@@ -136,6 +136,7 @@ def _client_process(
     go: multiprocessing.synchronize.Event,
     out: multiprocessing.connection.Connection,
 ) -> None:
+    out.send("ready")  # imported and set up: the load starts on `go` in every process
     go.wait()
     cpu, wall = time.process_time(), time.monotonic()
     stream = Stream(
@@ -157,11 +158,8 @@ def _client_process(
 
 
 async def _drive(stream: Stream, seconds: float) -> None:
-    runner = asyncio.create_task(stream.run())
-    await asyncio.sleep(seconds)
-    stream.stop()
-    async with asyncio.timeout(FINISH_TIMEOUT_S):
-        await runner
+    async with stream.running(FINISH_TIMEOUT_S):
+        await asyncio.sleep(seconds)
 
 
 def drive(target: Target, mix: Mix, seconds: float, timeout_s: float, processes: int,
@@ -180,7 +178,9 @@ def drive(target: Target, mix: Mix, seconds: float, timeout_s: float, processes:
         pipes.append(here)
         procs.append(p)
     try:
-        time.sleep(1.0 + 0.3 * processes)  # let them import; they wait on `go`
+        for pipe in pipes:
+            if pipe.recv() != "ready":
+                raise RuntimeError("a client process did not start")
         started = time.monotonic()
         go.set()
         if at_go is not None:
@@ -481,7 +481,7 @@ def run(opts: Options) -> dict[str, Any]:
     return {
         "command": "python -m loadtests.overload " + " ".join(sys.argv[1:]),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": _machine(),
+        "machine": machine_description(),
         "load_average": os.getloadavg(),
         "redis_version": redis_version(),
         "max_in_flight": int(opts.env.get("QMS_MAX_IN_FLIGHT", "128")),

@@ -199,17 +199,12 @@ async def test_fifty_clients_past_the_bound_are_refused_fast_retried_and_nothing
         target = Target(f"http://127.0.0.1:{qms.port}", hall, mix.windows)
         await open_windows(target)
         stream = Stream(target, issuers=mix.kiosks, visitors=mix.visitors, pause_s=0.0, finish=True)
-        runner = asyncio.create_task(stream.run())
-        try:
+        async with stream.running(DEADLOCK_GUARD_S):
             await stream.wait_for(
                 lambda: len(_overloaded(stream)) >= 50 and len(stream.called) >= 30,
                 DEADLOCK_GUARD_S,
                 "refusals and calls",
             )
-        finally:
-            stream.stop()
-            async with asyncio.timeout(DEADLOCK_GUARD_S):
-                await runner
         replays = await _answer_again(stream)
         findings = await audit(stream)
         accounted = await unacknowledged(stream)

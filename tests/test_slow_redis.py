@@ -103,8 +103,7 @@ async def test_a_stalled_redis_gets_bounded_answers_no_pile_up_and_recovers(
         target = Target(f"http://127.0.0.1:{qms.port}", hall, mix.windows)
         await open_windows(target)
         stream = Stream(target, issuers=mix.kiosks, visitors=mix.visitors, pause_s=0.0, finish=True)
-        runner = asyncio.create_task(stream.run())
-        try:
+        async with stream.running(GUARD_S):
             await stream.wait_for(lambda: len(stream.called) >= 30, GUARD_S, "a steady stream")
             before = sampler.samples[-1]
             connections_before = redis_clients(node)
@@ -116,10 +115,6 @@ async def test_a_stalled_redis_gets_bounded_answers_no_pile_up_and_recovers(
                 lambda: stream.successes_after(woke_at) >= 100, GUARD_S, "recovery"
             )
             recovered_at = stream.now()
-        finally:
-            stream.stop()
-            async with asyncio.timeout(GUARD_S):
-                await runner
         findings = await audit(stream)
         accounted = await unacknowledged(stream)
         after = sampler.samples[-1]

@@ -255,6 +255,13 @@ def _open_files(pid: int) -> int | None:
     return None
 
 
+def cpu_times() -> tuple[int, int]:
+    """The machine's (busy, total) CPU ticks so far, all CPUs (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def redis_clients(node: Node) -> int:
     info = node.ask("INFO", "clients")
     assert isinstance(info, dict)
@@ -377,11 +384,14 @@ def run_level(opts: Options, clients: int) -> dict[str, Any]:
                 threading.Thread(target=_pause_later, args=(node, started, opts, pause)).start()
 
         qms_cpu0, redis_cpu0 = cpu_seconds(qms.proc.pid), cpu_seconds(node.proc.pid)
+        load_before = os.getloadavg()[0]
+        machine0 = cpu_times()
         with Sampler(qms) as sampler:
             started, parts = drive(
                 target, mix, opts.seconds, opts.timeout_s, processes, at_go=at_go
             )
             finished = time.monotonic()
+        machine1 = cpu_times()
         qms_cpu = (cpu_seconds(qms.proc.pid) or 0.0) - (qms_cpu0 or 0.0)
         redis_cpu = (cpu_seconds(node.proc.pid) or 0.0) - (redis_cpu0 or 0.0)
         record = Stream(target)
@@ -408,6 +418,10 @@ def run_level(opts: Options, clients: int) -> dict[str, Any]:
         "load": answers(during),
         "after_time_up": answers([a for a in record.attempts if a.start >= opts.seconds]),
         "audit": findings_row(f, extra),
+        "load_average_1m_before": round(load_before, 2),
+        "machine_cpu_busy_percent": round(
+            100 * (machine1[0] - machine0[0]) / max(1, machine1[1] - machine0[1]), 1
+        ),
         "cpu_percent_of_one": {
             "qms": round(100 * qms_cpu / wall, 1),
             "redis": round(100 * redis_cpu / wall, 1),
@@ -494,9 +508,9 @@ def table(report: dict[str, Any]) -> str:
     head = (
         "| clients | requests | accepted | p50 (ms) | p99 (ms) | max (ms) | refused "
         "| unanswered | numbers twice | called twice | skipped | lost | not acknowledged "
-        "| CPU % qms / redis / clients |"
+        "| CPU % qms / redis / clients | machine busy % |"
     )
-    lines = [head, "|" + " --- |" * 14]
+    lines = [head, "|" + " --- |" * 15]
     for lv in report["levels"]:
         load, a, cpu = lv["load"], lv["audit"], lv["cpu_percent_of_one"]
         refused = ", ".join(
@@ -508,7 +522,8 @@ def table(report: dict[str, Any]) -> str:
             f"| {load['accepted_max_ms']} | {refused or 0} | {load['unanswered']} "
             f"| {a['numbers_issued_twice']} | {a['tickets_called_twice']} "
             f"| {a['tickets_skipped']} | {a['tickets_lost']} | {a['tickets_not_acknowledged']} "
-            f"| {cpu['qms']} / {cpu['redis']} / {'+'.join(map(str, cpu['clients']))} |"
+            f"| {cpu['qms']} / {cpu['redis']} / {'+'.join(map(str, cpu['clients']))} "
+            f"| {lv['machine_cpu_busy_percent']} |"
         )
     pauses = [lv for lv in report["levels"] if "pause" in lv]
     if pauses:

@@ -46,10 +46,10 @@ import time
 import urllib.request
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import redis
@@ -170,6 +170,32 @@ class Attempt:
         return self.status is not None and self.status < 300
 
 
+class Answer(Protocol):
+    """What the stream reads of an answer (an `httpx.Response` has it)."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    def json(self) -> Any: ...
+
+
+class HttpClient(Protocol):
+    """What the stream asks of a client (an `httpx.AsyncClient` does it):
+    a timeout is `httpx.TimeoutException`, no connection another
+    `httpx.TransportError`."""
+
+    async def post(self, url: str, *, headers: dict[str, str], json: Any) -> Answer: ...
+
+    async def get(self, url: str, *, headers: dict[str, str]) -> Answer: ...
+
+
+ClientFactory = Callable[[float], contextlib.AbstractAsyncContextManager[HttpClient]]
+"""Opens one client with a timeout in seconds."""
+
+
 def _client(timeout_s: float) -> httpx.AsyncClient:
     # trust_env=False: no proxy from the environment between the clients and qms.
     # verify=False: qms is spoken to over plain HTTP, and the CA bundle a
@@ -201,6 +227,7 @@ class Stream:
         jitter_s: float = 0.5,
         timeout_s: float = CLIENT_TIMEOUT_S,
         finish: bool = False,
+        client: ClientFactory = _client,
     ) -> None:
         self.target = target
         self.issuers = issuers
@@ -210,6 +237,7 @@ class Stream:
         self.jitter_s = jitter_s
         self.timeout_s = timeout_s
         self.finish = finish
+        self._connect = client
         self.attempts: list[Attempt] = []
         self.issued: dict[str, dict[str, Any]] = {}
         """Idempotency key -> the ticket its 201 acknowledged."""
@@ -249,7 +277,7 @@ class Stream:
         self._t0 = time.monotonic()
         async with contextlib.AsyncExitStack() as stack:
             clients = [
-                await stack.enter_async_context(_client(self.timeout_s))
+                await stack.enter_async_context(self._connect(self.timeout_s))
                 for _ in range(self.issuers + len(self.target.windows) + self.visitors)
             ]
             tasks = [self._issuer(clients[i]) for i in range(self.issuers)]
@@ -275,7 +303,7 @@ class Stream:
     def successes_after(self, t: float) -> int:
         return sum(1 for a in self.attempts if a.ok and a.start >= t)
 
-    async def _issuer(self, client: httpx.AsyncClient) -> None:
+    async def _issuer(self, client: HttpClient) -> None:
         t = self.target
         headers = {"Authorization": f"Bearer {t.kiosk_token}"}
         while not self._stop.is_set():
@@ -288,7 +316,7 @@ class Stream:
                 self._ids.append(self.issued[key]["id"])
             await self._pause()
 
-    async def _caller(self, client: httpx.AsyncClient, window: str) -> None:
+    async def _caller(self, client: HttpClient, window: str) -> None:
         t = self.target
         headers = {"Authorization": f"Bearer {t.clerk_token}"}
         url = f"{t.api}/windows/{window}/call-next"
@@ -300,7 +328,7 @@ class Stream:
                 self.called[key] = (window, body)
             await self._pause()
 
-    async def _visitor(self, client: httpx.AsyncClient) -> None:
+    async def _visitor(self, client: HttpClient) -> None:
         while not self._stop.is_set():
             if self._ids:
                 ticket = random.choice(self._ids)
@@ -314,13 +342,13 @@ class Stream:
 
     async def _until_answered(
         self,
-        client: httpx.AsyncClient,
+        client: HttpClient,
         op: str,
         key: str,
         url: str,
         headers: dict[str, str],
         body: dict[str, str] | None,
-    ) -> httpx.Response | None:
+    ) -> Answer | None:
         while True:
             start = self.now()
             status: int | None = None
@@ -348,14 +376,14 @@ class Stream:
                 return None
             await asyncio.sleep(self._retry_delay(response))
 
-    def _retry_delay(self, response: httpx.Response | None) -> float:
+    def _retry_delay(self, response: Answer | None) -> float:
         after = response.headers.get("retry-after", "") if response is not None else ""
         if not after.isdigit():
             return self.retry_s
         return int(after) + random.uniform(0, self.jitter_s)
 
 
-def _error_code(response: httpx.Response) -> str:
+def _error_code(response: Answer) -> str:
     with contextlib.suppress(ValueError, KeyError, TypeError):
         return str(response.json()["error"]["code"])
     return "not_the_error_shape"

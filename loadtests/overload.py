@@ -51,6 +51,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections import Counter
@@ -73,7 +74,7 @@ from loadtests.failover import (
     serving,
     write_hall,
 )
-from loadtests.http_bench import ADMIN_TOKEN, WINDOWS
+from loadtests.http_bench import ADMIN_TOKEN, WINDOWS, Http1Connection
 from loadtests.redis_procs import Node, redis_version, single_redis
 from loadtests.serve_process import HOST, ServeProcess, cpu_seconds, percentile
 
@@ -85,6 +86,86 @@ SAMPLE_EVERY_S = 0.1
 
 
 # ------------------------------------------------------------- the clients
+
+
+@dataclass(frozen=True, slots=True)
+class LeanAnswer:
+    status_code: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class LeanClient:
+    """One keep-alive HTTP/1.1 connection to qms for a `Stream` client, on
+    `loadtests.http_bench.Http1Connection`: a fraction of httpx's CPU per
+    request (httpx costs ~1 ms, which on a small machine makes the clients,
+    not qms, what the figures measure). A timeout is `httpx.ReadTimeout`,
+    a failed or cut connection `httpx.ConnectError`, as with httpx; after
+    either the connection is dropped (a late answer must not be read as the
+    next one's) and the next request opens a new one."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._conn: Http1Connection | None = None
+        self._host = ""
+
+    async def __aenter__(self) -> LeanClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._drop()
+
+    async def post(self, url: str, *, headers: dict[str, str], json: Any) -> LeanAnswer:
+        body = b"" if json is None else _json_bytes(json)
+        return await self._send("POST", url, headers, body)
+
+    async def get(self, url: str, *, headers: dict[str, str]) -> LeanAnswer:
+        return await self._send("GET", url, headers, None)
+
+    async def _send(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None
+    ) -> LeanAnswer:
+        parts = urllib.parse.urlsplit(url)
+        lines = [f"{method} {parts.path} HTTP/1.1", f"Host: {parts.netloc}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        if body is not None:
+            lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+        request = ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
+        # A kept-alive connection the server closed while idle fails before
+        # any answer: the request was never read, and one new connection
+        # may send it again (as httpx does).
+        for fresh in (self._conn is None, True):
+            if self._conn is None:
+                try:
+                    async with asyncio.timeout(self.timeout_s):
+                        self._conn = await Http1Connection.open(parts.port or 80)
+                except TimeoutError:
+                    raise httpx.ConnectTimeout("no connection in time") from None
+                except OSError as exc:
+                    raise httpx.ConnectError(str(exc)) from None
+            try:
+                status, answer_headers, data = await self._conn.exchange(request, self.timeout_s)
+                return LeanAnswer(status, answer_headers, data)
+            except TimeoutError:
+                await self._drop()
+                raise httpx.ReadTimeout("no answer in time") from None
+            except (OSError, asyncio.IncompleteReadError) as exc:
+                await self._drop()
+                if fresh:
+                    raise httpx.ConnectError(f"{type(exc).__name__}: {exc}") from None
+        raise AssertionError("unreachable")
+
+    async def _drop(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await conn.close()
+
+
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +227,7 @@ def _client_process(
         pause_s=0.0,
         timeout_s=timeout_s,
         finish=True,
+        client=LeanClient,
     )
     asyncio.run(_drive(stream, seconds))
     t0 = stream.t0

@@ -24,7 +24,7 @@ from prometheus_client import REGISTRY
 from starlette.applications import Starlette
 
 from loadtests.failover import Attempt, Stream, Target, audit, open_windows, serving, write_hall
-from loadtests.overload import Mix, unacknowledged
+from loadtests.overload import LeanClient, Mix, unacknowledged
 from loadtests.redis_procs import single_redis
 from qms.app import create_app
 from qms.overload import RETRY_AFTER_S, InFlightLimit
@@ -198,7 +198,15 @@ async def test_fifty_clients_past_the_bound_are_refused_fast_retried_and_nothing
     ):
         target = Target(f"http://127.0.0.1:{qms.port}", hall, mix.windows)
         await open_windows(target)
-        stream = Stream(target, issuers=mix.kiosks, visitors=mix.visitors, pause_s=0.0, finish=True)
+        # The load driver's own client (`tests/test_slow_redis.py` drives httpx).
+        stream = Stream(
+            target,
+            issuers=mix.kiosks,
+            visitors=mix.visitors,
+            pause_s=0.0,
+            finish=True,
+            client=LeanClient,
+        )
         async with stream.running(DEADLOCK_GUARD_S):
             await stream.wait_for(
                 lambda: len(_overloaded(stream)) >= 50 and len(stream.called) >= 30,

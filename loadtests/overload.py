@@ -55,7 +55,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -191,9 +191,12 @@ class Mix:
         for i in range(parts):
             clerks = share(len(self.windows), i)
             out.append(
-                Mix(share(self.kiosks, i), self.windows[first : first + clerks],
-                    share(self.visitors, i))
-            )  # fmt: skip
+                Mix(
+                    share(self.kiosks, i),
+                    self.windows[first : first + clerks],
+                    share(self.visitors, i),
+                )
+            )
             first += clerks
         return out
 
@@ -233,9 +236,14 @@ def _client_process(
     t0 = stream.t0
     attempts = [replace(a, start=a.start + t0, end=a.end + t0) for a in stream.attempts]
     out.send(
-        Part(attempts, stream.issued, stream.called,
-             time.process_time() - cpu, time.monotonic() - wall)
-    )  # fmt: skip
+        Part(
+            attempts,
+            stream.issued,
+            stream.called,
+            time.process_time() - cpu,
+            time.monotonic() - wall,
+        )
+    )
     out.close()
 
 
@@ -244,8 +252,14 @@ async def _drive(stream: Stream, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
 
-def drive(target: Target, mix: Mix, seconds: float, timeout_s: float, processes: int,
-          at_go: Any = None) -> tuple[float, list[Part]]:  # fmt: skip
+def drive(
+    target: Target,
+    mix: Mix,
+    seconds: float,
+    timeout_s: float,
+    processes: int,
+    at_go: Callable[[float], None] | None = None,
+) -> tuple[float, list[Part]]:
     """`mix` in `processes` client processes for `seconds`; the moment they
     were let go and what each brings back. `at_go(go_time)` runs in this
     process once they are."""
@@ -310,9 +324,8 @@ class Sampler:
         pid = self.server.proc.pid
         while not self._stop.wait(SAMPLE_EVERY_S):
             self.samples.append(
-                Sample(time.monotonic(), self._in_flight(), _rss_kb(pid),
-                       _open_files(pid))
-            )  # fmt: skip
+                Sample(time.monotonic(), self._in_flight(), _rss_kb(pid), _open_files(pid))
+            )
 
     def _in_flight(self) -> int | None:
         url = f"http://{HOST}:{self.server.port}/metrics"
@@ -642,8 +655,15 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--clients: at least 3 a level (a kiosk, a clerk, a visitor)")
     env = {} if args.max_in_flight is None else {"QMS_MAX_IN_FLIGHT": str(args.max_in_flight)}
     with tempfile.TemporaryDirectory(prefix="qms-overload-") as tmp:
-        opts = Options(Path(tmp), clients, args.seconds, args.timeout_s,
-                       args.clients_per_process, args.pause_s, env)  # fmt: skip
+        opts = Options(
+            Path(tmp),
+            clients,
+            args.seconds,
+            args.timeout_s,
+            args.clients_per_process,
+            args.pause_s,
+            env,
+        )
         report = run(opts)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")

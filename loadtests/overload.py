@@ -54,7 +54,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -350,6 +350,33 @@ def _open_files(pid: int) -> int | None:
     return None
 
 
+def redis_call_figures(server: ServeProcess) -> dict[str, float | None]:
+    """qms's own view of its Redis calls (`qms_redis_command_seconds`, every
+    command name together): mean and the histogram's p99 bucket, in ms.
+    A call's time includes waiting for a pooled connection and for qms's
+    event loop, so a slow figure here with a quiet Redis means qms waited."""
+    url = f"http://{HOST}:{server.port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as r:
+        text = r.read().decode()
+    buckets: dict[float, float] = defaultdict(float)
+    total = count = 0.0
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name.startswith("qms_redis_command_seconds_bucket{"):
+            le = name.split('le="', 1)[1].split('"', 1)[0]
+            buckets[math.inf if le == "+Inf" else float(le)] += float(value)
+        elif name.startswith("qms_redis_command_seconds_sum"):
+            total += float(value)
+        elif name.startswith("qms_redis_command_seconds_count"):
+            count += float(value)
+    p99 = next((le for le in sorted(buckets) if buckets[le] >= 0.99 * count), None)
+    return {
+        "calls": count,
+        "mean_ms": round(1000 * total / count, 2) if count else None,
+        "p99_bucket_ms": None if p99 is None else round(1000 * p99, 1),
+    }
+
+
 def cpu_times() -> tuple[int, int]:
     """The machine's (busy, total) CPU ticks so far, all CPUs (/proc/stat)."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -499,6 +526,7 @@ def run_level(opts: Options, clients: int) -> dict[str, Any]:
         f = asyncio.run(audit(record))
         extra = asyncio.run(unacknowledged(record))
         connected = redis_clients(node)
+        redis_calls = redis_call_figures(qms)
     wall = finished - started
     during = [a for a in record.attempts if a.start < opts.seconds]
     samples = [replace(s, at=s.at - started) for s in sampler.samples if s.at >= started]
@@ -524,6 +552,7 @@ def run_level(opts: Options, clients: int) -> dict[str, Any]:
         },
         "qms": _server_figures(samples),
         "redis_connected_clients_after": connected,
+        "qms_redis_calls": redis_calls,
     }
     if opts.pause_s > 0:
         result["pause"] = _pause_figures(record.attempts, samples, pause)

@@ -245,6 +245,8 @@ class Stream:
         """Idempotency key -> (window, the ticket its 200 called, None for a 204)."""
         self._ids: list[str] = []
         """The acknowledged tickets' ids, for the visitors to pick from."""
+        self._ticketed = asyncio.Event()
+        """Set at the first acknowledged ticket (and at the stop)."""
         self._t0 = time.monotonic()
         self._stop = asyncio.Event()
         self._progress = asyncio.Event()
@@ -259,6 +261,7 @@ class Stream:
 
     def stop(self) -> None:
         self._stop.set()
+        self._ticketed.set()
 
     @contextlib.asynccontextmanager
     async def running(self, finish_timeout_s: float) -> AsyncIterator[Stream]:
@@ -314,6 +317,7 @@ class Stream:
             if answer is not None and answer.status_code == 201:
                 self.issued[key] = answer.json()
                 self._ids.append(self.issued[key]["id"])
+                self._ticketed.set()
             await self._pause()
 
     async def _caller(self, client: HttpClient, window: str) -> None:
@@ -329,11 +333,13 @@ class Stream:
             await self._pause()
 
     async def _visitor(self, client: HttpClient) -> None:
+        # Nothing to follow before the first ticket: wait for it (a loop
+        # of zero pauses would spin, and take the kiosks' CPU).
+        await self._ticketed.wait()
         while not self._stop.is_set():
-            if self._ids:
-                ticket = random.choice(self._ids)
-                url = f"{self.target.api}/tickets/{ticket}"
-                await self._until_answered(client, "poll", "", url, {}, None)
+            ticket = random.choice(self._ids)
+            url = f"{self.target.api}/tickets/{ticket}"
+            await self._until_answered(client, "poll", "", url, {}, None)
             await self._pause()
 
     async def _pause(self) -> None:

@@ -205,7 +205,7 @@ async def test_fifty_clients_past_the_bound_are_refused_fast_retried_and_nothing
             visitors=mix.visitors,
             pause_s=0.0,
             finish=True,
-            client=LeanClient,
+            client=LeanClient.to(target),
         )
         async with stream.running(DEADLOCK_GUARD_S):
             await stream.wait_for(

@@ -163,20 +163,26 @@ class Http1Connection:
 
     async def send(self, request: bytes) -> tuple[int, bytes]:
         """(status, body) of one request; raises OSError/IncompleteReadError/TimeoutError."""
-        async with asyncio.timeout(REQUEST_TIMEOUT_S):
+        status, _, body = await self.exchange(request, REQUEST_TIMEOUT_S)
+        return status, body
+
+    async def exchange(self, request: bytes, timeout_s: float) -> tuple[int, dict[str, str], bytes]:
+        """(status, headers by lower-case name, body) of one request, within
+        `timeout_s`; raises OSError/IncompleteReadError/TimeoutError."""
+        async with asyncio.timeout(timeout_s):
             self._writer.write(request)
             head = await self._reader.readuntil(b"\r\n\r\n")
             status = int(head[9:12])
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                name = name.strip().lower()
-                if name == b"content-length":
-                    length = int(value)
-                elif name == b"transfer-encoding":
-                    raise OSError("chunked responses are not supported by this client")
+            headers = {}
+            for line in head.decode("latin-1").split("\r\n")[1:]:
+                name, _, value = line.partition(":")
+                if name:
+                    headers[name.strip().lower()] = value.strip()
+            if "transfer-encoding" in headers:
+                raise OSError("chunked responses are not supported by this client")
+            length = int(headers.get("content-length", "0"))
             body = await self._reader.readexactly(length) if length else b""
-        return status, body
+        return status, headers, body
 
     async def close(self) -> None:
         self._writer.close()

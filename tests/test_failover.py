@@ -99,6 +99,7 @@ def assert_clean(f: Findings) -> None:
     assert f.numbers_issued_twice == [], f"numbers issued twice: {f.numbers_issued_twice}"
     assert f.tickets_called_twice == [], f"tickets called twice: {f.tickets_called_twice}"
     assert f.calls_lost == [], f"acknowledged calls lost: {f.calls_lost}"
+    assert f.tickets_skipped == [], f"waiting tickets skipped: {f.tickets_skipped}"
 
 
 # ------------------------------------------------------------------ screens

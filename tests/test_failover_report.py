@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadtests.failover import Attempt, Stream, Target, table, timeline
+from loadtests.failover import Attempt, Stream, Target, skipped_numbers, table, timeline
 
 
 def stream_of(*attempts: Attempt) -> Stream:
@@ -71,3 +71,21 @@ def test_the_table_has_a_row_per_run_and_per_latency_figure() -> None:
     assert [line.split("|")[1:3] for line in lines[-4:]] == [
         [" 0 ", " 1.00 "], [" 1 ", " 1.00 "], [" 0 ", " 1.00 "], [" 1 ", " 1.00 "]
     ]  # fmt: skip
+
+
+def test_a_ticket_waiting_below_a_called_number_was_skipped() -> None:
+    def ticket(number: str, status: str) -> dict[str, str | None]:
+        called_at = None if status == "waiting" else "2026-12-07T09:00:00+08:00"
+        return {"number": number, "status": status, "called_at": called_at}
+
+    tickets = [
+        ticket("A008", "waiting"),  # its own call acknowledged: a lost call, not a skip
+        ticket("A009", "waiting"),  # below A010 (called) and A100
+        ticket("A010", "called"),
+        ticket("A099", "waiting"),  # below A100, named by a call's answer
+        ticket("A101", "waiting"),  # after every call
+        ticket("B001", "waiting"),  # another prefix: nothing called there
+    ]
+    assert skipped_numbers(["A100", "A008"], tickets) == ["A009", "A099"]
+    assert skipped_numbers([], tickets[:3]) == ["A008", "A009"]
+    assert skipped_numbers([], [ticket("A001", "waiting"), ticket("A002", "waiting")]) == []

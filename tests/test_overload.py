@@ -12,13 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from prometheus_client import REGISTRY
 from starlette.applications import Starlette
 
+from loadtests.failover import Attempt, Stream, Target, audit, open_windows, serving, write_hall
+from loadtests.overload import LeanClient, Mix, unacknowledged
+from loadtests.redis_procs import single_redis
 from qms.app import create_app
 from qms.overload import RETRY_AFTER_S, InFlightLimit
 from qms.settings import Settings, SettingsError
@@ -157,3 +164,124 @@ def test_the_setting_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatc
         Settings.from_env(configs=())
     monkeypatch.delenv("QMS_MAX_IN_FLIGHT")
     assert Settings.from_env(configs=()).max_in_flight == 128
+
+
+# ------------------------------------------- fifty clients past a small bound
+
+OVERLOAD_BOUND = 4
+"""`QMS_MAX_IN_FLIGHT` for fifty clients that send without pause: most of
+their requests find the process full."""
+FAST_REFUSAL_S = 1.0
+"""The contract's "at once", with a margin for a busy CI machine: a refusal
+takes no Redis call and no queue (~1 ms here)."""
+
+
+@pytest.mark.slow
+async def test_fifty_clients_past_the_bound_are_refused_fast_retried_and_nothing_is_lost(
+    tmp_path: Path,
+) -> None:
+    """`qms serve` with `QMS_MAX_IN_FLIGHT=4`, ten kiosks, ten clerks and
+    thirty visitors (`loadtests.overload`'s mix) sending without pause, each
+    retrying a 503 with its Idempotency-Key after `Retry-After`. Refusals
+    come at once, each refused request is answered in the end, and the
+    audit is clean: no number twice, no ticket called twice, no waiting
+    ticket skipped, no acknowledged ticket lost, no ticket nobody was
+    given. Then every acknowledged key is sent again, still under overload,
+    as a client whose answer was lost would: each gets its first answer."""
+    hall = f"ov{uuid.uuid4().hex[:8]}"
+    config = write_hall(tmp_path, hall)
+    mix = Mix.of(50)
+    env = {"QMS_MAX_IN_FLIGHT": str(OVERLOAD_BOUND)}
+    with (
+        single_redis(tmp_path / "redis", fsync="everysec") as node,
+        serving(tmp_path, config, f"redis://127.0.0.1:{node.port}/0", env=env) as qms,
+    ):
+        target = Target(f"http://127.0.0.1:{qms.port}", hall, mix.windows)
+        await open_windows(target)
+        # The load driver's own client (`tests/test_slow_redis.py` drives httpx).
+        stream = Stream(
+            target,
+            issuers=mix.kiosks,
+            visitors=mix.visitors,
+            pause_s=0.0,
+            finish=True,
+            client=LeanClient.to(target),
+        )
+        async with stream.running(DEADLOCK_GUARD_S):
+            await stream.wait_for(
+                lambda: len(_overloaded(stream)) >= 50 and len(stream.called) >= 30,
+                DEADLOCK_GUARD_S,
+                "refusals and calls",
+            )
+        replays = await _answer_again(stream)
+        findings = await audit(stream)
+        accounted = await unacknowledged(stream)
+
+    refusals = _overloaded(stream)
+    assert max(a.seconds for a in refusals) < FAST_REFUSAL_S
+    assert {a.op for a in refusals} == {"issue", "call", "poll"}
+    by_key: dict[str, list[Attempt]] = {}
+    for a in stream.attempts:
+        if a.key:
+            by_key.setdefault(a.key, []).append(a)
+    for a in refusals:
+        if a.op == "poll":
+            continue
+        # Retried after Retry-After, until acknowledged (the stream finishes
+        # every request it began).
+        later = [b for b in by_key[a.key] if b.start > a.start]
+        assert later and later[0].start - a.end >= RETRY_AFTER_S - 0.05
+        assert a.key in stream.issued or a.key in stream.called
+    assert findings.unanswered == 0
+    assert findings.unexpected == {}, findings.unexpected
+    assert set(findings.failures) == {"overloaded"}
+    assert findings.numbers_issued_twice == []
+    assert findings.tickets_called_twice == []
+    assert findings.tickets_skipped == []
+    assert findings.tickets_lost == []
+    assert findings.calls_lost == []
+    assert accounted["called_not_acknowledged"] == []
+    assert accounted["waiting_not_acknowledged"] == 0
+    assert replays["issue"] == len(stream.issued) and replays["call"] == len(stream.called)
+
+
+def _overloaded(stream: Stream) -> list[Attempt]:
+    return [a for a in stream.attempts if a.code == "overloaded"]
+
+
+async def _answer_again(stream: Stream) -> Counter[str]:
+    """Send every acknowledged issue and call-next again with its key
+    (retrying 503s) and check the answer is the first; how many were."""
+    t = stream.target
+    issue = {"Authorization": f"Bearer {t.kiosk_token}"}
+    clerk = {"Authorization": f"Bearer {t.clerk_token}"}
+    same: Counter[str] = Counter()
+    gate = asyncio.Semaphore(8)
+
+    async def again(url: str, headers: dict[str, str], key: str, body: Any) -> httpx.Response:
+        async with gate:
+            while True:
+                r = await client.post(url, headers={**headers, "Idempotency-Key": key}, json=body)
+                if r.status_code != 503:
+                    return r
+                await asyncio.sleep(float(r.headers.get("retry-after", "0.1")))
+
+    async def issue_again(key: str, first: dict[str, Any]) -> None:
+        r = await again(f"{t.api}/tickets", issue, key, {"service": t.service})
+        assert r.status_code == 201, r.text
+        assert (r.json()["id"], r.json()["number"]) == (first["id"], first["number"])
+        same["issue"] += 1
+
+    async def call_again(key: str, window: str, first: dict[str, Any] | None) -> None:
+        r = await again(f"{t.api}/windows/{window}/call-next", clerk, key, None)
+        assert r.status_code == (204 if first is None else 200), r.text
+        if first is not None:
+            assert r.json()["number"] == first["number"]
+        same["call"] += 1
+
+    async with httpx.AsyncClient(timeout=10, trust_env=False) as client:
+        await asyncio.gather(
+            *(issue_again(k, v) for k, v in stream.issued.items()),
+            *(call_again(k, w, v) for k, (w, v) in stream.called.items()),
+        )
+    return same

@@ -78,10 +78,17 @@ def error_response(
     return JSON({"error": error}, status, headers=headers)
 
 
+UNAVAILABLE_RETRY_AFTER_S = 1
+
+
 def qms_error_response(exc: QmsError) -> Response:
     headers = None
     if isinstance(exc, RateLimited):
         headers = {"Retry-After": str(exc.retry_after_s)}
+    elif isinstance(exc, Unavailable):
+        # Redis away, full or without a primary: a failover takes ~2 s, and a
+        # client that waits a second and retries with its key loses nothing.
+        headers = {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)}
     return error_response(STATUS[exc.kind], exc.code, exc.message, headers, exc.details)
 
 

@@ -45,6 +45,7 @@ def keys_of(node: Node) -> dict[object, object]:
 
 def assert_refused(r: httpx.Response, code: str) -> None:
     assert r.status_code == 503, r.text
+    assert r.headers["retry-after"] == "1"
     body = r.json()
     assert set(body) == {"error"} and body["error"]["code"] == code, body
     assert "Traceback" not in r.text

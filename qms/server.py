@@ -18,7 +18,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.protocol import State
 
 from displays.gateway import DIRECT_WRITE_EXTENSION, GOING_AWAY, Gateway
-from qms.security import loggable_path
+from qms.security import DEFAULT_CSP, loggable_path, security_headers
 
 # Screens send nothing but control frames; a large frame from one is abuse.
 WS_MAX_BYTES = 16 * 1024
@@ -156,12 +156,30 @@ def screen_protocol(size: int) -> type[asyncio.Protocol]:
 
 
 class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, sending each response in one write."""
+    """uvicorn's httptools protocol, sending each response in one write, and
+    its own 400 with the headers of every answer."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(
             cast(asyncio.Transport, OneWritePerTurn(cast(asyncio.Transport, transport), self.loop))
         )
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn answers a request it cannot parse (a raw space in a query
+        # value) itself, before the app and its `SecurityHeaders`: the same
+        # headers here, else as uvicorn's own.
+        scheme = "https" if self.transport.get_extra_info("sslcontext") else "http"
+        ours = {**security_headers(scheme), "Content-Security-Policy": DEFAULT_CSP}
+        headers = [
+            *self.server_state.default_headers,
+            *((name.lower().encode(), value.encode()) for name, value in ours.items()),
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(msg)).encode()),
+            (b"connection", b"close"),
+        ]
+        head = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+        self.transport.write(b"HTTP/1.1 400 Bad Request\r\n" + head + b"\r\n" + msg.encode())
+        self.transport.close()
 
 
 UVICORN_LOGGERS = ("uvicorn.error", "uvicorn.access")

@@ -46,6 +46,7 @@ from hypothesis import strategies as st
 from websockets.frames import Frame, Opcode
 
 from displays.gateway import FORBIDDEN, UNAUTHORIZED, GatewaySettings
+from displays.page_kit import STATIC_PATH
 from queue_core.keys import HallKeys
 from queue_core.redis_client import create_redis
 from tests.conftest import ApiKit, delete_hall
@@ -70,6 +71,8 @@ class Served:
     live: LiveServer
     kit: ApiKit
     log: Records
+    tickets: list[str] = field(default_factory=list)
+    """Ids of tickets the hall holds (the visitor page and its QR code)."""
     outcomes: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -104,14 +107,12 @@ def served(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             # handlers of uvicorn's loggers, which do not reach the root).
             with capturing() as log:
                 served = Served(runner, live, kit, log)
-                admin = {"Authorization": f"Bearer {TOKENS['admin']}"}
+                kiosk = {"Authorization": f"Bearer {TOKENS['kiosk']}"}
                 for service in ("social-security", "household"):
-                    r = runner.run(
-                        live.api.post(
-                            f"{kit.base}/tickets", headers=admin, json={"service": service}
-                        )
-                    )
+                    body = {"service": service}
+                    r = runner.run(live.api.post(f"{kit.base}/tickets", headers=kiosk, json=body))
                     assert r.status_code == 201, r.text
+                    served.tickets.append(r.json()["id"])
                 yield served
         finally:
             runner.run(context.__aexit__(None, None, None))
@@ -203,9 +204,12 @@ async def _screens_gone(served: Served) -> None:
 
 # ------------------------------------------------------------------ strategies
 
-MARKUP = st.sampled_from(
-    ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "</script><b>x</b>"]
-)
+MARKUP_STRINGS = [
+    "<script>alert(1)</script>",
+    '"><img src=x onerror=alert(1)>',
+    "</script><b>x</b>",
+]
+MARKUP = st.sampled_from(MARKUP_STRINGS)
 # Percent-encoded text (lone surrogates as their UTF-8-ish bytes), bytes
 # (non-UTF-8 among them), raw characters no client would send unquoted.
 RAW_TEXT = st.one_of(
@@ -214,7 +218,7 @@ RAW_TEXT = st.one_of(
     st.binary(max_size=20).map(quote_from_bytes),
     st.binary(max_size=6).map(lambda b: b.decode("latin-1")),
     st.sampled_from(["%", "%zz", "%ED%A0%80", "%C0%AF", "%FF%FE", "+", "&", "=", "%00", "#x"]),
-    MARKUP.map(lambda s: quote_from_bytes(s.encode())),
+    MARKUP.map(lambda s: quote_from_bytes(s.encode(), safe="")),
     MARKUP,
     st.integers(1, 5).map(lambda n: "x" * (4**n * 10)),  # up to 10 KiB
 )
@@ -384,3 +388,123 @@ def test_screen_handshakes_and_first_messages_answer_within_the_contract(served:
     # The fuzz reaches each kind of outcome, not only refusals.
     if EXAMPLES >= 200:
         assert {"served", "404", "422", f"101 then {UNAUTHORIZED}"} <= served.outcomes.keys()
+
+
+# ------------------------------------------------------------------ pages
+
+PAGES = [
+    "/halls/{hall}/display",
+    "/halls/{hall}/windows/{window}/strip",
+    "/halls/{hall}/windows/{window}",
+    "/halls/{hall}/kiosk",
+    "/halls/{hall}/remote",
+    "/halls/{hall}/dashboard",
+    # Twice each: they read the hall (and the QR code draws the Host header).
+    *["/halls/{hall}/tickets/{ticket}", "/halls/{hall}/tickets/{ticket}/qr.svg"] * 2,
+    STATIC_PATH + "/{file}",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/{any}",
+    "/halls/{any}",
+]
+PATH_PART = st.one_of(
+    MARKUP.map(lambda s: quote_from_bytes(s.encode(), safe="")),
+    RAW_TEXT.filter(lambda s: s != "" and not {"/", "?", "#"} & set(s)),
+)
+PAGE_VALUES: dict[str, st.SearchStrategy[str]] = {
+    "token": st.sampled_from([*TOKENS.values(), "nope"]),
+    "screen": st.one_of(VALID["screen"], ODD["screen"]),
+    "lang": st.sampled_from(["zh", "en", ""]),
+    "next": MARKUP.map(lambda s: quote_from_bytes(s.encode(), safe="")),
+}
+# A Host header becomes the QR code's URL (no QMS_PUBLIC_URL here).
+HOSTS = st.one_of(
+    st.just("127.0.0.1"),
+    st.just("qms.hall.lan:8000"),
+    MARKUP.map(lambda m: f"a{m}b"),
+    st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=40),
+)
+
+
+@st.composite
+def page_requests(draw: st.DrawFn, hall: str, tickets: list[str]) -> tuple[str, str]:
+    """A page's path with its parts filled (mostly plausible, else junk), a
+    query string of any pairs, and a Host header."""
+    template = draw(st.sampled_from(PAGES))
+    parts = {
+        "hall": draw(hall_ids(hall)),
+        "window": draw(st.one_of(st.sampled_from(["1", "2", "9", "77"]), PATH_PART)),
+        "ticket": draw(
+            st.one_of(
+                st.sampled_from(tickets),
+                st.from_regex(r"[A-Za-z0-9_-]{22}", fullmatch=True),
+                PATH_PART,
+            )
+        ),
+        "file": draw(
+            st.one_of(
+                st.sampled_from(
+                    ["display.js", "common.css", "nope.js", "..%2F..%2Fpyproject.toml"]
+                ),
+                PATH_PART,
+            )
+        ),
+        "any": draw(PATH_PART),
+    }
+    path = template.format(**parts)
+    pairs = [(k, draw(v)) for k, v in PAGE_VALUES.items() if draw(st.booleans())]
+    for _ in range(draw(st.sampled_from([0, 1, 2, 4]))):
+        pairs.insert(draw(st.integers(0, len(pairs))), (draw(KEY), draw(RAW_TEXT)))
+    query = "&".join(f"{k}={v}" for k, v in pairs)
+    return path + (f"?{query}" if query else ""), draw(HOSTS)
+
+
+async def _get(port: int, target: str, host: str) -> Answer:
+    request = f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+    try:
+        writer.write(request.encode("utf-8", "surrogateescape"))
+        await writer.drain()
+        status, headers = await _head(reader)
+        return Answer(status, headers, await reader.read())
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+def test_pages_answer_any_path_and_query_safely(served: Served) -> None:
+    served.outcomes.clear()
+    served.log.records.clear()
+
+    @FUZZ
+    @given(request=page_requests(served.hall, served.tickets))
+    def one(request: tuple[str, str]) -> None:
+        target, host = request
+        answer = served.runner.run(
+            asyncio.wait_for(_get(served.live.port, target, host), ANSWER_TIMEOUT_S)
+        )
+        tally("pages: paths, query strings and hosts")
+        kind = answer.headers.get("content-type", "").split(";")[0]
+        outcome = f"{answer.status} {kind}"
+        served.outcomes[outcome] = served.outcomes.get(outcome, 0) + 1
+        where = f"GET {target!r} Host {host!r} -> {answer.status}: {answer.body[:300]!r}"
+        _check_logs(served, where)
+        assert answer.status < 500, where
+        assert b"Traceback" not in answer.body, where
+        headers = answer.headers
+        assert headers.get("x-content-type-options") == "nosniff", where
+        assert headers.get("referrer-policy") == "no-referrer", where
+        assert "frame-ancestors 'none'" in headers.get("content-security-policy", ""), where
+        if kind in ("text/html", "image/svg+xml"):
+            body = answer.body.decode("utf-8", "replace")
+            for markup in MARKUP_STRINGS:
+                assert markup not in body, f"markup came back unescaped: {where}"
+
+    one()
+    print("page outcomes:", dict(sorted(served.outcomes.items())))
+    assert sum(served.outcomes.values()) >= min(EXAMPLES, 100)
+    if EXAMPLES >= 200:
+        assert {"200 text/html", "404 text/html"} <= served.outcomes.keys()

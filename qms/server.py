@@ -17,7 +17,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
-from displays.gateway import DIRECT_WRITE_EXTENSION, GOING_AWAY, Gateway
+from displays.gateway import ABORT_EXTENSION, DIRECT_WRITE_EXTENSION, GOING_AWAY, Gateway
 from qms.security import DEFAULT_CSP, loggable_path, security_headers
 
 # Screens send nothing but control frames; a large frame from one is abuse.
@@ -112,6 +112,11 @@ def screen_protocol(size: int) -> type[asyncio.Protocol]:
             scope = getattr(self, "scope", None)
             if scope is not None:  # an upgrade (not refused by websockets itself)
                 scope["extensions"][DIRECT_WRITE_EXTENSION] = self.write_frame
+                scope["extensions"][ABORT_EXTENSION] = self.abort
+
+        def abort(self) -> None:
+            """Drop the connection now (a reset), whatever is still unsent."""
+            self.transport.abort()
 
         def send_receive_event_to_app(self) -> None:
             # uvicorn decodes a text message itself and, when it is not

@@ -1138,22 +1138,24 @@ class Sampler(threading.Thread):
         return out
 
 
-def server_sockets_to(port: int, client_ports: set[int]) -> tuple[int, int]:
-    """The server's connections to `client_ports` still open and the bytes
-    waiting in their send queues, from `ss`; (-1, -1) without `ss`."""
+def server_sockets_to(port: int, client_ports: set[int]) -> tuple[int, int, dict[str, int]]:
+    """The server's connections to `client_ports` the kernel still holds
+    (an orphan the process closed included), the bytes waiting in their
+    send queues, and their TCP states, from `ss`; (-1, -1, {}) without it."""
     try:
-        out = subprocess.run(["ss", "-Htn", f"( sport = :{port} )"], capture_output=True,
+        out = subprocess.run(["ss", "-Htna", f"( sport = :{port} )"], capture_output=True,
                              text=True, timeout=10, check=True).stdout  # fmt: skip
     except (OSError, subprocess.SubprocessError):
-        return -1, -1
+        return -1, -1, {}
     count = queued = 0
+    states: Counter[str] = Counter()
     for line in out.splitlines():
-        cols = line.split()
-        # State Recv-Q Send-Q Local Peer (ss puts the state first without -l)
-        if len(cols) >= 5 and int(cols[-1].rpartition(":")[2]) in client_ports:
+        cols = line.split()  # State Recv-Q Send-Q Local:Port Peer:Port
+        if len(cols) >= 5 and int(cols[4].rpartition(":")[2]) in client_ports:
             count += 1
-            queued += int(cols[-3])
-    return count, queued
+            queued += int(cols[2])
+            states[cols[0]] += 1
+    return count, queued, dict(states)
 
 
 def stalled_phase(
@@ -1196,7 +1198,7 @@ def stalled_phase(
     after = metrics_sample(port)
     mem_after_drop = memory_kib(pid)
     client_ports = {s.local_port for s in stalled}
-    open_after_drop, queued_after_drop = server_sockets_to(port, client_ports)
+    open_after_drop, queued_after_drop, states_after_drop = server_sockets_to(port, client_ports)
     ends = [s.read_to_end(timeout_s=5.0) for s in stalled]
     for s in stalled:
         s.close()
@@ -1222,6 +1224,7 @@ def stalled_phase(
         },
         "server_sockets_open_after_drops": open_after_drop,
         "server_send_queue_bytes_after_drops": queued_after_drop,
+        "server_socket_states_after_drops": states_after_drop,
         "server_sockets_open_after_close": server_sockets_to(port, client_ports)[0],
         "rss_series": [[round(t - joined_at, 2), rss] for t, _, rss in sampler.samples[::20]],
         "calls_phase": with_stalled,
@@ -1549,7 +1552,8 @@ def table(report: dict[str, Any]) -> str:
                 f"{mem['before']}, peak {mem['peak_during']}, after drops {mem['after_drops']}, "
                 f"after closing them {mem['after_stalled_closed']}; server sockets to them still "
                 f"open after the drops {sd['server_sockets_open_after_drops']} "
-                f"({sd['server_send_queue_bytes_after_drops']} B queued), after closing "
+                f"({sd['server_send_queue_bytes_after_drops']} B queued, "
+                f"{sd['server_socket_states_after_drops']}), after closing "
                 f"{sd['server_sockets_open_after_close']}"
             )
             sp = sd.get("probe")

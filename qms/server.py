@@ -8,6 +8,7 @@ import contextlib
 import gc
 import logging
 import socket
+import struct
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -115,7 +116,15 @@ def screen_protocol(size: int) -> type[asyncio.Protocol]:
                 scope["extensions"][ABORT_EXTENSION] = self.abort
 
         def abort(self) -> None:
-            """Drop the connection now (a reset), whatever is still unsent."""
+            """Drop the connection now with a reset, whatever is still unsent.
+            A plain close of the socket would leave the kernel holding what
+            it had not sent (up to the send buffer) for a peer that reads
+            nothing, until it gives up on it minutes later; SO_LINGER 0
+            frees it at once."""
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.transport.abort()
 
         def send_receive_event_to_app(self) -> None:

@@ -884,9 +884,18 @@ def run_round(
             "redis_rss_kib": [redis_mem0.get("rss"), redis_mem1.get("rss")],
         }
 
-        # 3-4. calls
-        result["calls_phase"] = calls_phase(api, fleet, probe, server, redis_pid, n, sockets,
-                                            calls, interval, opts, workdir, label)  # fmt: skip
+        # 3-4. calls. With a stalled phase to compare with, its sampler's
+        # polling of /metrics runs here too: the two differ in the stalled
+        # screens alone.
+        sampler = Sampler(port, server.proc.pid) if stalled_calls else None
+        if sampler is not None:
+            sampler.start()
+        try:
+            result["calls_phase"] = calls_phase(api, fleet, probe, server, redis_pid, n, sockets,
+                                                calls, interval, opts, workdir, label)  # fmt: skip
+        finally:
+            if sampler is not None:
+                sampler.stop()
         if probe is not None:
             result["probe"] = result["calls_phase"].pop("probe")
 
@@ -1150,8 +1159,9 @@ def server_sockets_to(port: int, client_ports: set[int]) -> tuple[int, int, dict
     count = queued = 0
     states: Counter[str] = Counter()
     for line in out.splitlines():
-        cols = line.split()  # State Recv-Q Send-Q Local:Port Peer:Port
-        if len(cols) >= 5 and int(cols[4].rpartition(":")[2]) in client_ports:
+        cols = line.split()  # State Recv-Q Send-Q Local:Port Peer:Port (`*` when listening)
+        peer = cols[4].rpartition(":")[2] if len(cols) >= 5 else ""
+        if peer.isdigit() and int(peer) in client_ports:
             count += 1
             queued += int(cols[2])
             states[cols[0]] += 1

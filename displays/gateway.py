@@ -5,6 +5,7 @@ Each socket gets the hall's snapshot (or the events it missed, with
 frames with `format=msgpack`. An event's frame is written straight to every
 socket that can take it (see `DIRECT_WRITE_EXTENSION`); the rest queue it, up
 to `queue_frames`: a screen that falls that far behind is closed with 1013
+(its connection reset if it cannot take even that within `close_grace_s`)
 and expected to reconnect with `since`. Shutdown closes every socket with
 1001 so screens move to another replica.
 
@@ -53,6 +54,7 @@ from queue_core.redis_client import RedisClient
 from queue_core.scripts import Scripts
 
 __all__ = [
+    "ABORT_EXTENSION",
     "DIRECT_WRITE_EXTENSION",
     "SCREEN_ROLES",
     "Gateway",
@@ -74,6 +76,11 @@ FORBIDDEN = 4403
 AUTH_BY_MESSAGE = "message"
 _SCREEN_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
+ABORT_EXTENSION = "qms.websocket.abort"
+"""A server may put a callable under this key in the scope's `extensions`
+that drops the connection at once (a TCP reset): used for a screen too slow
+to take even its close frame (see `Gateway.serve`)."""
+
 DIRECT_WRITE_EXTENSION = "qms.websocket.write_frame"
 """A server may put a `DirectWrite` under this key in the scope's
 `extensions`: a fan-out then writes each event's pre-built frame straight to
@@ -92,6 +99,9 @@ class GatewaySettings:
     presence_caps: PresenceCaps = field(default_factory=PresenceCaps)
     auth_timeout_s: float = 10.0
     """How long an `auth=message` socket may take to send its token."""
+    close_grace_s: float = 5.0
+    """How long a screen the server closes (too slow, shutdown) has to take
+    its close frame before its connection is reset (`ABORT_EXTENSION`)."""
     replica: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
 
@@ -239,7 +249,7 @@ class Gateway:
                 self._idle.set()
             metrics.SCREENS_CLOSED.labels(hall_id, reason).inc()
         if sub.stop_code is not None:
-            await _close(ws, sub.stop_code, sub.stop_reason)
+            await _close_or_abort(ws, sub.stop_code, sub.stop_reason, self.settings.close_grace_s)
 
     def _presence_of(self, req: ScreenRequest, credential: Credential) -> ScreenPresence:
         """A named screen's presence; its owner is the credential's label
@@ -321,6 +331,21 @@ async def _drain(ws: WebSocket) -> None:
 async def _close(ws: WebSocket, code: int, reason: str) -> None:
     with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
         await ws.close(code, reason)
+
+
+async def _close_or_abort(ws: WebSocket, code: int, reason: str, grace_s: float) -> None:
+    """Close a screen (too slow for its frames, or at shutdown), or reset its
+    connection if the close frame cannot go out within `grace_s`. A screen that reads nothing
+    cannot take a close frame either: the close would wait for it for as long
+    as its TCP stack answers, holding the socket, its kernel buffers and this
+    task (found by `loadtests.ws_bench --stalled`)."""
+    try:
+        async with asyncio.timeout(grace_s):
+            await _close(ws, code, reason)
+    except TimeoutError:
+        abort = (ws.scope.get("extensions") or {}).get(ABORT_EXTENSION)
+        if callable(abort):
+            abort()
 
 
 # What sending to a socket that is already gone raises, depending on when

@@ -2,7 +2,8 @@
 
     python -m loadtests.ws_bench [--screens 1000,5000] [--calls N] [--interval S]
                                  [--compare-screens 1000] [--ws-impls LIST]
-                                 [--probes N] [--profile] [--quick] [--json PATH]
+                                 [--probes N] [--stalled M] [--stalled-calls K]
+                                 [--profile] [--quick] [--json PATH]
 
 For each N in `--screens`, a fresh `qms serve --config <demo hall> --fsync
 everysec` (embedded Redis in a temporary data directory, no simulator) on a
@@ -26,6 +27,20 @@ compression, spread over `--client-procs` separate processes) on
      answers, one call-next is made; a screen is back when it has that
      event (a screen that missed nothing gets only a heartbeat at once, so
      the event is what shows its fan-out is live again).
+
+With `--stalled M`, between steps 4 and 5 (issue 18, "a screen that stops
+reading"): M more screens connect (`auth=message`, `page=strip`, the token
+in their first message) on raw sockets with a 4 KiB receive buffer and never
+read a byte, and `--stalled-calls` more call-nexts are made at the same
+interval while the N screens and the probes measure as in step 3. A sampler
+reads the server's `/metrics` and RSS every 50 ms meanwhile: when each
+stalled screen left the gateway (`qms_screens_connected{page="strip"}`
+falling) and how many events the hub had published since it joined
+(`qms_event_fanout_lag_seconds_count`). Then the stalled sockets are read
+to their end (the frames that reached them and the close code), and the
+server's RSS is taken before, at its peak during, after the drops and after
+the stalled sockets are closed, with the server-side sockets still open to
+them (`ss`).
 
 Then the same steps 1-4 with `--compare-screens` screens for each uvicorn
 WebSocket implementation in `--ws-impls` (through `loadtests.ws_serve`).
@@ -52,6 +67,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import http.client
 import json
@@ -61,9 +77,11 @@ import platform
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 from collections import Counter
@@ -78,6 +96,7 @@ from typing import Any, ClassVar, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.frames import Frame, Opcode
 
 from loadtests import ws_probe
 from loadtests.http_bench import BenchError, qms_command, redis_facts
@@ -493,16 +512,19 @@ def demo_config() -> Path:
 
 
 def open_all_day(config: Path, workdir: Path) -> Path:
-    """A copy of `config` without its `[hours]`: a benchmark runs at any hour
-    of the day, and a closed hall would refuse its tickets."""
+    """A copy of `config` without its `[hours]` and with no rate limit: a
+    benchmark runs at any hour of the day (a closed hall would refuse its
+    tickets), and issues its tickets in a burst a kiosk never would (the
+    default 120 a minute per credential refused the 121st)."""
     lines = config.read_text(encoding="utf-8").splitlines(keepends=True)
     kept, skipping = [], False
     for line in lines:
         header = line.strip()
         if header.startswith("["):
-            skipping = header == "[hours]"
+            skipping = header in ("[hours]", "[limits]")
         if not skipping:
             kept.append(line)
+    kept.append("\n[limits]\nissue_per_minute = 1000000\npublic_per_minute = 1000000\n")
     workdir.mkdir(parents=True, exist_ok=True)
     copy = workdir / config.name
     copy.write_text("".join(kept), encoding="utf-8")
@@ -761,6 +783,11 @@ class Options:
     json_path: Path
     probes: int = 50
     """Probe screens (`loadtests.ws_probe`) on top of the screens; 0: none."""
+    stalled: int = 0
+    """Screens that stop reading, in a phase after the calls (0: no such phase)."""
+    stalled_calls: int = 600
+    """Call-nexts of that phase: enough events for a stalled screen to fill
+    every buffer on its way (~850 frames with the server's defaults)."""
 
 
 def calls_for(n: int, opts: Options) -> int:
@@ -805,7 +832,8 @@ def run_round(
             api.ok("POST", f"/windows/{w}/open", ADMIN_TOKEN)
         # Tickets before any screen joins: their `issued` events are not
         # part of what is measured. One spare for the storm's probe call.
-        for i in range(calls + 1):
+        stalled_calls = opts.stalled_calls if opts.stalled and ws_impl is None else 0
+        for i in range(calls + stalled_calls + 1):
             api.ok("POST", "/tickets", KIOSK_TOKEN, {"service": SERVICES[i % len(SERVICES)]})
         time.sleep(1.0)
         mem0, redis_mem0 = memory_kib(server.proc.pid), memory_kib(redis_pid)
@@ -856,11 +884,27 @@ def run_round(
             "redis_rss_kib": [redis_mem0.get("rss"), redis_mem1.get("rss")],
         }
 
-        # 3-4. calls
-        result["calls_phase"] = calls_phase(api, fleet, probe, server, redis_pid, n, sockets,
-                                            calls, interval, opts, workdir, label)  # fmt: skip
+        # 3-4. calls. With a stalled phase to compare with, its sampler's
+        # polling of /metrics runs here too: the two differ in the stalled
+        # screens alone.
+        sampler = Sampler(port, server.proc.pid) if stalled_calls else None
+        if sampler is not None:
+            sampler.start()
+        try:
+            result["calls_phase"] = calls_phase(api, fleet, probe, server, redis_pid, n, sockets,
+                                                calls, interval, opts, workdir, label)  # fmt: skip
+        finally:
+            if sampler is not None:
+                sampler.stop()
         if probe is not None:
             result["probe"] = result["calls_phase"].pop("probe")
+
+        # 4b. screens that stop reading, while the others keep measuring
+        if stalled_calls:
+            result["stalled"] = stalled_phase(
+                api, fleet, probe, server, redis_pid, n, sockets, stalled_calls, interval,
+                opts, workdir, label,
+            )  # fmt: skip
 
         # 5. reconnect storm
         if storm:
@@ -976,6 +1020,227 @@ def calls_phase(
     out["other_processes_cpu_pct"] = round(max(0.0, usage["machine_cpu_pct"] - ours), 1)
     if profiler is not None:
         out["profile"] = profiler.summary()
+    return out
+
+
+# ============================================================ screens that stop reading
+
+STALLED_RCVBUF = 4096
+"""The stalled screens' receive buffer (Linux doubles it), set before
+connecting so the window they advertise stays small."""
+SAMPLE_EVERY_S = 0.05
+
+
+class StalledScreen:
+    """A screen that connects, authenticates and then never reads: a raw
+    socket, so nothing (no client library) reads or answers pings behind
+    the measurement's back."""
+
+    def __init__(self, port: int, screen_id: str) -> None:
+        self.id = screen_id
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, STALLED_RCVBUF)
+        self.sock.settimeout(HTTP_TIMEOUT_S)
+        self.sock.connect((HOST, port))
+        self.local_port: int = self.sock.getsockname()[1]
+        key = base64.b64encode(os.urandom(16)).decode()
+        path = f"/ws/halls/{HALL}/display?auth=message&format=json&page=strip&screen={screen_id}"
+        self.sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        # The answer's head, a byte at a time: nothing after it is read now.
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            byte = self.sock.recv(1)
+            if not byte:
+                raise BenchError(f"stalled screen {screen_id}: closed during the handshake")
+            head += byte
+        if not head.startswith(b"HTTP/1.1 101"):
+            raise BenchError(f"stalled screen {screen_id}: {head[:40]!r}")
+        auth = json.dumps({"type": "auth", "token": ws_probe.DISPLAY_TOKEN}).encode()
+        self.sock.sendall(Frame(Opcode.TEXT, auth).serialize(mask=True, extensions=[]))
+        self.joined_at = time.time()
+
+    def read_to_end(self, timeout_s: float) -> tuple[int, int | None]:
+        """Everything the server got to this socket: (data frames, the close
+        code, or None if the connection ended without one)."""
+        data = b""
+        self.sock.settimeout(timeout_s)
+        with contextlib.suppress(OSError):
+            while chunk := self.sock.recv(1 << 16):
+                data += chunk
+        frames, code, at = 0, None, 0
+        while at + 2 <= len(data):
+            opcode, length, at = data[at] & 0x0F, data[at + 1] & 0x7F, at + 2
+            if length >= 126:
+                size = 2 if length == 126 else 8
+                length, at = int.from_bytes(data[at : at + size], "big"), at + size
+            if at + length > len(data):
+                break
+            if opcode == Opcode.CLOSE:
+                code = int.from_bytes(data[at : at + 2], "big") if length >= 2 else 1005
+            elif opcode in (Opcode.TEXT, Opcode.BINARY):
+                frames += 1
+            at += length
+        return frames, code
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+def metrics_sample(port: int) -> dict[str, float]:
+    """The server's stalled screens still connected (`page="strip"`), the
+    ones dropped as too slow, and the events its hub has published."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=HTTP_TIMEOUT_S)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    wanted = {
+        f'qms_screens_connected{{hall="{HALL}",page="strip"}}': "stalled_connected",
+        f'qms_screens_closed_total{{hall="{HALL}",reason="too_slow"}}': "too_slow",
+        "qms_event_fanout_lag_seconds_count": "events",
+    }
+    out = dict.fromkeys(wanted.values(), 0.0)
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name in wanted:
+            out[wanted[name]] = float(value)
+    return out
+
+
+class Sampler(threading.Thread):
+    """`/metrics` and the server's RSS every `SAMPLE_EVERY_S`, in a thread
+    of its own (the calls are made from the main thread meanwhile)."""
+
+    def __init__(self, port: int, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.port, self.pid = port, pid
+        self.samples: list[tuple[float, dict[str, float], int]] = []
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                sample = metrics_sample(self.port)
+                rss = memory_kib(self.pid).get("rss", 0)
+                self.samples.append((time.time(), sample, rss))
+            self.halt.wait(SAMPLE_EVERY_S)
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join(HTTP_TIMEOUT_S)
+
+    def drops(self, joined_at: float, events0: float) -> list[tuple[float, float]]:
+        """Each drop seen: (seconds after the stalled screens joined, events
+        published since), one per screen that left."""
+        out, before = [], None
+        for t, sample, _ in self.samples:
+            now = sample["stalled_connected"]
+            if before is not None and now < before:
+                out += [(t - joined_at, sample["events"] - events0)] * int(before - now)
+            before = now
+        return out
+
+
+def server_sockets_to(port: int, client_ports: set[int]) -> tuple[int, int, dict[str, int]]:
+    """The server's connections to `client_ports` the kernel still holds
+    (an orphan the process closed included), the bytes waiting in their
+    send queues, and their TCP states, from `ss`; (-1, -1, {}) without it."""
+    try:
+        out = subprocess.run(["ss", "-Htna", f"( sport = :{port} )"], capture_output=True,
+                             text=True, timeout=10, check=True).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return -1, -1, {}
+    count = queued = 0
+    states: Counter[str] = Counter()
+    for line in out.splitlines():
+        cols = line.split()  # State Recv-Q Send-Q Local:Port Peer:Port (`*` when listening)
+        peer = cols[4].rpartition(":")[2] if len(cols) >= 5 else ""
+        if peer.isdigit() and int(peer) in client_ports:
+            count += 1
+            queued += int(cols[2])
+            states[cols[0]] += 1
+    return count, queued, dict(states)
+
+
+def stalled_phase(
+    api: Api,
+    fleet: Fleet,
+    probe: ws_probe.ProbeProcess | None,
+    server: QmsProcess,
+    redis_pid: int | None,
+    n: int,
+    sockets: int,
+    calls: int,
+    interval: float,
+    opts: Options,
+    workdir: Path,
+    label: str,
+) -> dict[str, Any]:
+    pid = server.proc.pid
+    port = server.port
+    mem_before = memory_kib(pid)
+    events0 = metrics_sample(port)["events"]
+    stalled = [StalledScreen(port, f"stalled-{i}") for i in range(opts.stalled)]
+    joined_at = max(s.joined_at for s in stalled)
+    sampler = Sampler(port, pid)
+    sampler.start()
+    try:
+        deadline = time.monotonic() + HTTP_TIMEOUT_S
+        while metrics_sample(port)["stalled_connected"] < opts.stalled:
+            if time.monotonic() > deadline:
+                raise BenchError("the stalled screens did not all join")
+            time.sleep(SAMPLE_EVERY_S)
+        # The N screens and the probes measure as in the first calls phase.
+        with_stalled = calls_phase(api, fleet, probe, server, redis_pid, n, sockets, calls,
+                                   interval, opts, workdir, f"{label}-stalled")  # fmt: skip
+        deadline = time.monotonic() + 30
+        while metrics_sample(port)["stalled_connected"] > 0 and time.monotonic() < deadline:
+            time.sleep(SAMPLE_EVERY_S)
+        time.sleep(SETTLE_S)
+    finally:
+        sampler.stop()
+    after = metrics_sample(port)
+    mem_after_drop = memory_kib(pid)
+    client_ports = {s.local_port for s in stalled}
+    open_after_drop, queued_after_drop, states_after_drop = server_sockets_to(port, client_ports)
+    ends = [s.read_to_end(timeout_s=5.0) for s in stalled]
+    for s in stalled:
+        s.close()
+    time.sleep(SETTLE_S)
+    drops = sampler.drops(joined_at, events0)
+    during = [rss for _, _, rss in sampler.samples]
+    out: dict[str, Any] = {
+        "stalled": opts.stalled,
+        "receive_buffer_bytes": STALLED_RCVBUF,
+        "dropped": len(drops),
+        "dropped_as_too_slow": int(after["too_slow"]),
+        "still_connected": int(after["stalled_connected"]),
+        "drop_after_s": dist([d[0] for d in drops], 2) if drops else None,
+        "drop_after_events": dist([d[1] for d in drops], 0) if drops else None,
+        "close_codes": dict(Counter(str(code) for _, code in ends)),
+        "frames_reached_stalled": dist([float(f) for f, _ in ends], 0),
+        "events_published": int(after["events"] - events0),
+        "memory_rss_kib": {
+            "before": mem_before.get("rss"),
+            "peak_during": max(during, default=None),
+            "after_drops": mem_after_drop.get("rss"),
+            "after_stalled_closed": memory_kib(pid).get("rss"),
+        },
+        "server_sockets_open_after_drops": open_after_drop,
+        "server_send_queue_bytes_after_drops": queued_after_drop,
+        "server_socket_states_after_drops": states_after_drop,
+        "server_sockets_open_after_close": server_sockets_to(port, client_ports)[0],
+        "rss_series": [[round(t - joined_at, 2), rss] for t, _, rss in sampler.samples[::20]],
+        "calls_phase": with_stalled,
+    }
+    if probe is not None:
+        out["probe"] = with_stalled.pop("probe")
     return out
 
 
@@ -1285,6 +1550,39 @@ def table(report: dict[str, Any]) -> str:
                     f"close codes {ps['close_codes']}, missed {ps['missed']}, duplicates "
                     f"{ps['duplicates']}, failed attempts {ps['failed_attempts']}"
                 )
+        sd = r.get("stalled")
+        if sd:
+            mem, base, wc = sd["memory_rss_kib"], r.get("probe"), sd["calls_phase"]
+            lines.append(
+                f"  stalled: {sd['stalled']} screens that never read (receive buffer "
+                f"{sd['receive_buffer_bytes']} B): dropped {sd['dropped']} "
+                f"({sd['dropped_as_too_slow']} as too slow), close codes {sd['close_codes']}; "
+                f"dropped after s {sd['drop_after_s']}, after events {sd['drop_after_events']}; "
+                f"frames that reached them {sd['frames_reached_stalled']}; server RSS KiB before "
+                f"{mem['before']}, peak {mem['peak_during']}, after drops {mem['after_drops']}, "
+                f"after closing them {mem['after_stalled_closed']}; server sockets to them still "
+                f"open after the drops {sd['server_sockets_open_after_drops']} "
+                f"({sd['server_send_queue_bytes_after_drops']} B queued, "
+                f"{sd['server_socket_states_after_drops']}), after closing "
+                f"{sd['server_sockets_open_after_close']}"
+            )
+            sp = sd.get("probe")
+            lines.append(
+                f"  reading screens without / with the stalled ones: client p50/p99 "
+                f"{c['latency_ms']['p50']}/{c['latency_ms']['p99']} / "
+                f"{wc['latency_ms']['p50']}/{wc['latency_ms']['p99']} ms"
+                + (
+                    f"; probes (kernel arrival) p50/p99 {base['kernel_ms']['p50']}/"
+                    f"{base['kernel_ms']['p99']} / {sp['kernel_ms']['p50']}/"
+                    f"{sp['kernel_ms']['p99']} ms"
+                    if base and sp
+                    else ""
+                )
+                + f"; missed {c['missed']} / {wc['missed']} (+ probes "
+                f"{(base or {}).get('missed', 0)} / {(sp or {}).get('missed', 0)}), "
+                f"duplicates {wc['duplicates']}, reconnects {wc['reconnects']}, "
+                f"server cpu {c['server_cpu_pct']}% / {wc['server_cpu_pct']}%"
+            )
         prof = c.get("profile")
         if prof:
             lines.append(f"  profile ({prof['samples']} samples): {prof['layers_pct']}")
@@ -1332,6 +1630,19 @@ def parse_args(argv: list[str] | None = None) -> Options:
         help="probe screens (kernel receive timestamps, loadtests.ws_probe) on top of "
         "--screens; 0 disables",
     )
+    p.add_argument(
+        "--stalled",
+        type=int,
+        default=0,
+        help="screens that stop reading (4 KiB receive buffer), in a phase of their own "
+        "after the calls; 0 disables",
+    )
+    p.add_argument(
+        "--stalled-calls",
+        type=int,
+        default=600,
+        help="call-nexts while the stalled screens are connected",
+    )
     p.add_argument("--json", type=Path, default=DEFAULT_JSON)
     p.add_argument("--quick", action="store_true", help="small counts: a smoke run")
     a = p.parse_args(argv)  # fmt: skip
@@ -1349,11 +1660,14 @@ def parse_args(argv: list[str] | None = None) -> Options:
         p.error("--calls must be at least 1")
     if a.probes < 0:
         p.error("--probes must be 0 or more")
+    if a.stalled < 0 or a.stalled_calls < 1:
+        p.error("--stalled must be 0 or more and --stalled-calls at least 1")
     impls = tuple(x.strip() for x in a.ws_impls.split(",") if x.strip())
     return Options(
         screens=screens, calls=a.calls, interval_s=a.interval, client_procs=a.client_procs,
         handshakes=max(1, a.handshakes), compare_screens=a.compare_screens, ws_impls=impls,
-        profile=a.profile, json_path=a.json, probes=a.probes,
+        profile=a.profile, json_path=a.json, probes=a.probes, stalled=a.stalled,
+        stalled_calls=a.stalled_calls,
     )  # fmt: skip
 
 

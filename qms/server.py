@@ -8,6 +8,7 @@ import contextlib
 import gc
 import logging
 import socket
+import struct
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -17,8 +18,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 
-from displays.gateway import DIRECT_WRITE_EXTENSION, GOING_AWAY, Gateway
-from qms.security import loggable_path
+from displays.gateway import ABORT_EXTENSION, DIRECT_WRITE_EXTENSION, GOING_AWAY, Gateway
+from qms.security import DEFAULT_CSP, loggable_path, security_headers
 
 # Screens send nothing but control frames; a large frame from one is abuse.
 WS_MAX_BYTES = 16 * 1024
@@ -112,6 +113,35 @@ def screen_protocol(size: int) -> type[asyncio.Protocol]:
             scope = getattr(self, "scope", None)
             if scope is not None:  # an upgrade (not refused by websockets itself)
                 scope["extensions"][DIRECT_WRITE_EXTENSION] = self.write_frame
+                scope["extensions"][ABORT_EXTENSION] = self.abort
+
+        def abort(self) -> None:
+            """Drop the connection now with a reset, whatever is still unsent.
+            A plain close of the socket would leave the kernel holding what
+            it had not sent (up to the send buffer) for a peer that reads
+            nothing, until it gives up on it minutes later; SO_LINGER 0
+            frees it at once."""
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.transport.abort()
+
+        def send_receive_event_to_app(self) -> None:
+            # uvicorn decodes a text message itself and, when it is not
+            # UTF-8, closes with 1007 but logs an ERROR with a traceback:
+            # any client could fill the log with them. The same close,
+            # logged as the client's fault it is.
+            if self.curr_msg_data_type == "text" and not self.close_sent:
+                try:
+                    b"".join(self.frames).decode()
+                except UnicodeDecodeError:
+                    self.frames: list[bytes] = []
+                    self.logger.info("WebSocket text message is not UTF-8: closed with 1007")
+                    self.conn.send_close(1007, "text message is not UTF-8")
+                    self.handle_parser_exception()
+                    return
+            super().send_receive_event_to_app()
 
         def write_frame(self, data: bytes) -> bool:
             """Write a whole server frame now, or say it cannot go now.
@@ -140,12 +170,30 @@ def screen_protocol(size: int) -> type[asyncio.Protocol]:
 
 
 class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, sending each response in one write."""
+    """uvicorn's httptools protocol, sending each response in one write, and
+    its own 400 with the headers of every answer."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(
             cast(asyncio.Transport, OneWritePerTurn(cast(asyncio.Transport, transport), self.loop))
         )
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn answers a request it cannot parse (a raw space in a query
+        # value) itself, before the app and its `SecurityHeaders`: the same
+        # headers here, else as uvicorn's own.
+        scheme = "https" if self.transport.get_extra_info("sslcontext") else "http"
+        ours = {**security_headers(scheme), "Content-Security-Policy": DEFAULT_CSP}
+        headers = [
+            *self.server_state.default_headers,
+            *((name.lower().encode(), value.encode()) for name, value in ours.items()),
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(msg)).encode()),
+            (b"connection", b"close"),
+        ]
+        head = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+        self.transport.write(b"HTTP/1.1 400 Bad Request\r\n" + head + b"\r\n" + msg.encode())
+        self.transport.close()
 
 
 UVICORN_LOGGERS = ("uvicorn.error", "uvicorn.access")

@@ -83,7 +83,13 @@ class Credentials:
     def find(self, token: str | None) -> Credential | None:
         if not token:
             return None
-        digest = hashlib.sha256(token.encode("utf-8")).hexdigest()
+        try:
+            raw = token.encode("utf-8")
+        except UnicodeEncodeError:
+            # A lone surrogate (JSON can carry one, as a screen's first
+            # message may): no configured token is one, so none matches.
+            return None
+        digest = hashlib.sha256(raw).hexdigest()
         found = self._by_digest.get(digest)
         if found is None or not hmac.compare_digest(found.token_sha256, digest):
             return None

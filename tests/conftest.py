@@ -31,6 +31,7 @@ from queue_core.keys import HallKeys
 from queue_core.redis_client import RedisClient, create_redis
 from queue_core.scripts import Scripts
 from queue_core.store import HallStore
+from tests.fuzz_tally import TRIED
 from tests.support import NOTIFY_SECRET, Clock, make_config
 
 
@@ -258,3 +259,11 @@ async def stream_events(redis: RedisClient, keys: HallKeys) -> list[tuple[str, d
     return [
         (str(eid), {str(k): str(v) for k, v in (fields or {}).items()}) for eid, fields in entries
     ]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How many inputs each fuzz test tried (`tests/fuzz_tally.py`)."""
+    if TRIED:
+        terminalreporter.write_sep("-", "fuzz: inputs tried")
+        for what, n in sorted(TRIED.items()):
+            terminalreporter.write_line(f"{n:>8} {what}")

@@ -9,8 +9,10 @@ without a 5xx, without a traceback, every 4xx in the contract's error
 shape and among the statuses the document lists for the operation, and a
 refused request must leave the hall's keys exactly as they were.
 
-Bounded for CI (`QMS_FUZZ_EXAMPLES`, default 300); a long run:
-`QMS_FUZZ_EXAMPLES=20000 .venv/bin/python -m pytest tests/test_fuzz.py`.
+Bounded for CI (`QMS_FUZZ_EXAMPLES`, default 300); the long run of every
+fuzz file (this one and `tests/test_fuzz_live.py`, marked `fuzz`):
+`QMS_FUZZ_EXAMPLES=20000 .venv/bin/python -m pytest -m fuzz`. The summary
+at the end says how many inputs each test tried.
 """
 
 from __future__ import annotations
@@ -36,10 +38,11 @@ from queue_core.config import ConfigError, load_hall_config
 from queue_core.keys import HallKeys
 from queue_core.redis_client import RedisClient, create_redis
 from tests.conftest import ApiKit, api_client, delete_hall
+from tests.fuzz_tally import tally
 from tests.support import TOKENS, Clock, make_config, write_hall
 from tests.test_http_api import HallState, hall_state
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.fuzz]
 
 EXAMPLES = int(os.environ.get("QMS_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(
@@ -210,6 +213,7 @@ def test_every_endpoint_with_every_role_answers_within_the_contract(served: Serv
     @given(requests(served.operations))
     def one(request: dict[str, Any]) -> None:
         response, before, after = served.runner.run(_send(served.kit, request))
+        tally("http: every endpoint with every role")
         seen[response.status_code] = seen.get(response.status_code, 0) + 1
         answer = f"{response.status_code}: {response.text[:300]}"
         where = f"{request['method'].upper()} {request['url']} -> {answer}"
@@ -282,6 +286,7 @@ def test_the_config_loader_raises_config_error_or_succeeds(
     directory = tmp_path_factory.mktemp("cfg", numbered=True)
     valid = write_hall(directory).read_text(encoding="utf-8")
     text = data.draw(toml_documents(valid))
+    tally("config loader: hall TOML")
     path = directory / "hall.toml"
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
     with contextlib.suppress(ConfigError):

@@ -4,6 +4,7 @@ formats, auth, slow screens, replicas, presence and shutdown."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import socket
@@ -29,6 +30,7 @@ from queue_core.scripts import Scripts
 from tests.live import LiveServer, live_server, post
 from tests.support import write_hall
 from tests.test_cli import free_port, qms_env, running_qms
+from tests.test_failover import until
 
 pytestmark = pytest.mark.redis
 
@@ -283,7 +285,7 @@ async def test_a_slow_screen_is_cut_off_while_others_keep_receiving(
     hall_config: HallConfig, redis_url: str
 ) -> None:
     hall = hall_config.id
-    settings = GatewaySettings(hub=HubSettings(queue_frames=4))
+    settings = GatewaySettings(hub=HubSettings(queue_frames=4), close_grace_s=0.3)
     async with live_server(
         [hall_config], redis_url, gateway_settings=settings, ws_send_buffer=4096
     ) as live:
@@ -313,6 +315,46 @@ async def test_a_slow_screen_is_cut_off_while_others_keep_receiving(
                 while True:
                     await slow.recv()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+
+
+async def test_a_screen_that_reads_nothing_is_reset_once_dropped(
+    hall_config: HallConfig, redis_url: str
+) -> None:
+    """A screen that never reads cannot take its 1013 either: once dropped,
+    its connection is reset after `close_grace_s`. Before, the close waited
+    for it for as long as its TCP stack answered, holding the socket, its
+    buffers and the task closing it (found by `loadtests.ws_bench --stalled`)."""
+    hall = hall_config.id
+    settings = GatewaySettings(hub=HubSettings(queue_frames=4), close_grace_s=0.3)
+    async with live_server(
+        [hall_config], redis_url, gateway_settings=settings, ws_send_buffer=4096
+    ) as live:
+        stalled = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(("127.0.0.1", live.port))
+        stalled.setblocking(False)
+        loop = asyncio.get_running_loop()
+        await loop.sock_sendall(
+            stalled,
+            f"GET /ws/halls/{hall}/display?token={DISPLAY} HTTP/1.1\r\nHost: x\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".encode(),
+        )
+        try:
+            async with asyncio.timeout(30):
+                await until(lambda: live.gateway.screens(hall) == 1, 10, "joined")
+                while live.gateway.screens(hall) == 1:  # never read: it must be dropped
+                    await issue(live, hall, 50)
+            # Then the server resets the connection, what was unsent with it,
+            # while the screen still reads nothing (before: never, the server
+            # waiting on its close; then a FIN queued behind unread data).
+            await until(
+                lambda: stalled.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNRESET,
+                10,
+                "reset",
+            )
+        finally:
+            stalled.close()
 
 
 async def test_shutdown_closes_screens_with_1001(hall_config: HallConfig, redis_url: str) -> None:

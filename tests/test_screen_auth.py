@@ -91,6 +91,9 @@ async def test_resume_works_the_same_with_the_token_in_a_message(
         (auth(KIOSK), 4403, "forbidden"),
         (DISPLAY, 4401, "unauthorized"),  # the bare token: not the auth message
         (json.dumps({"type": "hello", "token": DISPLAY}), 4401, "unauthorized"),
+        # A lone surrogate (valid JSON, not valid Unicode): 1011 and an
+        # unhandled error before the fix (found by tests/test_fuzz_live.py).
+        (auth("\ud800"), 4401, "unauthorized"),
     ],
 )
 async def test_a_refused_first_message_closes_with_a_code_the_page_can_see(
@@ -99,6 +102,19 @@ async def test_a_refused_first_message_closes_with_a_code_the_page_can_see(
     async with connect(by_message_url(live, hall_config.id)) as ws:
         await ws.send(message)
         assert await closed_code(ws) == (code, reason)
+
+
+async def test_a_text_frame_that_is_not_utf8_is_closed_1007_with_no_error_logged(
+    live: LiveServer, hall_config: HallConfig
+) -> None:
+    """uvicorn logged each one at ERROR with a traceback (found by
+    tests/test_fuzz_live.py): any client could fill the log with them."""
+    with capturing() as records:
+        async with connect(by_message_url(live, hall_config.id)) as ws:
+            await ws.send(b"\xed\xa0\x80", text=True)  # a lone surrogate, UTF-8-style
+            assert (await closed_code(ws))[0] == 1007
+        assert live.gateway.screens(hall_config.id) == 0
+    assert [r.getMessage() for r in records.records if r.levelno >= logging.WARNING] == []
 
 
 async def test_a_socket_that_sends_no_token_gets_nothing_and_is_closed(

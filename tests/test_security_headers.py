@@ -3,6 +3,7 @@ and the strict CORS default with its allow-list."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,9 +13,11 @@ from starlette.requests import Request
 
 from qms.http import unexpected
 from qms.security import cors_origins
+from queue_core.config import HallConfig
 from queue_core.keys import HallKeys
 from queue_core.redis_client import RedisClient
 from tests.conftest import asgi_client, delete_hall, served_app
+from tests.live import live_server
 from tests.support import Clock, make_config
 from tests.test_http_api import UNUSED_TICKET_ID, headers
 
@@ -97,6 +100,27 @@ async def test_an_unhandled_error_carries_them_too() -> None:
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["strict-transport-security"].startswith("max-age=")
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+async def test_a_request_uvicorn_cannot_parse_is_refused_with_them_too(
+    hall_config: HallConfig, redis_url: str
+) -> None:
+    """uvicorn answers 400 itself, before the app, for a request line it
+    cannot parse (a raw space in a query value); it sent none of the headers
+    (found by tests/test_fuzz_live.py)."""
+    async with live_server([hall_config], redis_url) as live:
+        reader, writer = await asyncio.open_connection("127.0.0.1", live.port)
+        writer.write(b"GET /halls/x/display?screen=a b HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = await reader.read()
+        writer.close()
+        await writer.wait_closed()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").lower().split("\r\n")
+    assert lines[0].startswith("http/1.1 400"), answer
+    assert body == b"Invalid HTTP request received."
+    assert "x-content-type-options: nosniff" in lines
+    assert "referrer-policy: no-referrer" in lines
+    assert "content-security-policy: default-src 'none'; frame-ancestors 'none'" in lines
 
 
 async def test_only_an_allowed_origin_may_read_answers(served: Served) -> None:

@@ -165,6 +165,29 @@ def test_probes_option() -> None:
         ws_bench.parse_args(["--probes", "-1"])
 
 
+def test_stalled_option() -> None:
+    assert ws_bench.parse_args([]).stalled == 0
+    opts = ws_bench.parse_args(["--stalled", "10", "--stalled-calls", "800"])
+    assert (opts.stalled, opts.stalled_calls) == (10, 800)
+    with pytest.raises(SystemExit):
+        ws_bench.parse_args(["--stalled", "-1"])
+
+
+def test_stalled_screens_drops_are_read_from_the_falling_gauge() -> None:
+    sampler = ws_bench.Sampler(port=0, pid=0)
+
+    def at(t: float, connected: float, events: float) -> None:
+        sample = {"stalled_connected": connected, "events": events, "too_slow": 0.0}
+        sampler.samples.append((t, sample, 0))
+
+    at(100.0, 3, 10)
+    at(100.5, 3, 30)
+    at(101.0, 1, 50)  # two left between these samples
+    at(101.5, 1, 70)
+    at(102.0, 0, 90)
+    assert sampler.drops(joined_at=100.0, events0=10) == [(1.0, 40), (1.0, 40), (2.0, 80)]
+
+
 # ------------------------------------------------------------ the bench
 
 

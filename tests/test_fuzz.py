@@ -251,7 +251,7 @@ TOML_KEY = st.sampled_from(
     [
         "id", "name", "timezone", "group", "groups", "prefix", "expected_minutes", "role",
         "token", "windows", "appointment", "elderly", "rule", "order", "mon", "closed",
-        "recall_limit", "early_minutes", "enabled", "url", "ahead", "elderly_age",
+        "recall_limit", "early_minutes", "enabled", "url", "ahead", "elderly_age", "daily_cap",
     ]
 )  # fmt: skip
 TOML_TABLE = st.sampled_from(

@@ -184,15 +184,16 @@ class HttpProtocol(HttpToolsProtocol):
         # headers here, else as uvicorn's own.
         scheme = "https" if self.transport.get_extra_info("sslcontext") else "http"
         ours = {**security_headers(scheme), "Content-Security-Policy": DEFAULT_CSP}
+        body = msg.encode()
         headers = [
             *self.server_state.default_headers,
             *((name.lower().encode(), value.encode()) for name, value in ours.items()),
             (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", str(len(msg)).encode()),
+            (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),
         ]
         head = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
-        self.transport.write(b"HTTP/1.1 400 Bad Request\r\n" + head + b"\r\n" + msg.encode())
+        self.transport.write(b"HTTP/1.1 400 Bad Request\r\n" + head + b"\r\n" + body)
         self.transport.close()
 
 

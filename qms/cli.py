@@ -19,6 +19,7 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
@@ -286,6 +287,7 @@ def serve(
     _raise_open_files_limit()
     sock = _bind(settings.host, settings.port)
     embedded: EmbeddedRedis | None = None
+    exiting = threading.Event()
     try:
         if settings.redis_url is None:
             try:
@@ -293,7 +295,7 @@ def serve(
             except EmbeddedRedisError as exc:
                 raise CliError(str(exc)) from None
             redis_url = embedded.url
-            background = (*background, _keeper(embedded, settings.metrics_interval_s))
+            background = (*background, _keeper(embedded, settings.metrics_interval_s, exiting))
         else:
             redis_url = settings.redis_url
         _check_redis(redis_url)
@@ -330,7 +332,7 @@ def serve(
         for c in configs:
             print(f"qms: serving hall {c.id} ({c.name}) at http://{_url_host(host)}:{port}"
                   f"/api/v1/halls/{c.id}", file=sys.stderr, flush=True)  # fmt: skip
-        _run_uvicorn(app, sock, settings.access_log, settings.trusted_proxies)
+        _run_uvicorn(app, sock, settings.access_log, settings.trusted_proxies, exiting)
     finally:
         sock.close()
         if embedded is not None:
@@ -338,20 +340,26 @@ def serve(
     return 0
 
 
-def _keeper(server: EmbeddedRedis, interval_s: float) -> BackgroundTask:
-    """The app's task that starts the embedded redis-server again when it ends."""
+def _keeper(server: EmbeddedRedis, interval_s: float, exiting: threading.Event) -> BackgroundTask:
+    """The app's task that starts the embedded redis-server again when it
+    ends, unless qms is stopping: a Ctrl-C or a SIGTERM to the process group
+    stops both, and redis-server's end is then no failure."""
 
     async def keep(halls: Mapping[str, Hall]) -> None:
-        await keep_embedded_redis(server, interval_s=interval_s)
+        await keep_embedded_redis(server, interval_s=interval_s, stopping=exiting.is_set)
 
     return keep
 
 
 def _run_uvicorn(
-    app: Starlette, sock: socket.socket, access_log: bool, trusted_proxies: Sequence[str] = ()
+    app: Starlette,
+    sock: socket.socket,
+    access_log: bool,
+    trusted_proxies: Sequence[str] = (),
+    exiting: threading.Event | None = None,
 ) -> None:
     config = server_config(app, access_log=access_log, trusted_proxies=trusted_proxies)
-    server = QmsServer(config, app)
+    server = QmsServer(config, app, exiting)
     # uvicorn re-raises the signal it caught once it has shut down; make
     # SIGTERM unwind through our `finally` (stopping Redis) rather than
     # ending the process on the spot.

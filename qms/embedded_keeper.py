@@ -23,6 +23,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from qms.embedded_redis import EmbeddedRedis
@@ -59,10 +60,13 @@ async def keep_embedded_redis(
     poll_s: float = POLL_S,
     first_delay_s: float = FIRST_DELAY_S,
     max_delay_s: float = MAX_DELAY_S,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> None:
     """Until cancelled: start `server` again whenever it ends, and record
     its state and the data directory's free bytes every `interval_s`.
-    `server` has been started and answers."""
+    `server` has been started and answers. Once `stopping()` is true (qms
+    got the signal that ended redis-server too), an end is no failure: the
+    keeper says nothing and returns."""
     up = True
     metrics.EMBEDDED_REDIS_UP.set(1)
     delay = first_delay_s
@@ -85,8 +89,10 @@ async def keep_embedded_redis(
                             server.data_dir)  # fmt: skip
             await asyncio.sleep(poll_s)
             continue
-        up = False
         metrics.EMBEDDED_REDIS_UP.set(0)
+        if stopping():
+            return
+        up = False
         metrics.EMBEDDED_REDIS_EXITS.inc()
         if now - up_since >= STABLE_S:
             delay = first_delay_s

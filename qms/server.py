@@ -9,7 +9,9 @@ import gc
 import logging
 import socket
 import struct
+import threading
 from collections.abc import Sequence
+from types import FrameType
 from typing import Any, cast
 
 import uvicorn
@@ -274,9 +276,19 @@ class QmsServer(uvicorn.Server):
     """uvicorn's server, closing screens with 1001 ("going away") before it
     shuts down, where uvicorn alone would send 1012."""
 
-    def __init__(self, config: uvicorn.Config, app: Starlette) -> None:
+    def __init__(
+        self, config: uvicorn.Config, app: Starlette, exiting: threading.Event | None = None
+    ) -> None:
         super().__init__(config)
         self.qms_app = app
+        self.exiting = exiting if exiting is not None else threading.Event()
+        """Set by the signal that stops the server (SIGINT, SIGTERM): what else
+        the signal reaches (the embedded redis-server, in qms's process
+        group) is then ending with it, not failing."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.exiting.set()
+        super().handle_exit(sig, frame)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         # Stop accepting first: a screen reconnecting right after its 1001

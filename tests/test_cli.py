@@ -654,3 +654,28 @@ def test_the_estimate_age_comes_from_the_environment(monkeypatch: pytest.MonkeyP
     assert Settings.from_env(configs=()).estimate_max_age_s == 7.5
     monkeypatch.delenv("QMS_ESTIMATE_MAX_AGE")
     assert Settings.from_env(configs=()).estimate_max_age_s == 2.0
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_the_process_group_stops_qms_and_its_redis_quietly(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    """A Ctrl-C in a terminal (or `timeout`, or a supervisor) signals the
+    whole group: qms and its embedded redis-server both end, with nothing
+    reported as a failure. (Whether the keeper sees redis-server end before
+    qms's shutdown cancels it is a race: tests/test_embedded_redis.py pins
+    down what it does when it does.)"""
+    hall = write_hall(tmp_path)
+    port = free_port()
+    data_dir = tmp_path / "d"
+    args = ["serve", "--config", hall, "--port", port, "--data-dir", data_dir]
+    with running_qms(args, cwd=tmp_path, port=port, env=qms_env(None)) as qms:
+        assert issue_ticket(qms, hall.stem)["number"] == "A001"
+        os.killpg(qms.pid, sig)
+        qms.wait(STOP_TIMEOUT_S)
+        stderr = qms.stderr()
+    assert "Traceback" not in stderr
+    assert "embedded redis-server" not in stderr, stderr
+    assert_no_embedded_redis(data_dir)

@@ -245,3 +245,27 @@ async def test_the_keeper_starts_a_killed_redis_again_and_says_why(
     said = [r.getMessage() for r in caplog.records if "embedded redis-server" in r.getMessage()]
     assert said and "was killed by signal 9" in said[0] and str(tmp_path / "data") in said[0]
     assert any("runs again" in line for line in said)
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+async def test_the_keeper_lets_redis_end_quietly_when_qms_is_stopping(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Ctrl-C reaches qms and its redis-server together (one process
+    group): redis-server's end is then no failure to report, count or
+    start it again after."""
+    from qms.embedded_keeper import keep_embedded_redis
+
+    exits = REGISTRY.get_sample_value("qms_embedded_redis_exits_total") or 0.0
+    with EmbeddedRedis.start(tmp_path / "data") as server:
+        keeper = asyncio.create_task(
+            keep_embedded_redis(
+                server, interval_s=0.1, poll_s=0.02, first_delay_s=0.05, stopping=lambda: True
+            )
+        )
+        os.kill(server.pid, signal.SIGTERM)
+        await asyncio.wait_for(keeper, 10)  # it returns by itself
+        assert server.returncode == 0  # and started no other
+    assert (REGISTRY.get_sample_value("qms_embedded_redis_exits_total") or 0.0) == exits
+    assert not [r for r in caplog.records if "embedded redis-server" in r.getMessage()]

@@ -1107,7 +1107,7 @@ def _services(
         prefix = t.text("prefix", _PREFIX, _PREFIX_RULE)
         minutes = t.minutes("expected_minutes", positive=True)
         target = t.minutes("target_minutes", positive=True) if "target_minutes" in data else None
-        cap = t.count("daily_cap", 0, minimum=1) if "daily_cap" in data else None
+        cap = t.count("daily_cap", 0, minimum=1) or None  # 0: absent (or refused, reported)
         if (
             service_id is not None
             and name is not None
@@ -1115,9 +1115,7 @@ def _services(
             and prefix is not None
             and minutes is not None
         ):
-            services.built.append(
-                Service(service_id, name, group, prefix, minutes, target, cap or None)
-            )
+            services.built.append(Service(service_id, name, group, prefix, minutes, target, cap))
     _check_prefixes(report, entries)
     return services
 

@@ -19,8 +19,9 @@ from queue_core.keys import HallKeys
 from queue_core.redis_client import RedisClient
 from queue_core.scripts import Scripts
 from queue_core.store import HallStore
-from tests.conftest import api_client, delete_hall
+from tests.conftest import HallKit, api_client, delete_hall
 from tests.support import TOKENS, Clock, capped_config
+from tests.test_http_api import hall_state
 
 CAP = 3
 KIOSK = {"Authorization": f"Bearer {TOKENS['kiosk']}"}
@@ -37,27 +38,24 @@ def test_the_cap_is_read_and_checked(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-async def capped(redis: RedisClient, tmp_path: Path) -> AsyncIterator[tuple[HallStore, Clock]]:
+async def capped(redis: RedisClient, tmp_path: Path) -> AsyncIterator[HallKit]:
     config = capped_config(tmp_path, CAP, remote="enabled = true\nper_client_per_hour = 100")
     clock = Clock()
-    yield HallStore(redis, Scripts.register(redis), config, clock=clock), clock
-    await delete_hall(redis, HallKeys(config.id))
-
-
-async def hall_keys(redis: RedisClient, store: HallStore) -> dict[object, object]:
-    keys = [k async for k in redis.scan_iter(match=store.keys.match_all())]
-    return {k: await redis.dump(k) for k in keys}
+    store = HallStore(redis, Scripts.register(redis), config, clock=clock)
+    kit = HallKit(store, clock, config, redis)
+    yield kit
+    await delete_hall(redis, kit.keys)
 
 
 @pytest.mark.redis
 async def test_past_the_cap_the_kiosk_and_the_phone_are_refused_and_nothing_changes(
-    capped: tuple[HallStore, Clock], redis: RedisClient
+    capped: HallKit,
 ) -> None:
-    store, _ = capped
+    store = capped.store
     for _ in range(CAP - 1):
         await store.issue("housing-fund")
     await store.issue_remote("housing-fund", "198.51.100.7", None)
-    before = await hall_keys(redis, store)
+    before = await hall_state(capped)
     for attempt in (
         store.issue("housing-fund"),
         store.issue("housing-fund", idempotency="k1"),
@@ -68,16 +66,16 @@ async def test_past_the_cap_the_kiosk_and_the_phone_are_refused_and_nothing_chan
         assert refused.value.code == "service_full"
         assert refused.value.details == {"service": "housing-fund"}
         assert "公积金" in refused.value.message
-    assert await hall_keys(redis, store) == before
+    assert await hall_state(capped) == before
     # Other services of the same prefix and group are not capped by it.
     assert (await store.issue("social-security")).value.ticket.number == "A004"
 
 
 @pytest.mark.redis
 async def test_a_retry_of_an_issued_ticket_is_answered_past_the_cap(
-    capped: tuple[HallStore, Clock],
+    capped: HallKit,
 ) -> None:
-    store, _ = capped
+    store = capped.store
     first = await store.issue("housing-fund", idempotency="key")
     for _ in range(CAP - 1):
         await store.issue("housing-fund")
@@ -87,9 +85,9 @@ async def test_a_retry_of_an_issued_ticket_is_answered_past_the_cap(
 
 @pytest.mark.redis
 async def test_a_booked_appointment_checks_in_past_the_cap_and_counts(
-    capped: tuple[HallStore, Clock],
+    capped: HallKit,
 ) -> None:
-    store, clock = capped
+    store, clock = capped.store, capped.clock
     booked = await store.book_appointment("housing-fund", round(clock.now * 1000))
     for _ in range(CAP):
         await store.issue("housing-fund")
@@ -100,8 +98,8 @@ async def test_a_booked_appointment_checks_in_past_the_cap_and_counts(
 
 
 @pytest.mark.redis
-async def test_the_next_day_starts_afresh(capped: tuple[HallStore, Clock]) -> None:
-    store, clock = capped
+async def test_the_next_day_starts_afresh(capped: HallKit) -> None:
+    store, clock = capped.store, capped.clock
     for _ in range(CAP):
         await store.issue("housing-fund")
     with pytest.raises(QmsError):
@@ -113,9 +111,9 @@ async def test_the_next_day_starts_afresh(capped: tuple[HallStore, Clock]) -> No
 
 @pytest.mark.redis
 async def test_many_kiosks_at_once_never_get_past_the_cap(
-    capped: tuple[HallStore, Clock],
+    capped: HallKit,
 ) -> None:
-    store, _ = capped
+    store = capped.store
 
     async def one() -> str | None:
         try:

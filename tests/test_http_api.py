@@ -15,13 +15,15 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from qms.app import create_app
+from queue_core.keys import HallKeys
+from queue_core.redis_client import RedisClient
 from tests.conftest import ApiKit, api_client
 from tests.support import TOKENS, eta_fields, make_config, prior_estimates
 
@@ -200,7 +202,17 @@ def assert_error(response: httpx.Response, status: int, code: str) -> None:
 HallState = dict[str, tuple[str, Any]]
 
 
-async def hall_state(kit: ApiKit, *, with_limiter: bool = False) -> HallState:
+class OfHall(Protocol):
+    """Whatever knows a hall's Redis and keys (an `ApiKit`, a `HallKit`)."""
+
+    @property
+    def redis(self) -> RedisClient: ...
+
+    @property
+    def keys(self) -> HallKeys: ...
+
+
+async def hall_state(kit: OfHall, *, with_limiter: bool = False) -> HallState:
     """Every key of the hall in Redis with its type and whole value; the rate
     limiter's counters (not hall state: every request counts) only when asked."""
     redis = kit.redis
